@@ -4,6 +4,7 @@
 # Each target builds .venv from pyproject.toml's pins and prepares the data cache first.
 
 PYTHON ?= python3.11
+export TF_CPP_MIN_LOG_LEVEL = 2
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.twinbench-installed

@@ -1,0 +1,191 @@
+"""twinbench's pytest plug-in: options, framework set-up, impl selection, the report header,
+expected failures and the conformance matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from impls import frameworks  # noqa: F401  (torch before tensorflow, before anything else)
+
+import pytest
+
+from fixtures import data as fixture_data
+from fixtures import xfails
+from impls import registry
+from suites.helpers import check_name
+
+
+# ------------------------------------------------------------------------------------------
+# Options (the README points at `pytest --help` for these)
+# ------------------------------------------------------------------------------------------
+def pytest_addoption(parser):
+    group = parser.getgroup("twinbench", "twinbench conformance suite")
+    group.addoption(
+        "--impl", action="append", default=[], metavar="NAME=PATH:FACTORY",
+        help="check your own twin instead of the references. NAME is mnist_cnn or tweet_fasttext; "
+             "PATH a .py file or module; FACTORY a zero-argument callable returning a torch.nn.Module, "
+             "a keras.Model or a dict recipe. Repeatable. Also read from TWINBENCH_IMPL "
+             "(comma-separated). Only the candidates are checked; exit status 0 = conforms, 1 = rejected.")
+    group.addoption(
+        "--require-gpu", action="store_true", default=False,
+        help="fail the gpu-marked tests when no GPU is visible, instead of skipping them.")
+    group.addoption(
+        "--conform-report", metavar="DIR", default=None,
+        help="write the conformance matrix (impl x check) to DIR/conformance.md and .json "
+             "(make conform uses reports/).")
+
+
+def pytest_configure(config):
+    frameworks.set_determinism()
+    values = list(config.getoption("--impl")) + registry.impls_from_env()
+    try:
+        candidates = [registry.parse_impl(v) for v in values]
+    except registry.ImplUsageError as exc:
+        raise pytest.UsageError(f"--impl: {exc}") from exc
+    config.twinbench_candidates = candidates
+    config.twinbench_specs = candidates or list(registry.REFERENCES + registry.KNOWN_BAD)
+    config.twinbench_results = {}
+
+
+# ------------------------------------------------------------------------------------------
+# Header
+# ------------------------------------------------------------------------------------------
+def pytest_report_header(config):
+    v = frameworks.versions()
+    d = frameworks.devices()
+    specs = config.twinbench_specs
+    lines = [
+        "twinbench: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"devices: torch {', '.join(d['torch'])}; tensorflow {', '.join(d['tensorflow'])}; TF32 off",
+        f"data cache: {fixture_data.cache_root()} (TWINBENCH_DATA)",
+        f"impls under test ({len(specs)}): " + ", ".join(s.id for s in specs),
+    ]
+    if config.twinbench_candidates:
+        lines.append("candidate mode: only the --impl twins are checked; other tests are deselected")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------
+# Collection: gpu skips, candidate-only selection, registered expected failures
+# ------------------------------------------------------------------------------------------
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "subject" in params and "check" in params:
+            subject = params["subject"]
+            item.twinbench_cell = (getattr(subject, "id", subject), check_name(params["check"]))
+
+    if config.twinbench_candidates:
+        keep = [i for i in items if getattr(getattr(i, "callspec", None), "params", {}).get("subject")
+                in config.twinbench_candidates]
+        dropped = [i for i in items if i not in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+    if not frameworks.gpu_available():
+        for item in items:
+            if "gpu" in item.keywords:
+                if config.getoption("--require-gpu"):
+                    item.twinbench_require_gpu = True
+                else:
+                    item.add_marker(pytest.mark.skip(reason="no GPU visible to torch or tensorflow "
+                                                            "(use --require-gpu to make this a failure)"))
+
+    used = xfails.apply(items)
+    whole_suite = (not config.twinbench_candidates and not config.option.keyword
+                   and not config.option.markexpr and list(config.args) == config.getini("testpaths"))
+    for pattern in sorted(set(xfails.EXPECTED_FAILURES) - used):
+        if whole_suite:
+            item_warning = f"fixtures/xfails.py: entry {pattern!r} matches no collected test"
+            config.issue_config_time_warning(pytest.PytestWarning(item_warning), stacklevel=2)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if getattr(item, "twinbench_require_gpu", False):
+        pytest.fail("--require-gpu was given but no GPU is visible to torch or tensorflow", pytrace=False)
+
+
+# ------------------------------------------------------------------------------------------
+# The conformance matrix
+# ------------------------------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    cell = getattr(item, "twinbench_cell", None)
+    if cell is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        impl, check = cell
+        if report.skipped and hasattr(report, "wasxfail"):
+            status = "xfail"
+            detail = report.wasxfail
+        elif report.skipped:
+            status = "skip"
+            detail = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        elif report.failed:
+            status = "FAIL"
+            detail = _first_line(report)
+        else:
+            status = "XPASS" if hasattr(report, "wasxfail") else "pass"
+            detail = ""
+        item.config.twinbench_results[(impl, check)] = (status, detail)
+
+
+def _first_line(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Failed: "):
+        lines[0] = lines[0][len("Failed: "):]
+    return " ".join(lines[:2])[:300]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    results = config.twinbench_results
+    if not results:
+        return
+    impls = sorted({i for i, _ in results}, key=lambda s: (s.startswith("data"), s))
+    checks = sorted({c for _, c in results})
+    tr = terminalreporter
+    tr.section("twinbench conformance matrix")
+    width = max(len(i) for i in impls)
+    for impl in impls:
+        row = {c: results.get((impl, c), ("", ""))[0] for c in checks}
+        counts = {s: sum(1 for v in row.values() if v == s) for s in ("pass", "FAIL", "xfail", "XPASS", "skip")}
+        if counts["FAIL"] or counts["XPASS"]:
+            verdict = "REJECTED"
+        elif counts["xfail"]:
+            verdict = "rejected as expected (known bad)"
+        else:
+            verdict = "conforms"
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        tr.write_line(f"{impl:<{width}}  {verdict}  ({summary})")
+        for c, s in row.items():
+            if s in ("FAIL", "XPASS", "xfail"):
+                tr.write_line(f"{'':<{width}}    {s:<5} {c}: {results[(impl, c)][1]}"[:240])
+    out = config.getoption("--conform-report")
+    if out:
+        _write_report(Path(out), results, impls, checks)
+        tr.write_line(f"conformance report written to {out}/conformance.md and conformance.json")
+
+
+def _write_report(out: Path, results, impls, checks):
+    v = frameworks.versions()
+    lines = ["# twinbench conformance matrix", "",
+             "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
+             "| impl | " + " | ".join(checks) + " |", "|---|" + "---|" * len(checks)]
+    for impl in impls:
+        lines.append(f"| {impl} | " + " | ".join(results.get((impl, c), ("",))[0] or "-" for c in checks) + " |")
+    notes = [(i, c, s, d) for (i, c), (s, d) in sorted(results.items()) if s in ("FAIL", "xfail", "skip") and d]
+    if notes:
+        lines += ["", "## Reasons", ""] + [f"- `{i}` `{c}` **{s}**: {d}" for i, c, s, d in notes]
+    payload = {"versions": v, "results": [{"impl": i, "check": c, "status": s, "detail": d}
+                                         for (i, c), (s, d) in sorted(results.items())]}
+    out.mkdir(parents=True, exist_ok=True)
+    fixture_data.atomic_write_bytes(out / "conformance.md", ("\n".join(lines) + "\n").encode())
+    fixture_data.atomic_write_bytes(out / "conformance.json", json.dumps(payload, indent=2).encode())

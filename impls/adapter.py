@@ -1,0 +1,238 @@
+"""The one framework-neutral interface that suites call.
+
+A ``Twin`` wraps one model (and, where given, its recipe) of one framework and speaks numpy in
+the canonical layout of ``fixtures/expected.py``: images NHWC, conv kernels (kh, kw, in, out),
+dense kernels (in, out), flattened conv features in (H, W, C) order. Nothing in this module
+imports torch or tensorflow; ``impls/torch_adapter.py`` and ``impls/keras_adapter.py`` do.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fixtures import expected as E
+
+OUTPUT_KINDS = ("logits", "log_probs", "probs")
+
+
+class CandidateError(Exception):
+    """The model under test did something the contract does not allow (raised, wrong shape,
+    unmappable weights). Checks turn it into a failed check with this message."""
+
+
+class NoRecipe(Exception):
+    """The twin has no recipe (model-only candidate); recipe checks skip with this reason."""
+
+
+@dataclass
+class LayerRecord:
+    """One leaf layer seen during a forward pass, shapes and values in canonical layout."""
+
+    name: str
+    kind: str
+    type: str
+    in_shape: tuple | None = None
+    out_shape: tuple | None = None
+    in_value: np.ndarray | None = field(default=None, repr=False)
+    out_value: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class ParamLayer:
+    """One layer that owns parameters: its framework name, kind and counts."""
+
+    name: str
+    kind: str
+    type: str
+    trainable: int
+    non_trainable: int
+    params: dict  # framework parameter name -> framework shape
+
+
+@dataclass
+class Trace:
+    layers: list
+    output: np.ndarray | None
+    error: str | None  # set when the forward pass raised (records up to the crash are kept)
+
+
+_KINDS = (
+    ("embedding", re.compile(r"embedding", re.I)),
+    ("conv", re.compile(r"conv", re.I)),
+    ("dense", re.compile(r"linear|dense", re.I)),
+    ("pool", re.compile(r"pool", re.I)),
+    ("dropout", re.compile(r"dropout", re.I)),
+    ("flatten", re.compile(r"flatten", re.I)),
+    ("activation", re.compile(r"relu|softmax|sigmoid|tanh|activation", re.I)),
+)
+
+
+def layer_kind(type_name: str) -> str:
+    """Kind of a layer from its class name, the same rule for torch modules and Keras layers."""
+    for kind, pattern in _KINDS:
+        if pattern.search(type_name):
+            return kind
+    return "other"
+
+
+def nchw_flat_to_nhwc_flat(x: np.ndarray, hwc: tuple) -> np.ndarray:
+    """Reorder the last axis of features flattened as (C, H, W) into (H, W, C) order."""
+    h, w, c = hwc
+    lead = x.shape[:-1]
+    return x.reshape(*lead, c, h, w).swapaxes(-3, -2).swapaxes(-2, -1).reshape(*lead, h * w * c)
+
+
+class Twin(abc.ABC):
+    """One model of one framework behind the framework-neutral interface.
+
+    Inputs: canonical numpy arrays (``mnist_cnn``: float32 (N, 28, 28, 1) normalised;
+    ``tweet_fasttext``: int (N, 42)). Targets: int64 class ids (N,) or float32 {0, 1} (N,).
+    """
+
+    framework: str  # "torch" or "keras"
+
+    def __init__(self, name: str, network: str, output: str, has_recipe: bool):
+        if network not in E.NETWORKS:
+            raise ValueError(f"unknown network {network!r}; expected one of {E.NETWORKS}")
+        if output not in OUTPUT_KINDS:
+            raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
+        self.name, self.network, self.output, self.has_recipe = name, network, output, has_recipe
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name}>"
+
+    # -- forward ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The model's raw output (in its declared output kind) as float numpy."""
+
+    @abc.abstractmethod
+    def trace(self, x: np.ndarray, keep_values: bool = False) -> Trace:
+        """Run eval-mode forward and record every leaf layer's input/output (canonical)."""
+
+    # -- structure ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def param_layers(self) -> list[ParamLayer]:
+        """Layers that own parameters, in model order."""
+
+    # -- weights (canonical layout, names from fixtures/expected.CANONICAL_WEIGHTS) ------------
+    @abc.abstractmethod
+    def get_weights(self) -> dict[str, np.ndarray]:
+        ...
+
+    @abc.abstractmethod
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        ...
+
+    # -- recipe -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """Recipe loss on a batch (eval mode: dropout off) and canonical gradients."""
+
+    @abc.abstractmethod
+    def loss_value(self, outputs: np.ndarray, y: np.ndarray) -> float:
+        """The recipe's loss for given model outputs (in the twin's output kind) and targets."""
+
+    @abc.abstractmethod
+    def optimizer_step(self, grads: dict[str, np.ndarray]) -> None:
+        """Apply one step of the recipe's optimizer with the given canonical gradients."""
+
+    @abc.abstractmethod
+    def learning_rates(self, steps_per_epoch: int, epochs: int) -> np.ndarray:
+        """The learning rate used at every optimizer step of the budget."""
+
+    @abc.abstractmethod
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int,
+            shuffle: bool = True, training: bool = True) -> list[float]:
+        """Train under the recipe; return the mean training loss of each epoch."""
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
+        """Accuracy (fraction correct) on (x, y), in eval mode."""
+        correct = 0
+        for start in range(0, len(x), batch_size):
+            lp = to_log_probs(self.forward(x[start:start + batch_size]), self.output)
+            truth = np.asarray(y[start:start + batch_size]).astype(np.int64)
+            correct += int((lp.argmax(axis=-1) == truth).sum())
+        return correct / len(x)
+
+    @abc.abstractmethod
+    def summary(self) -> str:
+        """The framework's own model summary (torchinfo / keras Model.summary) as text."""
+
+    @abc.abstractmethod
+    def save(self, path: str) -> str:
+        """Save a checkpoint in the framework's own format; return the file written."""
+
+    @abc.abstractmethod
+    def load(self, path: str) -> None:
+        ...
+
+    # -- shared, framework-neutral helpers ----------------------------------------------------
+    def param_layer_map(self) -> list[tuple[ParamLayer, str]]:
+        """Pair this model's parameter layers with the reference layers, by order and kind."""
+        ref = E.PARAM_LAYERS[self.network]
+        mine = self.param_layers()
+        if len(mine) != len(ref):
+            raise CandidateError(
+                f"{len(mine)} layers with parameters ({', '.join(p.name for p in mine)}); "
+                f"the reference has {len(ref)} ({', '.join(r[0] for r in ref)})")
+        pairs = []
+        for layer, (ref_name, ref_kind, _, _) in zip(mine, ref):
+            if layer.kind != ref_kind:
+                raise CandidateError(f"layer {layer.name} ({layer.type}) is a {layer.kind} layer where "
+                                     f"the reference has {ref_name} ({ref_kind})")
+            pairs.append((layer, ref_name))
+        return pairs
+
+    def predict_log_probs(self, x: np.ndarray) -> np.ndarray:
+        """log-probabilities of the classes, whatever the output kind (float64)."""
+        return to_log_probs(self.forward(x), self.output)
+
+
+def to_log_probs(out: np.ndarray, kind: str) -> np.ndarray:
+    """Binary single-output models give [log p(0), log p(1)]; multi-class ones log-softmax."""
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape[-1] == 1:
+        if kind == "logits":
+            z = out
+            return np.concatenate([-np.logaddexp(0, z), -np.logaddexp(0, -z)], axis=-1)
+        p = np.exp(out) if kind == "log_probs" else out
+        with np.errstate(divide="ignore"):
+            return np.log(np.concatenate([1 - p, p], axis=-1))
+    if kind == "logits":
+        m = out.max(axis=-1, keepdims=True)
+        return out - m - np.log(np.exp(out - m).sum(axis=-1, keepdims=True))
+    if kind == "log_probs":
+        return out
+    with np.errstate(divide="ignore"):
+        return np.log(out)
+
+
+def from_logits(logits: np.ndarray, kind: str) -> np.ndarray:
+    """Turn reference logits into another output kind, in float64 (for comparisons)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if kind == "logits":
+        return z
+    if z.shape[-1] == 1:
+        return -np.logaddexp(0, -z) if kind == "log_probs" else 1 / (1 + np.exp(-z))
+    lp = to_log_probs(z, "logits")
+    return lp if kind == "log_probs" else np.exp(lp)
+
+
+def batch_order(n: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
+    """The sample order of one epoch; shared by both frameworks' training loops."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.RandomState(seed + epoch).permutation(n)
+
+
+def check_canonical_shape(cname, fname, shape, network, given=False):
+    want = E.CANONICAL_WEIGHTS[network].get(cname)
+    if want is not None and tuple(shape) != tuple(want):
+        what = "value given for" if given else "parameter"
+        raise CandidateError(f"{what} {cname} (framework name {fname}) has canonical shape "
+                             f"{tuple(shape)}; the reference shape is {tuple(want)}")

@@ -1,0 +1,245 @@
+"""The ``Twin`` interface for a ``keras.Model`` (TensorFlow backend); a compiled model carries
+its recipe (optimizer, loss, learning-rate schedule)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+from impls import frameworks  # noqa: F401  (import order)
+import keras
+import tensorflow as tf
+
+from fixtures import expected as E
+from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
+                           batch_order, check_canonical_shape, layer_kind)
+
+_CANON = {
+    "conv": {"kernel": "kernel", "bias": "bias"},
+    "dense": {"kernel": "kernel", "bias": "bias"},
+    "embedding": {"embeddings": "embeddings"},
+}
+
+
+def _short(var) -> str:
+    return var.path.rsplit("/", 1)[-1] if getattr(var, "path", None) else var.name
+
+
+@contextlib.contextmanager
+def _recording(layers, callback):
+    """Call ``callback(layer, inputs, outputs)`` after each of ``layers`` runs."""
+    watched = {id(layer) for layer in layers}
+    original = keras.layers.Layer.__call__
+
+    def __call__(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if id(self) in watched:
+            callback(self, args[0] if args else None, out)
+        return out
+
+    keras.layers.Layer.__call__ = __call__
+    try:
+        yield
+    finally:
+        keras.layers.Layer.__call__ = original
+
+
+def _np(t):
+    try:
+        return keras.ops.convert_to_numpy(t)
+    except Exception:
+        return None
+
+
+class KerasTwin(Twin):
+    framework = "keras"
+
+    def __init__(self, name, network, model, output="logits"):
+        compiled = getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None
+        super().__init__(name, network, output, has_recipe=compiled)
+        self.model = model
+
+    def _input(self, x):
+        dtype = np.float32 if self.network == "mnist_cnn" else np.int32
+        return np.asarray(x, dtype=dtype)
+
+    def _target(self, y):
+        return np.asarray(y, dtype=np.int64 if self.network == "mnist_cnn" else np.float32)
+
+    def _call(self, x, training=False):
+        try:
+            return self.model(self._input(x), training=training)
+        except Exception as exc:
+            raise CandidateError(f"call raised {type(exc).__name__}: {exc}") from exc
+
+    def forward(self, x, training=False):
+        out = _np(self._call(x, training))
+        if out is None:
+            raise CandidateError("call did not return a tensor")
+        return out
+
+    # -- structure -----------------------------------------------------------------------------
+    def _leaves(self):
+        layers = self.model._flatten_layers(include_self=False, recursive=True)
+        return [l for l in layers if not list(l._flatten_layers(include_self=False))
+                and not isinstance(l, keras.layers.InputLayer)]
+
+    def _execution_order(self):
+        if not hasattr(self, "_order"):
+            order = {}
+            shape = (2, 28, 28, 1) if self.network == "mnist_cnn" else (2, 42)
+            with _recording(self._leaves(), lambda l, i, o: order.setdefault(id(l), len(order))):
+                try:
+                    self.forward(np.ones(shape))
+                except CandidateError:
+                    pass
+            self._order = order
+        return self._order
+
+    def _param_leaves(self):
+        leaves = [l for l in self._leaves() if l.weights]
+        order = self._execution_order()
+        return sorted(leaves, key=lambda l: order.get(id(l), len(order) + leaves.index(l)))
+
+    def param_layers(self):
+        return [ParamLayer(l.name, layer_kind(type(l).__name__), type(l).__name__,
+                           sum(int(np.prod(w.shape)) for w in l.trainable_weights),
+                           sum(int(np.prod(w.shape)) for w in l.non_trainable_weights),
+                           {_short(w): tuple(w.shape) for w in l.weights})
+                for l in self._param_leaves()]
+
+    def trace(self, x, keep_values=False):
+        records = []
+
+        def record(layer, inp, out):
+            a, b = _np(inp), _np(out)
+            rec = LayerRecord(layer.name, layer_kind(type(layer).__name__), type(layer).__name__,
+                              None if a is None else a.shape, None if b is None else b.shape)
+            if keep_values:
+                rec.in_value, rec.out_value = a, b
+            records.append(rec)
+
+        output, error = None, None
+        with _recording(self._leaves(), record):
+            try:
+                output = self.forward(x)
+            except CandidateError as exc:
+                error = str(exc)
+        return Trace(records, output, error)
+
+    # -- weights -------------------------------------------------------------------------------
+    def _canonical_items(self):
+        by_name = {l.name: l for l in self._param_leaves()}
+        for layer, ref in self.param_layer_map():
+            for var in by_name[layer.name].weights:
+                suffix = _CANON.get(layer.kind, {}).get(_short(var))
+                if suffix is None:
+                    raise CandidateError(f"weight {layer.name}/{_short(var)} {tuple(var.shape)} has no "
+                                         f"counterpart in the reference layer {ref}")
+                yield f"{ref}.{suffix}", var, f"{layer.name}/{_short(var)}"
+
+    def _check_names(self, names):
+        missing = sorted(set(E.CANONICAL_WEIGHTS[self.network]) - set(names))
+        if missing:
+            raise CandidateError(f"no weight maps to reference {', '.join(missing)}")
+
+    def get_weights(self):
+        out = {}
+        for cname, var, kname in self._canonical_items():
+            value = np.array(var.numpy())
+            check_canonical_shape(cname, kname, value.shape, self.network)
+            out[cname] = value
+        self._check_names(out)
+        return out
+
+    def set_weights(self, weights):
+        items = list(self._canonical_items())
+        self._check_names([c for c, _, _ in items])
+        for cname, var, kname in items:
+            if cname not in weights:
+                raise CandidateError(f"no value given for {cname} (keras weight {kname})")
+            value = np.asarray(weights[cname])
+            check_canonical_shape(cname, kname, value.shape, self.network, given=True)
+            if tuple(value.shape) != tuple(var.shape):
+                raise CandidateError(f"{cname}: shape {value.shape} does not fit keras weight "
+                                     f"{kname} {tuple(var.shape)}")
+            var.assign(value.astype(var.dtype))
+
+    # -- recipe --------------------------------------------------------------------------------
+    def _need_recipe(self):
+        if not self.has_recipe:
+            raise NoRecipe(f"{self.name} is not compiled: it carries no optimizer or loss")
+
+    def _loss(self, x, y, y_pred):
+        return self.model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+
+    def loss_value(self, outputs, y):
+        self._need_recipe()
+        return float(self._loss(None, self._target(y), tf.constant(np.asarray(outputs, np.float32))))
+
+    def loss_and_grads(self, x, y):
+        self._need_recipe()
+        variables = {id(v): c for c, v, _ in self._canonical_items()}
+        trainable = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            out = self._call(x, training=False)
+            loss = self._loss(self._input(x), self._target(y), out)
+        grads = tape.gradient(loss, trainable)
+        result = {}
+        for var, g in zip(trainable, grads):
+            if id(var) in variables:
+                result[variables[id(var)]] = (np.zeros(var.shape, np.float32) if g is None
+                                              else tf.convert_to_tensor(g).numpy())
+        return float(loss), result
+
+    def optimizer_step(self, grads):
+        self._need_recipe()
+        pairs = [(tf.constant(np.asarray(grads[c], np.float32)), var) for c, var, _ in self._canonical_items()]
+        self.model.optimizer.apply_gradients(pairs)
+
+    def learning_rates(self, steps_per_epoch, epochs):
+        self._need_recipe()
+        lr = self.model.optimizer._learning_rate
+        total = steps_per_epoch * epochs
+        if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+            steps = tf.range(total, dtype=tf.int64)
+            values = keras.ops.convert_to_numpy(lr(steps))
+            if np.shape(values) != (total,):
+                values = np.array([float(lr(i)) for i in range(total)])
+            return np.asarray(values, dtype=np.float64)
+        return np.full(total, float(keras.ops.convert_to_numpy(lr)), dtype=np.float64)
+
+    def fit(self, x, y, epochs, batch_size, seed, shuffle=True, training=True):
+        self._need_recipe()
+        x, y = self._input(x), self._target(y)
+        history = []
+        for epoch in range(epochs):
+            order = batch_order(len(x), epoch, seed, shuffle)
+            if training:
+                h = self.model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+                history.append(float(h.history["loss"][-1]))
+            else:
+                losses = []
+                for start in range(0, len(order), batch_size):
+                    idx = order[start:start + batch_size]
+                    loss, grads = self.loss_and_grads(x[idx], y[idx])
+                    self.optimizer_step(grads)
+                    losses.append(loss * len(idx))
+                history.append(sum(losses) / len(order))
+        return history
+
+    def summary(self):
+        lines = []
+        self.model.summary(print_fn=lambda line, **kw: lines.append(line), line_length=100)
+        return "\n".join(lines)
+
+    def save(self, path):
+        path = str(path) + ".keras"
+        self.model.save(path)
+        return path
+
+    def load(self, path):
+        self.model = keras.models.load_model(path, safe_mode=True)
+        self.__dict__.pop("_order", None)

@@ -1,0 +1,210 @@
+"""The one place where implementations are chosen.
+
+Reference twins, known-bad examples and user plug-ins (``--impl NAME=PATH:FACTORY``) all go
+through the same contract: a zero-argument factory that returns a ``torch.nn.Module``, a
+``keras.Model`` (compiled to carry a recipe), or a dict recipe with ``"model"``.
+Suites ask this module for ``ImplSpec``s and for ``Twin``s; they never import a framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fixtures import expected as E
+from impls.adapter import OUTPUT_KINDS, Twin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ImplSpec:
+    """What to build: a factory reference and what it is for."""
+
+    id: str            # test-id prefix, e.g. "torch-mnist_cnn-sequential"
+    network: str       # "mnist_cnn" | "tweet_fasttext"
+    framework: str     # "torch" | "keras"
+    style: str         # build style, or the plug-in's factory name
+    factory: str       # "module.path:attr" or "/path/file.py:attr"
+    role: str          # "reference" | "known_bad" | "candidate"
+    doc: str = ""
+
+
+def _ref(framework, network, style, factory):
+    return ImplSpec(f"{framework}-{network}-{style}", network, framework, style, factory, "reference")
+
+
+# The reference twins: {torch, keras} x {mnist_cnn, tweet_fasttext} x every build style.
+REFERENCES = (
+    _ref("torch", "mnist_cnn", "module", "impls.torch_mnist_cnn:module"),
+    _ref("torch", "mnist_cnn", "sequential", "impls.torch_mnist_cnn:sequential"),
+    _ref("keras", "mnist_cnn", "sequential", "impls.keras_mnist_cnn:sequential"),
+    _ref("keras", "mnist_cnn", "functional", "impls.keras_mnist_cnn:functional"),
+    _ref("keras", "mnist_cnn", "subclass", "impls.keras_mnist_cnn:subclass"),
+    _ref("torch", "tweet_fasttext", "module", "impls.torch_tweet_fasttext:module"),
+    _ref("torch", "tweet_fasttext", "sequential", "impls.torch_tweet_fasttext:sequential"),
+    _ref("keras", "tweet_fasttext", "sequential", "impls.keras_tweet_fasttext:sequential"),
+    _ref("keras", "tweet_fasttext", "functional", "impls.keras_tweet_fasttext:functional"),
+    _ref("keras", "tweet_fasttext", "subclass", "impls.keras_tweet_fasttext:subclass"),
+)
+
+# The seeds' published defects, shipped so that `make test` shows the suite catching them.
+# Which checks must catch each one is registered in fixtures/xfails.py, with the reason.
+KNOWN_BAD = (
+    ImplSpec("torch-tweet_fasttext-seed000", "tweet_fasttext", "torch", "seed000",
+             "impls.known_bad.seed000_torch_fasttext:factory", "known_bad",
+             "seed 000's PyTorch fastText: AvgPool1d over the embedding axis, Linear(42, 1)"),
+)
+
+# The framework whose reference a candidate is compared with first (its own), then the other.
+PRIMARY_REFERENCE = {
+    ("torch", "mnist_cnn"): "torch-mnist_cnn-module",
+    ("keras", "mnist_cnn"): "keras-mnist_cnn-sequential",
+    ("torch", "tweet_fasttext"): "torch-tweet_fasttext-module",
+    ("keras", "tweet_fasttext"): "keras-tweet_fasttext-sequential",
+}
+
+
+def reference(framework: str, network: str) -> ImplSpec:
+    wanted = PRIMARY_REFERENCE[(framework, network)]
+    return next(s for s in REFERENCES if s.id == wanted)
+
+
+# ------------------------------------------------------------------------------------------
+# Plug-ins: --impl NAME=PATH:FACTORY
+# ------------------------------------------------------------------------------------------
+class ImplUsageError(ValueError):
+    """A bad --impl value. The message names the problem and the fix."""
+
+
+USAGE = "--impl NAME=PATH:FACTORY (NAME is mnist_cnn or tweet_fasttext; PATH a .py file or module)"
+
+
+def parse_impl(text: str) -> ImplSpec:
+    """Parse, import and probe one --impl value; raise ImplUsageError with a clear message."""
+    name, sep, rest = text.partition("=")
+    if not sep or ":" not in rest:
+        raise ImplUsageError(f"{text!r} is not of the form {USAGE}")
+    if name not in E.NETWORKS:
+        raise ImplUsageError(f"unknown network NAME {name!r} in {text!r}; use one of {', '.join(E.NETWORKS)}")
+    path, _, attr = rest.rpartition(":")
+    factory = load_factory(f"{path}:{attr}", for_option=text)
+    try:
+        obj = call_factory(factory)
+    except Exception as exc:
+        raise ImplUsageError(f"factory {attr} in {path} raised {type(exc).__name__}: {exc}") from exc
+    model, _ = unpack(obj, where=f"{path}:{attr}")
+    framework = framework_of(model)
+    stem = Path(path).stem if path.endswith(".py") else path.rsplit(".", 1)[-1]
+    doc = (sys.modules.get(getattr(factory, "__module__", ""), None).__doc__ or "").strip().splitlines()
+    return ImplSpec(f"candidate-{framework}-{name}-{stem}.{attr}", name, framework, attr,
+                    f"{path}:{attr}", "candidate", doc[0] if doc else "")
+
+
+def load_factory(ref: str, for_option: str | None = None):
+    path, _, attr = ref.rpartition(":")
+    where = f" (from {for_option!r})" if for_option else ""
+    if path.endswith(".py"):
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise ImplUsageError(f"file {path} not found{where}; give a path to a .py file or a module name")
+        mod_name = f"twinbench_plugin_{abs(hash(str(file.resolve())))}"
+        if mod_name in sys.modules:
+            module = sys.modules[mod_name]
+        else:
+            spec = importlib.util.spec_from_file_location(mod_name, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[mod_name]
+                raise ImplUsageError(f"importing {path} raised {type(exc).__name__}: {exc}{where}") from exc
+    else:
+        try:
+            module = importlib.import_module(path)
+        except ImportError as exc:
+            raise ImplUsageError(f"cannot import module {path!r}{where}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ImplUsageError(f"{path} has no factory named {attr!r}{where}")
+    if not callable(factory):
+        raise ImplUsageError(f"{path}:{attr} is a {type(factory).__name__}, not a zero-argument callable{where}")
+    return factory
+
+
+def impls_from_env() -> list[str]:
+    """TWINBENCH_IMPL holds one or more NAME=PATH:FACTORY values separated by commas."""
+    return [v.strip() for v in os.environ.get("TWINBENCH_IMPL", "").split(",") if v.strip()]
+
+
+# ------------------------------------------------------------------------------------------
+# Building twins
+# ------------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    from impls.frameworks import keras, torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def call_factory(factory, seed: int = 0):
+    seed_everything(seed)
+    return factory()
+
+
+def framework_of(model) -> str:
+    for cls in type(model).__mro__:
+        mod = cls.__module__ or ""
+        if mod.startswith("torch.nn"):
+            return "torch"
+        if mod.startswith("keras"):
+            return "keras"
+    raise ImplUsageError(f"the factory returned a {type(model).__module__}.{type(model).__name__}; "
+                         "return a torch.nn.Module, a keras.Model or a dict recipe with 'model'")
+
+
+def unpack(obj, where: str):
+    """Split a factory's return value into (model, recipe dict)."""
+    if isinstance(obj, dict):
+        if "model" not in obj:
+            raise ImplUsageError(f"{where} returned a dict without 'model'")
+        recipe = dict(obj)
+        model = recipe.pop("model")
+    else:
+        model, recipe = obj, {}
+    output = recipe.get("output", "logits")
+    if output not in OUTPUT_KINDS:
+        raise ImplUsageError(f"{where}: output {output!r} is not one of {', '.join(OUTPUT_KINDS)}")
+    framework = framework_of(model)
+    if framework == "keras" and set(recipe) - {"output"}:
+        raise ImplUsageError(f"{where}: a Keras model carries its recipe through compile(); "
+                             f"drop {sorted(set(recipe) - {'output'})} from the dict")
+    for key in ("loss", "optimizer", "scheduler"):
+        if recipe.get(key) is not None and not callable(recipe[key]):
+            raise ImplUsageError(f"{where}: recipe[{key!r}] must be callable")
+    return model, recipe
+
+
+def build(spec: ImplSpec, seed: int = 0) -> Twin:
+    """Seed, call the factory, and wrap the result in the framework's adapter."""
+    factory = load_factory(spec.factory)
+    model, recipe = unpack(call_factory(factory, seed), where=spec.factory)
+    if framework_of(model) == "torch":
+        from impls.torch_adapter import TorchTwin
+
+        return TorchTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"),
+                         loss=recipe.get("loss"), optimizer=recipe.get("optimizer"),
+                         scheduler=recipe.get("scheduler"))
+    from impls.keras_adapter import KerasTwin
+
+    return KerasTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"))

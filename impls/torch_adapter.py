@@ -1,0 +1,305 @@
+"""The ``Twin`` interface for a ``torch.nn.Module`` and its optional recipe."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+from impls import frameworks  # noqa: F401  (import order)
+import torch
+
+from fixtures import expected as E
+from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
+                           batch_order, check_canonical_shape, layer_kind,
+                           nchw_flat_to_nhwc_flat)
+
+# framework parameter name -> canonical suffix, per layer kind
+_CANON = {
+    "conv": {"weight": "kernel", "bias": "bias"},
+    "dense": {"weight": "kernel", "bias": "bias"},
+    "embedding": {"weight": "embeddings"},
+}
+
+
+def _nhwc_flat_to_nchw_flat(x: np.ndarray, hwc: tuple) -> np.ndarray:
+    h, w, c = hwc
+    lead = x.shape[:-1]
+    return x.reshape(*lead, h, w, c).transpose(*range(len(lead)), -1, -3, -2).reshape(*lead, c * h * w)
+
+
+def _to_canonical(kind: str, pname: str, value: np.ndarray, flat_hwc) -> np.ndarray:
+    if kind == "conv" and pname == "weight" and value.ndim == 4:
+        return value.transpose(2, 3, 1, 0)                     # OIHW -> HWIO
+    if kind == "dense" and pname == "weight" and value.ndim == 2:
+        kernel = value.T                                       # (out, in) -> (in, out)
+        if flat_hwc is not None and kernel.shape[0] == int(np.prod(flat_hwc)):
+            kernel = nchw_flat_to_nhwc_flat(kernel.T, flat_hwc).T  # rows: (C,H,W) -> (H,W,C)
+        return kernel
+    return value
+
+
+def _from_canonical(kind: str, pname: str, value: np.ndarray, flat_hwc) -> np.ndarray:
+    if kind == "conv" and pname == "weight" and value.ndim == 4:
+        return value.transpose(3, 2, 0, 1)                     # HWIO -> OIHW
+    if kind == "dense" and pname == "weight" and value.ndim == 2:
+        kernel = value
+        if flat_hwc is not None and kernel.shape[0] == int(np.prod(flat_hwc)):
+            kernel = _nhwc_flat_to_nchw_flat(kernel.T, flat_hwc).T
+        return kernel.T
+    return value
+
+
+class TorchTwin(Twin):
+    framework = "torch"
+
+    def __init__(self, name, network, model, output="logits", loss=None, optimizer=None,
+                 scheduler=None):
+        super().__init__(name, network, output, has_recipe=loss is not None and optimizer is not None)
+        self.model = model
+        self.loss_fn, self.optimizer_fn, self.scheduler_fn = loss, optimizer, scheduler
+        self.opt = None
+
+    # -- inputs and outputs ------------------------------------------------------------------
+    def _input(self, x: np.ndarray) -> torch.Tensor:
+        if self.network == "mnist_cnn":
+            return torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+        return torch.from_numpy(np.asarray(x, dtype=np.int64))
+
+    def _target(self, y: np.ndarray) -> torch.Tensor:
+        if self.network == "mnist_cnn":
+            return torch.from_numpy(np.asarray(y, dtype=np.int64))
+        return torch.from_numpy(np.asarray(y, dtype=np.float32))
+
+    def _call(self, x: np.ndarray):
+        try:
+            return self.model(self._input(x))
+        except Exception as exc:
+            raise CandidateError(f"forward raised {type(exc).__name__}: {exc}") from exc
+
+    def forward(self, x, training=False):
+        self.model.train(training)
+        with torch.no_grad():
+            out = self._call(x)
+        if not isinstance(out, torch.Tensor):
+            raise CandidateError(f"forward returned {type(out).__name__}, expected a tensor")
+        return out.detach().cpu().numpy()
+
+    # -- structure -----------------------------------------------------------------------------
+    def _leaves(self):
+        leaves = [(n, m) for n, m in self.model.named_modules() if not list(m.children())]
+        return [(n or type(m).__name__, m) for n, m in leaves]
+
+    @functools.cached_property
+    def _execution_order(self) -> dict:
+        """Index of each leaf module in the order a forward pass first calls it."""
+        order, hooks = {}, []
+        for name, m in self._leaves():
+            hooks.append(m.register_forward_hook(lambda mod, i, o, name=name: order.setdefault(name, len(order))))
+        shape = (2, 28, 28, 1) if self.network == "mnist_cnn" else (2, 42)
+        try:
+            self.forward(np.ones(shape, np.float32 if self.network == "mnist_cnn" else np.int64))
+        except CandidateError:
+            pass  # fall back to registration order for what did not run
+        finally:
+            for h in hooks:
+                h.remove()
+        return order
+
+    def _param_modules(self):
+        mods = [(n, m) for n, m in self._leaves() if list(m.parameters(recurse=False))]
+        order = self._execution_order
+        return sorted(mods, key=lambda nm: order.get(nm[0], len(order) + mods.index(nm)))
+
+    def param_layers(self):
+        out = []
+        for name, m in self._param_modules():
+            params = dict(m.named_parameters(recurse=False))
+            trainable = sum(p.numel() for p in params.values() if p.requires_grad)
+            frozen = sum(p.numel() for p in params.values() if not p.requires_grad)
+            buffers = sum(b.numel() for b in m.buffers(recurse=False))
+            out.append(ParamLayer(name, layer_kind(type(m).__name__), type(m).__name__, trainable,
+                                  frozen + buffers, {k: tuple(v.shape) for k, v in params.items()}))
+        return out
+
+    def trace(self, x, keep_values=False):
+        records, hooks = [], []
+        flat = self._flat_inputs()
+
+        def hook(mod, inputs, output, name):
+            inp = inputs[0] if inputs else None
+            rec = LayerRecord(name, layer_kind(type(mod).__name__), type(mod).__name__,
+                              _canon_shape(inp), _canon_shape(output))
+            if keep_values:
+                rec.in_value = _canon_value(inp, flat.get(name))
+                rec.out_value = _canon_value(output, None)
+            records.append(rec)
+
+        for name, m in self._leaves():
+            hooks.append(m.register_forward_hook(functools.partial(hook, name=name)))
+        output, error = None, None
+        try:
+            output = self.forward(x)
+        except CandidateError as exc:
+            error = str(exc)
+        finally:
+            for h in hooks:
+                h.remove()
+        return Trace(records, output, error)
+
+    def _flat_inputs(self) -> dict:
+        """Modules whose input is NCHW-flattened conv features: name -> (H, W, C)."""
+        try:
+            pairs = self.param_layer_map()
+        except CandidateError:
+            return {}
+        return {layer.name: E.FLATTENED_FROM[self.network][ref]
+                for layer, ref in pairs if ref in E.FLATTENED_FROM[self.network]}
+
+    # -- weights -------------------------------------------------------------------------------
+    def _canonical_items(self):
+        """Yield (canonical name, parameter, kind, torch name, flatten info) for every parameter."""
+        modules = dict(self._leaves())
+        flat = self._flat_inputs()
+        for layer, ref in self.param_layer_map():
+            for pname, p in modules[layer.name].named_parameters(recurse=False):
+                suffix = _CANON.get(layer.kind, {}).get(pname)
+                if suffix is None:
+                    raise CandidateError(f"parameter {layer.name}.{pname} {tuple(p.shape)} has no "
+                                         f"counterpart in the reference layer {ref}")
+                yield f"{ref}.{suffix}", p, layer.kind, f"{layer.name}.{pname}", flat.get(layer.name)
+
+    def _check_names(self, names: set):
+        want = set(E.CANONICAL_WEIGHTS[self.network])
+        missing = sorted(want - names)
+        if missing:
+            raise CandidateError(f"no parameter maps to reference {', '.join(missing)}")
+
+    def get_weights(self):
+        out = {}
+        for cname, p, kind, tname, flat in self._canonical_items():
+            value = _to_canonical(kind, tname.rsplit(".", 1)[1], p.detach().cpu().numpy(), flat)
+            check_canonical_shape(cname, tname, value.shape, self.network)
+            out[cname] = value.copy()
+        self._check_names(set(out))
+        return out
+
+    def set_weights(self, weights):
+        items = list(self._canonical_items())
+        self._check_names({c for c, *_ in items})
+        for cname, p, kind, tname, flat in items:
+            if cname not in weights:
+                raise CandidateError(f"no value given for {cname} (torch parameter {tname})")
+            value = np.asarray(weights[cname])
+            check_canonical_shape(cname, tname, value.shape, self.network, given=True)
+            value = _from_canonical(kind, tname.rsplit(".", 1)[1], value, flat)
+            if tuple(value.shape) != tuple(p.shape):
+                raise CandidateError(f"{cname}: converted shape {value.shape} does not fit torch "
+                                     f"parameter {tname} {tuple(p.shape)}")
+            with torch.no_grad():
+                p.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(p.dtype))
+
+    # -- recipe --------------------------------------------------------------------------------
+    def _need_recipe(self):
+        if not self.has_recipe:
+            raise NoRecipe(f"{self.name} is a model-only candidate (no loss/optimizer given)")
+
+    def loss_value(self, outputs, y):
+        self._need_recipe()
+        with torch.no_grad():
+            return float(self.loss_fn(torch.from_numpy(np.asarray(outputs, np.float32)), self._target(y)))
+
+    def loss_and_grads(self, x, y):
+        self._need_recipe()
+        self.model.eval()
+        self.model.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self._call(x), self._target(y))
+        loss.backward()
+        grads = {}
+        for cname, p, kind, tname, flat in self._canonical_items():
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            grads[cname] = _to_canonical(kind, tname.rsplit(".", 1)[1], g.detach().cpu().numpy(), flat)
+        return float(loss.detach()), grads
+
+    def _optimizer(self):
+        if self.opt is None:
+            self.opt = self.optimizer_fn(self.model.parameters())
+            self.sched = self.scheduler_fn(self.opt) if self.scheduler_fn else None
+        return self.opt
+
+    def optimizer_step(self, grads):
+        self._need_recipe()
+        opt = self._optimizer()
+        for cname, p, kind, tname, flat in self._canonical_items():
+            g = _from_canonical(kind, tname.rsplit(".", 1)[1], np.asarray(grads[cname]), flat)
+            p.grad = torch.from_numpy(np.ascontiguousarray(g)).to(p.dtype)
+        opt.step()
+
+    def learning_rates(self, steps_per_epoch, epochs):
+        self._need_recipe()
+        opt = self.optimizer_fn(self.model.parameters())  # a throwaway: no step is taken
+        sched = self.scheduler_fn(opt) if self.scheduler_fn else None
+        lrs = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+            for _ in range(epochs):
+                lrs.extend([opt.param_groups[0]["lr"]] * steps_per_epoch)
+                if sched is not None:
+                    sched.step()
+        return np.asarray(lrs, dtype=np.float64)
+
+    def fit(self, x, y, epochs, batch_size, seed, shuffle=True, training=True):
+        self._need_recipe()
+        opt = self._optimizer()
+        xt, yt = self._input(x), self._target(y)
+        history = []
+        for epoch in range(epochs):
+            order = batch_order(len(x), epoch, seed, shuffle)
+            self.model.train(training)
+            total, count = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                idx = torch.from_numpy(order[start:start + batch_size])
+                opt.zero_grad(set_to_none=True)
+                loss = self.loss_fn(self.model(xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            if self.sched is not None:
+                self.sched.step()
+            history.append(total / count)
+        return history
+
+    def summary(self):
+        import torchinfo
+
+        x = self._input(np.zeros((1, 28, 28, 1) if self.network == "mnist_cnn" else (1, 42)))
+        stats = torchinfo.summary(self.model, input_data=[x], verbose=0, depth=3,
+                                  col_names=("input_size", "output_size", "num_params"))
+        return str(stats)
+
+    def save(self, path):
+        path = str(path) + ".pt"
+        torch.save(self.model.state_dict(), path)
+        return path
+
+    def load(self, path):
+        self.model.load_state_dict(torch.load(path, weights_only=True))
+
+
+def _canon_shape(t):
+    if not isinstance(t, torch.Tensor):
+        return None
+    shape = tuple(t.shape)
+    return (shape[0], *shape[2:], shape[1]) if len(shape) == 4 else shape
+
+
+def _canon_value(t, flat_hwc):
+    if not isinstance(t, torch.Tensor):
+        return None
+    v = t.detach().cpu().numpy()
+    if v.ndim == 4:
+        return v.transpose(0, 2, 3, 1)
+    if flat_hwc is not None and v.ndim == 2 and v.shape[1] == int(np.prod(flat_hwc)):
+        return nchw_flat_to_nhwc_flat(v, flat_hwc)
+    return v

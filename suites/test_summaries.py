@@ -1,0 +1,35 @@
+"""Summaries: torchinfo and keras.Model.summary side by side in reports/summaries/, each
+checked against the literal parameter total."""
+
+import re
+
+import pytest
+
+from fixtures import data as D
+from fixtures import expected as E
+from impls import registry
+from suites.helpers import REPORTS, fmt, parametrize_with_checks
+
+pytestmark = pytest.mark.summaries
+
+
+def _total(text: str) -> int:
+    m = re.search(r"Total params:\s*([\d,]+)", text)
+    assert m, f"no 'Total params' line in summary:\n{text}"
+    return int(m.group(1).replace(",", ""))
+
+
+def check_summaries_side_by_side(network):
+    specs = [registry.reference("torch", network), registry.reference("keras", network)]
+    texts = {s.id: registry.build(s).summary() for s in specs}
+    body = "\n\n".join(f"## {name}\n\n```\n{text}\n```" for name, text in texts.items())
+    D.atomic_write_bytes(REPORTS / "summaries" / f"{network}.md",
+                         f"# {network}: torchinfo and keras summaries\n\n{body}\n".encode())
+    for name, text in texts.items():
+        got, want = _total(text), E.TOTAL_PARAMS[network]
+        assert got == want, f"{name}: the framework's summary says {fmt(got)} parameters, expected {fmt(want)}"
+
+
+@parametrize_with_checks(E.NETWORKS, [check_summaries_side_by_side])
+def test_summaries(subject, check):
+    check(subject)
