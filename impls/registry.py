@@ -61,6 +61,12 @@ KNOWN_BAD = (
     ImplSpec("torch-tweet_fasttext-seed000", "tweet_fasttext", "torch", "seed000",
              "impls.known_bad.seed000_torch_fasttext:factory", "known_bad",
              "seed 000's PyTorch fastText: AvgPool1d over the embedding axis, Linear(42, 1)"),
+    ImplSpec("torch-mnist_cnn-seed003", "mnist_cnn", "torch", "seed003",
+             "impls.known_bad.seed003_torch_cnn:factory", "known_bad",
+             "seed 003's PyTorch CNN: softmax output fed to F.cross_entropy (double softmax)"),
+    ImplSpec("keras-mnist_cnn-seed003", "mnist_cnn", "keras", "seed003",
+             "impls.known_bad.seed003_keras_cnn:factory", "known_bad",
+             "seed 003's Keras CNN: per-batch ExponentialDecay, Adadelta rho/epsilon defaults"),
 )
 
 # The framework whose reference a candidate is compared with first (its own), then the other.

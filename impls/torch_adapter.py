@@ -207,13 +207,19 @@ class TorchTwin(Twin):
     def loss_value(self, outputs, y):
         self._need_recipe()
         with torch.no_grad():
-            return float(self.loss_fn(torch.from_numpy(np.asarray(outputs, np.float32)), self._target(y)))
+            return float(self._loss(torch.from_numpy(np.asarray(outputs, np.float32)), self._target(y)))
+
+    def _loss(self, outputs, targets):
+        try:
+            return self.loss_fn(outputs, targets)
+        except Exception as exc:
+            raise CandidateError(f"the recipe's loss raised {type(exc).__name__}: {exc}") from exc
 
     def loss_and_grads(self, x, y):
         self._need_recipe()
         self.model.eval()
         self.model.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self._call(x), self._target(y))
+        loss = self._loss(self._call(x), self._target(y))
         loss.backward()
         grads = {}
         for cname, p, kind, tname, flat in self._canonical_items():
@@ -223,8 +229,11 @@ class TorchTwin(Twin):
 
     def _optimizer(self):
         if self.opt is None:
-            self.opt = self.optimizer_fn(self.model.parameters())
-            self.sched = self.scheduler_fn(self.opt) if self.scheduler_fn else None
+            try:
+                self.opt = self.optimizer_fn(self.model.parameters())
+                self.sched = self.scheduler_fn(self.opt) if self.scheduler_fn else None
+            except Exception as exc:
+                raise CandidateError(f"the recipe's optimizer or scheduler raised {type(exc).__name__}: {exc}") from exc
         return self.opt
 
     def optimizer_step(self, grads):
@@ -260,7 +269,7 @@ class TorchTwin(Twin):
             for start in range(0, len(order), batch_size):
                 idx = torch.from_numpy(order[start:start + batch_size])
                 opt.zero_grad(set_to_none=True)
-                loss = self.loss_fn(self.model(xt[idx]), yt[idx])
+                loss = self._loss(self.model(xt[idx]), yt[idx])
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)

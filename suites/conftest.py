@@ -7,9 +7,15 @@ from suites.helpers import with_checks
 
 
 def pytest_generate_tests(metafunc):
-    if {"subject", "check"} <= set(metafunc.fixturenames) and hasattr(metafunc.module, "CHECKS"):
+    module = metafunc.module
+    if {"subject", "check"} <= set(metafunc.fixturenames) and (
+            hasattr(module, "CHECKS") or hasattr(module, "checks_for")):
         specs = metafunc.config.twinbench_specs
-        metafunc.parametrize(("subject", "check"), with_checks(specs, metafunc.module.CHECKS))
+        if hasattr(metafunc.module, "checks_for"):  # checks that depend on the subject
+            params = [p for s in specs for p in with_checks([s], metafunc.module.checks_for(s))]
+        else:
+            params = with_checks(specs, metafunc.module.CHECKS)
+        metafunc.parametrize(("subject", "check"), params)
 
 
 @pytest.fixture

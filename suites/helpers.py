@@ -42,14 +42,19 @@ def parametrize_with_checks(subjects, checks):
     return pytest.mark.parametrize(("subject", "check"), with_checks(subjects, checks))
 
 
-def run_check(check, twin_factory):
+def run_check(check, twin_factory, record=None):
     """Build the twin and run the check. A candidate's crash or contract breach is a failed
-    check (AssertionError with the message), a missing recipe a skip with the reason."""
+    check (AssertionError with the message), a missing recipe a skip with the reason. A check
+    may return a dict of measurements; they go to ``record(name, value)`` and are printed."""
     __tracebackhide__ = True
     failure = None
     try:
         twin = twin_factory()
-        check(twin)
+        measured = check(twin)
+        for name, value in (measured or {}).items():
+            print(f"measured {name} = {value}")
+            if record is not None:
+                record(name, value)
     except (AssertionError, CandidateError) as exc:
         failure = str(exc).split("\nassert ")[0]  # our message, without pytest's re-evaluation
     except NoRecipe as exc:
@@ -72,3 +77,35 @@ def sample_input(network: str, batch: int, seed: int = 0) -> np.ndarray:
 
 def fmt(n: int) -> str:
     return f"{n:,}"
+
+
+def real_batch(network: str, n: int):
+    """The first n test examples, canonical layout: normalised MNIST images or tweet ids."""
+    from fixtures import data as D
+
+    if network == "mnist_cnn":
+        x, y = D.mnist_idx_arrays("test")
+        return D.normalise(x[:n]), y[:n].astype(np.int64)
+    t = D.tweets()
+    return t["x_test"][:n], t["y_test"][:n]
+
+
+def reference_loss(network: str, logits: np.ndarray, y: np.ndarray) -> float:
+    """The reference losses, written out in float64: CE from logits (MNIST), BCE from logits (tweets)."""
+    z = np.asarray(logits, np.float64)
+    if network == "mnist_cnn":
+        m = z.max(axis=1, keepdims=True)
+        lse = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+        return float(np.mean(lse - z[np.arange(len(y)), np.asarray(y, np.int64)]))
+    z = z.reshape(-1)
+    y = np.asarray(y, np.float64).reshape(-1)
+    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+
+def max_violation(got, want, atol, rtol):
+    """(max |got - want|, index of the worst element, whether all are within atol + rtol*|want|)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    diff = np.abs(got - want)
+    excess = diff - (atol + rtol * np.abs(want))
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), diff.shape)) if diff.size else ()
+    return float(diff.max(initial=0.0)), worst, bool((excess <= 0).all())

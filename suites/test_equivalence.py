@@ -1,0 +1,242 @@
+"""Equivalence: the twins compute the same function and train the same way, proven numerically.
+
+Each check runs a twin against a partner reference: the other framework's reference for a
+reference twin, and both frameworks' references for a --impl candidate. Weights travel through
+the canonical layout in both directions ("into" the twin from the partner, "from" the twin to
+the partner). Tolerances come from fixtures/tolerances.py.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fixtures import expected as E
+from fixtures import tolerances as T
+from impls import registry
+from impls.adapter import CandidateError, from_logits
+from suites.helpers import max_violation, real_batch, reference_loss, run_check
+
+pytestmark = pytest.mark.equivalence
+
+PARAM_KINDS = ("conv", "dense", "embedding")
+
+
+def partners(spec):
+    """The references a subject is compared with."""
+    other = "keras" if spec.framework == "torch" else "torch"
+    refs = [registry.reference(other, spec.network)]
+    if spec.role == "candidate":
+        refs.append(registry.reference(spec.framework, spec.network))
+    return refs
+
+
+def _pair(twin, partner_id, direction):
+    """Build the partner (another seed, so transfer really changes weights) and copy weights."""
+    partner = registry.build(next(s for s in registry.REFERENCES if s.id == partner_id), seed=1)
+    src, dst = (partner, twin) if direction == "into" else (twin, partner)
+    dst.set_weights(src.get_weights())
+    return partner
+
+
+def _compare_outputs(twin, partner, x):
+    """Compare the twin's output with the partner's, in the twin's output kind."""
+    got = twin.forward(x)
+    want = from_logits(partner.forward(x), twin.output)
+    if got.shape != want.shape:
+        raise AssertionError(f"{twin.name}: output shape {got.shape}, the partner gives {want.shape}")
+    if not np.all(np.isfinite(got)):
+        raise AssertionError(f"{twin.name}: {int((~np.isfinite(got)).sum())} non-finite outputs")
+    return got, want, max_violation(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL)
+
+
+def first_divergence(twin, partner, x) -> str:
+    """Walk the layers with parameters in order and name the first whose input differs.
+
+    Inputs of parameterised layers are comparable across build styles (an activation fused into
+    a Keras layer or applied with F.relu both end up in the next layer's input)."""
+    def param_inputs(trace):
+        seen, out = set(), []
+        for rec in trace.layers:
+            if rec.kind in PARAM_KINDS and rec.name not in seen:
+                seen.add(rec.name)
+                out.append(rec)
+        return out
+
+    mine = param_inputs(twin.trace(x, keep_values=True))
+    theirs = param_inputs(partner.trace(x, keep_values=True))
+    refs = [r[0] for r in E.PARAM_LAYERS[twin.network]]
+    last_ok = "the input"
+    for i, (a, b) in enumerate(zip(mine, theirs)):
+        ref = refs[i] if i < len(refs) else a.name
+        if a.in_value is None or b.in_value is None or a.in_value.shape != b.in_value.shape:
+            return f"layer inputs cannot be compared at {ref} (shapes {a.in_shape} vs {b.in_shape})"
+        diff, _, ok = max_violation(a.in_value, b.in_value, T.FORWARD_ATOL, T.FORWARD_RTOL)
+        if not ok:
+            return (f"the twins agree up to {last_ok} and first diverge at the input of {ref} "
+                    f"({a.name}, max |diff| {diff:.3g}): the fault is between {last_ok} and {ref}")
+        last_ok = f"the input of {ref}"
+    return f"every parameterised layer's input agrees; the twins diverge after {last_ok} (its output or the final activation)"
+
+
+def check_forward_parity(twin, partner, direction):
+    """Eval mode, fp32, real test batch (MNIST images / tweets with padding)."""
+    other = _pair(twin, partner, direction)
+    x, _ = real_batch(twin.network, T.PARITY_BATCH)
+    got, want, (diff, worst, ok) = _compare_outputs(twin, other, x)
+    assert ok, (f"{twin.name} vs {partner} ({direction}): outputs differ, max |diff| {diff:.3g} at {worst} "
+                f"(got {got[worst]:.7g}, want {want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol "
+                f"{T.FORWARD_RTOL}. {first_divergence(twin, other, x)}")
+    return {"forward_max_abs_diff": diff}
+
+
+def check_forward_parity_hypothesis(twin, partner):
+    """Hypothesis-drawn inputs: odd batch sizes; tweets with all-padding rows and edge ids."""
+    other = _pair(twin, partner, "into")
+    if twin.network == "mnist_cnn":
+        inputs = st.integers(1, 9).flatmap(lambda b: hnp.arrays(
+            np.float32, (b, 28, 28, 1), elements=st.floats(-0.5, 3.0, width=32)))
+    else:
+        ids = st.sampled_from([0, 0, 0, 1, 2, E.TWEETS_VOCAB_SIZE - 1]) | st.integers(0, E.TWEETS_VOCAB_SIZE - 1)
+        inputs = st.integers(1, 9).flatmap(lambda b: hnp.arrays(np.int64, (b, E.TWEETS_SEQ_LEN), elements=ids))
+    worst = []
+
+    @settings(max_examples=10, deadline=None, derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(inputs)
+    def run(x):
+        got, want, (diff, idx, ok) = _compare_outputs(twin, other, x)
+        worst.append(diff)
+        assert ok, (f"{twin.name} vs {partner}: max |diff| {diff:.3g} at {idx} on a drawn batch of {len(x)}, "
+                    f"tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}. {first_divergence(twin, other, x)}")
+
+    run()
+    return {"forward_max_abs_diff_drawn": max(worst)}
+
+
+def check_loss_parity(twin):
+    """The recipe's loss on given outputs equals the reference loss (CE / BCE from logits)."""
+    rng = np.random.RandomState(3)
+    n = 64
+    if twin.network == "mnist_cnn":
+        logits = (rng.standard_normal((n, 10)) * 3).astype(np.float32)
+        y = rng.randint(0, 10, n).astype(np.int64)
+    else:
+        logits = (rng.standard_normal((n, 1)) * 3).astype(np.float32)
+        y = rng.randint(0, 2, n).astype(np.float32)
+    want = reference_loss(twin.network, logits, y)
+    outputs = from_logits(logits, twin.output).astype(np.float32)
+    got = twin.loss_value(outputs, y)
+    diff = abs(got - want)
+    assert diff <= T.LOSS_ATOL, (f"{twin.name}: recipe loss {got:.7g} on outputs of kind '{twin.output}', reference "
+                                 f"{'CE' if twin.network == 'mnist_cnn' else 'BCE'} from logits {want:.7g}: |diff| "
+                                 f"{diff:.3g} > {T.LOSS_ATOL}")
+    return {"loss_abs_diff": diff}
+
+
+def check_gradient_parity(twin, partner):
+    """Same weights, same batch, dropout off: every parameter's gradient, canonical layout."""
+    other = _pair(twin, partner, "from")
+    x, y = real_batch(twin.network, T.GRAD_BATCH)
+    loss_a, ga = twin.loss_and_grads(x, y)
+    loss_b, gb = other.loss_and_grads(x, y)
+    worst = {}
+    problems = []
+    for name in E.CANONICAL_WEIGHTS[twin.network]:
+        a, b = np.asarray(ga[name], np.float64), np.asarray(gb[name], np.float64)
+        scale = float(np.abs(b).max())
+        diff = np.abs(a - b)
+        rel = float(diff.max()) / scale if scale > 0 else float(diff.max())
+        worst[name] = rel
+        if not rel <= T.GRAD_RTOL:
+            i = tuple(int(j) for j in np.unravel_index(int(diff.argmax()), diff.shape))
+            problems.append(f"{name}: max |diff| {diff.max():.3g} at {i} (got {a[i]:.4g}, want {b[i]:.4g}) is "
+                            f"{rel:.3g} of the tensor's largest gradient {scale:.3g}")
+    assert not problems, (f"{twin.name} vs {partner}: gradients differ (tolerance {T.GRAD_RTOL} of each "
+                          f"tensor's largest gradient); losses {loss_a:.7g} vs {loss_b:.7g}\n  " + "\n  ".join(problems))
+    return {"grad_max_rel_err": max(worst.values())}
+
+
+def check_optimizer_step_parity(twin, partner):
+    """From identical weights, apply identical gradients for a few steps; weights must agree."""
+    other = _pair(twin, partner, "from")
+    x, y = real_batch(twin.network, T.GRAD_BATCH)
+    _, grads = other.loss_and_grads(x, y)
+    for _ in range(T.OPT_STEPS):
+        twin.optimizer_step(grads)
+        other.optimizer_step(grads)
+    a, b = twin.get_weights(), other.get_weights()
+    problems, worst = [], 0.0
+    for name in E.CANONICAL_WEIGHTS[twin.network]:
+        diff, idx, ok = max_violation(a[name], b[name], T.OPT_ATOL, T.OPT_RTOL)
+        worst = max(worst, diff)
+        if not ok:
+            problems.append(f"{name}: max |diff| {diff:.3g} at {idx} (got {a[name][idx]:.7g}, want {b[name][idx]:.7g})")
+    assert not problems, (f"{twin.name} vs {partner}: weights differ after {T.OPT_STEPS} optimizer steps "
+                          f"(tolerance atol {T.OPT_ATOL} + rtol {T.OPT_RTOL})\n  " + "\n  ".join(problems))
+    return {"opt_step_max_abs_diff": worst}
+
+
+def check_lr_schedule_parity(twin, partner):
+    """The learning rate at every optimizer step of the reference budget, both frameworks."""
+    steps, epochs = E.STEPS_PER_EPOCH[twin.network], E.BUDGET_EPOCHS[twin.network]
+    other = registry.build(next(s for s in registry.REFERENCES if s.id == partner), seed=1)
+    got = twin.learning_rates(steps, epochs).astype(np.float32)
+    want = other.learning_rates(steps, epochs).astype(np.float32)
+    literal = np.array([E.LR_SCHEDULE[twin.network](i // steps) for i in range(steps * epochs)], np.float32)
+    for label, ref in (("the literal recipe", literal), (partner, want)):
+        ulps = np.abs(got - ref) / np.spacing(np.abs(ref))
+        bad = np.flatnonzero(ulps > T.LR_ULPS)
+        assert not len(bad), (f"{twin.name}: learning rate differs from {label} first at step {bad[0]} "
+                              f"(epoch {bad[0] // steps}, step {bad[0] % steps} in it): {got[bad[0]]:.9g} vs "
+                              f"{ref[bad[0]]:.9g}; {len(bad)} of {len(got)} steps differ by more than {T.LR_ULPS} ulp")
+    return {"lr_max_abs_diff": float(np.abs(got - want).max())}
+
+
+def check_weight_roundtrip(twin, partner):
+    """twin -> canonical -> partner -> canonical -> twin is bit-identical, on random weights."""
+    other = registry.build(next(s for s in registry.REFERENCES if s.id == partner), seed=1)
+    shapes = E.CANONICAL_WEIGHTS[twin.network]
+
+    @settings(max_examples=3, deadline=None, derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 2**31 - 1))
+    def run(seed):
+        rng = np.random.RandomState(seed)
+        start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        twin.set_weights(start)
+        other.set_weights(twin.get_weights())
+        twin.set_weights({k: v * 0 for k, v in start.items()})
+        twin.set_weights(other.get_weights())
+        back = twin.get_weights()
+        for k in shapes:
+            assert np.array_equal(back[k], start[k]), f"{twin.name} via {partner}: {k} changed in the round trip"
+
+    run()
+
+
+def check_transfer_refuses_bad_shapes(twin):
+    """set_weights with a wrongly shaped value raises and names the parameter."""
+    weights = twin.get_weights()
+    name = sorted(weights)[0]
+    weights[name] = np.zeros(tuple(d + 1 for d in weights[name].shape), np.float32)
+    with pytest.raises(CandidateError) as err:
+        twin.set_weights(weights)
+    assert name in str(err.value), f"error does not name {name}: {err.value}"
+
+
+def checks_for(spec):
+    out = [check_loss_parity, check_transfer_refuses_bad_shapes]
+    for p in partners(spec):
+        out += [functools.partial(check_forward_parity, partner=p.id, direction=d) for d in ("into", "from")]
+        out += [functools.partial(f, partner=p.id) for f in (
+            check_forward_parity_hypothesis, check_gradient_parity, check_optimizer_step_parity,
+            check_lr_schedule_parity, check_weight_roundtrip)]
+    return out
+
+
+def test_equivalence(subject, check, make_twin, record_property):
+    run_check(check, make_twin, record_property)
