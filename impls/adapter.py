@@ -111,6 +111,10 @@ class Twin(abc.ABC):
         """The model's raw output (in its declared output kind) as float numpy."""
 
     @abc.abstractmethod
+    def forward_on(self, device: str, x: np.ndarray) -> np.ndarray:
+        """Eval-mode forward on an accelerator ("cuda", "mps" or "gpu"); the model stays where it was."""
+
+    @abc.abstractmethod
     def trace(self, x: np.ndarray, keep_values: bool = False) -> Trace:
         """Run eval-mode forward and record every leaf layer's input/output (canonical)."""
 

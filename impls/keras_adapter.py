@@ -80,6 +80,10 @@ class KerasTwin(Twin):
             raise CandidateError("call did not return a tensor")
         return out
 
+    def forward_on(self, device, x):
+        with tf.device("/GPU:0"):
+            return self.forward(x)
+
     # -- structure -----------------------------------------------------------------------------
     def _leaves(self):
         layers = self.model._flatten_layers(include_self=False, recursive=True)

@@ -85,6 +85,19 @@ class TorchTwin(Twin):
             raise CandidateError(f"forward returned {type(out).__name__}, expected a tensor")
         return out.detach().cpu().numpy()
 
+    def forward_on(self, device, x):
+        dev = torch.device("cuda" if device == "gpu" else device)
+        home = next(self.model.parameters()).device
+        self.model.to(dev).eval()
+        try:
+            with torch.no_grad():
+                out = self.model(self._input(x).to(dev))
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            return out.cpu().numpy()
+        finally:
+            self.model.to(home)
+
     # -- structure -----------------------------------------------------------------------------
     def _leaves(self):
         leaves = [(n, m) for n, m in self.model.named_modules() if not list(m.children())]

@@ -7,6 +7,8 @@ the partner). Tolerances come from fixtures/tolerances.py.
 """
 
 import functools
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -228,8 +230,21 @@ def check_transfer_refuses_bad_shapes(twin):
     assert name in str(err.value), f"error does not name {name}: {err.value}"
 
 
+def check_checkpoint_roundtrip(twin):
+    """Save in the framework's own format (torch state_dict loaded with weights_only=True; Keras
+    .keras loaded with safe_mode), reload: outputs are bit-identical."""
+    x, _ = real_batch(twin.network, 64)
+    before = twin.forward(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = twin.save(os.path.join(tmp, "checkpoint"))
+        twin.load(path)
+    after = twin.forward(x)
+    assert np.array_equal(before, after), (f"{twin.name}: outputs changed after a save/load round trip, "
+                                           f"max |diff| {np.abs(before - after).max():.3g}")
+
+
 def checks_for(spec):
-    out = [check_loss_parity, check_transfer_refuses_bad_shapes]
+    out = [check_loss_parity, check_transfer_refuses_bad_shapes, check_checkpoint_roundtrip]
     for p in partners(spec):
         out += [functools.partial(check_forward_parity, partner=p.id, direction=d) for d in ("into", "from")]
         out += [functools.partial(f, partner=p.id) for f in (
