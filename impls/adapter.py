@@ -115,8 +115,9 @@ class Twin(abc.ABC):
         """Eval-mode forward on an accelerator ("cuda", "mps" or "gpu"); the model stays where it was."""
 
     @abc.abstractmethod
-    def trace(self, x: np.ndarray, keep_values: bool = False) -> Trace:
-        """Run eval-mode forward and record every leaf layer's input/output (canonical)."""
+    def trace(self, x: np.ndarray, keep_values: bool = False, training: bool = False) -> Trace:
+        """Run a forward pass (eval mode unless ``training``) and record every leaf layer's
+        input and output in the canonical layout."""
 
     # -- structure ----------------------------------------------------------------------------
     @abc.abstractmethod

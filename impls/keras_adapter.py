@@ -114,7 +114,7 @@ class KerasTwin(Twin):
                            {_short(w): tuple(w.shape) for w in l.weights})
                 for l in self._param_leaves()]
 
-    def trace(self, x, keep_values=False):
+    def trace(self, x, keep_values=False, training=False):
         records = []
 
         def record(layer, inp, out):
@@ -128,7 +128,7 @@ class KerasTwin(Twin):
         output, error = None, None
         with _recording(self._leaves(), record):
             try:
-                output = self.forward(x)
+                output = self.forward(x, training=training)
             except CandidateError as exc:
                 error = str(exc)
         return Trace(records, output, error)

@@ -135,7 +135,7 @@ class TorchTwin(Twin):
                                   frozen + buffers, {k: tuple(v.shape) for k, v in params.items()}))
         return out
 
-    def trace(self, x, keep_values=False):
+    def trace(self, x, keep_values=False, training=False):
         records, hooks = [], []
         flat = self._flat_inputs()
 
@@ -152,7 +152,7 @@ class TorchTwin(Twin):
             hooks.append(m.register_forward_hook(functools.partial(hook, name=name)))
         output, error = None, None
         try:
-            output = self.forward(x)
+            output = self.forward(x, training=training)
         except CandidateError as exc:
             error = str(exc)
         finally:

@@ -243,8 +243,35 @@ def check_checkpoint_roundtrip(twin):
                                            f"max |diff| {np.abs(before - after).max():.3g}")
 
 
+def check_dropout_rates(twin):
+    """Train mode: every dropout layer drops at its spec rate (binomial bound) and rescales by 1/(1-p)."""
+    rates = E.DROPOUT_RATES[twin.network]
+    if not rates:
+        return {}
+    x, _ = real_batch(twin.network, 64)
+    layers = [r for r in twin.trace(x, keep_values=True, training=True).layers if r.kind == "dropout"]
+    assert len(layers) == len(rates), (f"{twin.name}: {len(layers)} dropout layers observable "
+                                       f"({', '.join(r.name for r in layers)}), the spec has {len(rates)} {rates}")
+    measured = {}
+    for rec, p in zip(layers, rates):
+        inp, out = np.asarray(rec.in_value, np.float64), np.asarray(rec.out_value, np.float64)
+        live = inp != 0
+        n = int(live.sum())
+        dropped = float(((out == 0) & live).sum()) / n
+        bound = T.DROPOUT_SIGMAS * np.sqrt(p * (1 - p) / n)
+        assert abs(dropped - p) <= bound, (f"{twin.name}: dropout layer {rec.name} drops {dropped:.4f} of {n} "
+                                           f"activations, spec {p} (bound +-{bound:.4f}, {T.DROPOUT_SIGMAS} sigma)")
+        kept = live & (out != 0)
+        scale = out[kept] / inp[kept]
+        assert np.allclose(scale, 1 / (1 - p), rtol=T.DROPOUT_SCALE_RTOL, atol=0), (
+            f"{twin.name}: dropout layer {rec.name} scales kept values by {scale.min():.6g}..{scale.max():.6g}, "
+            f"expected 1/(1-{p}) = {1 / (1 - p):.6g}")
+        measured[f"drop_rate_{rec.name}"] = dropped
+    return measured
+
+
 def checks_for(spec):
-    out = [check_loss_parity, check_transfer_refuses_bad_shapes, check_checkpoint_roundtrip]
+    out = [check_loss_parity, check_transfer_refuses_bad_shapes, check_checkpoint_roundtrip, check_dropout_rates]
     for p in partners(spec):
         out += [functools.partial(check_forward_parity, partner=p.id, direction=d) for d in ("into", "from")]
         out += [functools.partial(f, partner=p.id) for f in (
