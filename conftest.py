@@ -4,7 +4,6 @@ expected failures and the conformance matrix."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from impls import frameworks  # noqa: F401  (torch before tensorflow, before anything else)

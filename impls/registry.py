@@ -109,7 +109,8 @@ def parse_impl(text: str) -> ImplSpec:
     model, _ = unpack(obj, where=f"{path}:{attr}")
     framework = framework_of(model)
     stem = Path(path).stem if path.endswith(".py") else path.rsplit(".", 1)[-1]
-    doc = (sys.modules.get(getattr(factory, "__module__", ""), None).__doc__ or "").strip().splitlines()
+    module = sys.modules.get(getattr(factory, "__module__", None) or "")
+    doc = (getattr(module, "__doc__", None) or "").strip().splitlines()
     return ImplSpec(f"candidate-{framework}-{name}-{stem}.{attr}", name, framework, attr,
                     f"{path}:{attr}", "candidate", doc[0] if doc else "")
 
