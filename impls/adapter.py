@@ -17,6 +17,7 @@ import numpy as np
 from fixtures import expected as E
 
 OUTPUT_KINDS = ("logits", "log_probs", "probs")
+PARAM_KINDS = ("conv", "dense", "embedding")  # layer kinds that own the reference's parameters
 
 
 class CandidateError(Exception):
@@ -58,6 +59,15 @@ class Trace:
     layers: list
     output: np.ndarray | None
     error: str | None  # set when the forward pass raised (records up to the crash are kept)
+
+    def param_layers(self) -> list:
+        """Records of the layers with parameters, in call order; a layer called twice counts once."""
+        seen, out = set(), []
+        for rec in self.layers:
+            if rec.kind in PARAM_KINDS and rec.name not in seen:
+                seen.add(rec.name)
+                out.append(rec)
+        return out
 
 
 _KINDS = (
@@ -192,6 +202,12 @@ class Twin(abc.ABC):
                                      f"the reference has {ref_name} ({ref_kind})")
             pairs.append((layer, ref_name))
         return pairs
+
+    def _check_names(self, names) -> None:
+        """Every canonical weight of the network must have a counterpart in this model."""
+        missing = sorted(set(E.CANONICAL_WEIGHTS[self.network]) - set(names))
+        if missing:
+            raise CandidateError(f"no {self.framework} weight maps to reference {', '.join(missing)}")
 
     def predict_log_probs(self, x: np.ndarray) -> np.ndarray:
         """log-probabilities of the classes, whatever the output kind (float64)."""

@@ -4,7 +4,6 @@ its recipe (optimizer, loss, learning-rate schedule)."""
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 
@@ -12,7 +11,6 @@ from impls import frameworks  # noqa: F401  (import order)
 import keras
 import tensorflow as tf
 
-from fixtures import expected as E
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, layer_kind)
 
@@ -143,11 +141,6 @@ class KerasTwin(Twin):
                     raise CandidateError(f"weight {layer.name}/{_short(var)} {tuple(var.shape)} has no "
                                          f"counterpart in the reference layer {ref}")
                 yield f"{ref}.{suffix}", var, f"{layer.name}/{_short(var)}"
-
-    def _check_names(self, names):
-        missing = sorted(set(E.CANONICAL_WEIGHTS[self.network]) - set(names))
-        if missing:
-            raise CandidateError(f"no weight maps to reference {', '.join(missing)}")
 
     def get_weights(self):
         out = {}

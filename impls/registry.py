@@ -78,9 +78,16 @@ PRIMARY_REFERENCE = {
 }
 
 
+def by_id(impl_id: str) -> ImplSpec:
+    """The reference or known-bad spec with this id."""
+    for spec in REFERENCES + KNOWN_BAD:
+        if spec.id == impl_id:
+            return spec
+    raise KeyError(f"no reference or known-bad impl {impl_id!r}")
+
+
 def reference(framework: str, network: str) -> ImplSpec:
-    wanted = PRIMARY_REFERENCE[(framework, network)]
-    return next(s for s in REFERENCES if s.id == wanted)
+    return by_id(PRIMARY_REFERENCE[(framework, network)])
 
 
 # ------------------------------------------------------------------------------------------

@@ -182,12 +182,6 @@ class TorchTwin(Twin):
                                          f"counterpart in the reference layer {ref}")
                 yield f"{ref}.{suffix}", p, layer.kind, f"{layer.name}.{pname}", flat.get(layer.name)
 
-    def _check_names(self, names: set):
-        want = set(E.CANONICAL_WEIGHTS[self.network])
-        missing = sorted(want - names)
-        if missing:
-            raise CandidateError(f"no parameter maps to reference {', '.join(missing)}")
-
     def get_weights(self):
         out = {}
         for cname, p, kind, tname, flat in self._canonical_items():

@@ -24,9 +24,6 @@ from suites.helpers import max_violation, real_batch, reference_loss, run_check
 
 pytestmark = pytest.mark.equivalence
 
-PARAM_KINDS = ("conv", "dense", "embedding")
-
-
 def partners(spec):
     """The references a subject is compared with."""
     other = "keras" if spec.framework == "torch" else "torch"
@@ -38,7 +35,7 @@ def partners(spec):
 
 def _pair(twin, partner_id, direction):
     """Build the partner (another seed, so transfer really changes weights) and copy weights."""
-    partner = registry.build(next(s for s in registry.REFERENCES if s.id == partner_id), seed=1)
+    partner = registry.build(registry.by_id(partner_id), seed=1)
     src, dst = (partner, twin) if direction == "into" else (twin, partner)
     dst.set_weights(src.get_weights())
     return partner
@@ -60,16 +57,8 @@ def first_divergence(twin, partner, x) -> str:
 
     Inputs of parameterised layers are comparable across build styles (an activation fused into
     a Keras layer or applied with F.relu both end up in the next layer's input)."""
-    def param_inputs(trace):
-        seen, out = set(), []
-        for rec in trace.layers:
-            if rec.kind in PARAM_KINDS and rec.name not in seen:
-                seen.add(rec.name)
-                out.append(rec)
-        return out
-
-    mine = param_inputs(twin.trace(x, keep_values=True))
-    theirs = param_inputs(partner.trace(x, keep_values=True))
+    mine = twin.trace(x, keep_values=True).param_layers()
+    theirs = partner.trace(x, keep_values=True).param_layers()
     refs = [r[0] for r in E.PARAM_LAYERS[twin.network]]
     last_ok = "the input"
     for i, (a, b) in enumerate(zip(mine, theirs)):
@@ -185,7 +174,7 @@ def check_optimizer_step_parity(twin, partner):
 def check_lr_schedule_parity(twin, partner):
     """The learning rate at every optimizer step of the reference budget, both frameworks."""
     steps, epochs = E.STEPS_PER_EPOCH[twin.network], E.BUDGET_EPOCHS[twin.network]
-    other = registry.build(next(s for s in registry.REFERENCES if s.id == partner), seed=1)
+    other = registry.build(registry.by_id(partner), seed=1)
     got = twin.learning_rates(steps, epochs).astype(np.float32)
     want = other.learning_rates(steps, epochs).astype(np.float32)
     literal = np.array([E.LR_SCHEDULE[twin.network](i // steps) for i in range(steps * epochs)], np.float32)
@@ -200,7 +189,7 @@ def check_lr_schedule_parity(twin, partner):
 
 def check_weight_roundtrip(twin, partner):
     """twin -> canonical -> partner -> canonical -> twin is bit-identical, on random weights."""
-    other = registry.build(next(s for s in registry.REFERENCES if s.id == partner), seed=1)
+    other = registry.build(registry.by_id(partner), seed=1)
     shapes = E.CANONICAL_WEIGHTS[twin.network]
 
     @settings(max_examples=3, deadline=None, derandomize=True, database=None,

@@ -12,20 +12,12 @@ from suites.helpers import batch_shape, run_check, sample_input
 
 pytestmark = pytest.mark.shapes
 
-PARAM_KINDS = ("conv", "dense", "embedding")
-
-
 def shape_problems(twin, x) -> list[str]:
     """Compare one eval-mode forward pass with the literal tables; return what differs."""
     batch = len(x)
     trace = twin.trace(x)
     problems = []
-    seen = set()
-    observed = []
-    for rec in trace.layers:  # a layer called twice is judged on its first call
-        if rec.kind in PARAM_KINDS and rec.name not in seen:
-            seen.add(rec.name)
-            observed.append(rec)
+    observed = trace.param_layers()  # a layer called twice is judged on its first call
     expected = E.PARAM_LAYERS[twin.network]
     for i, (ref, kind, in_shape, out_shape) in enumerate(expected):
         if i >= len(observed):
