@@ -165,6 +165,21 @@ class Twin(abc.ABC):
             shuffle: bool = True, training: bool = True) -> list[float]:
         """Train under the recipe; return the mean training loss of each epoch."""
 
+    def train_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int) -> list[float]:
+        """``steps`` optimizer steps of the recipe in eval mode (dropout off), batches drawn in the
+        shared ``batch_order``; returns the loss before each step. Framework-neutral on purpose:
+        both twins take exactly the same path, so only the frameworks' arithmetic differs."""
+        order = batch_order(len(x), 0, seed)
+        if steps * batch_size > len(order):
+            raise ValueError(f"{steps} steps of {batch_size} need {steps * batch_size} examples, got {len(order)}")
+        losses = []
+        for i in range(steps):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            loss, grads = self.loss_and_grads(x[idx], y[idx])
+            self.optimizer_step(grads)
+            losses.append(loss)
+        return losses
+
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
         """Accuracy (fraction correct) on (x, y), in eval mode."""
         correct = 0
