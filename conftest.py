@@ -31,6 +31,14 @@ def pytest_addoption(parser):
         "--require-gpu", action="store_true", default=False,
         help="fail the gpu-marked tests when no GPU is visible, instead of skipping them.")
     group.addoption(
+        "--full-recipe", action="store_true", default=False,
+        help="convergence: train the whole budget (14 epochs MNIST, 10 tweets) and gate the final "
+             "accuracy, instead of stopping at the first epoch at or above the gate (expect ~99.2%% on MNIST).")
+    group.addoption(
+        "--seeds", type=int, default=1, metavar="N",
+        help="convergence: run N shuffling seeds per twin and gate the MLPerf-style summary (mean, "
+             "best and worst dropped when N >= 5); default 1 fixed seed.")
+    group.addoption(
         "--conform-report", metavar="DIR", default=None,
         help="write the conformance matrix (impl x check) to DIR/conformance.md and .json "
              "(make conform uses reports/).")
@@ -38,6 +46,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     frameworks.set_determinism()
+    if config.getoption("--seeds") < 1:
+        raise pytest.UsageError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
     values = list(config.getoption("--impl")) + registry.impls_from_env()
     try:
         candidates = [registry.parse_impl(v) for v in values]

@@ -161,9 +161,13 @@ class Twin(abc.ABC):
         """The learning rate used at every optimizer step of the budget."""
 
     @abc.abstractmethod
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int,
-            shuffle: bool = True, training: bool = True) -> list[float]:
-        """Train under the recipe; return the mean training loss of each epoch."""
+    def fit_epoch(self, x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int, seed: int) -> float:
+        """One epoch of the recipe in train mode (dropout on), batches in ``batch_order(n, epoch,
+        seed)``, the LR schedule stepped as the recipe says; returns the mean training loss."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> list[float]:
+        """Train ``epochs`` epochs under the recipe; return the mean training loss of each."""
+        return [self.fit_epoch(x, y, epoch, batch_size, seed) for epoch in range(epochs)]
 
     def train_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int) -> list[float]:
         """``steps`` optimizer steps of the recipe in eval mode (dropout off), batches drawn in the
@@ -182,12 +186,16 @@ class Twin(abc.ABC):
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
         """Accuracy (fraction correct) on (x, y), in eval mode."""
+        return self.count_correct(x, y, batch_size) / len(x)
+
+    def count_correct(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> int:
+        """How many of (x, y) the model classifies correctly, in eval mode (an exact count)."""
         correct = 0
         for start in range(0, len(x), batch_size):
             lp = to_log_probs(self.forward(x[start:start + batch_size]), self.output)
             truth = np.asarray(y[start:start + batch_size]).astype(np.int64)
             correct += int((lp.argmax(axis=-1) == truth).sum())
-        return correct / len(x)
+        return correct
 
     @abc.abstractmethod
     def summary(self) -> str:

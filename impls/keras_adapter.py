@@ -239,24 +239,16 @@ class KerasTwin(Twin):
             return np.asarray(values, dtype=np.float64)
         return np.full(total, float(keras.ops.convert_to_numpy(lr)), dtype=np.float64)
 
-    def fit(self, x, y, epochs, batch_size, seed, shuffle=True, training=True):
+    def fit_epoch(self, x, y, epoch, batch_size, seed):
         self._need_recipe()
-        x, y = self._input(x), self._target(y)
-        history = []
-        for epoch in range(epochs):
-            order = batch_order(len(x), epoch, seed, shuffle)
-            if training:
-                h = self.model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-                history.append(float(h.history["loss"][-1]))
-            else:
-                losses = []
-                for start in range(0, len(order), batch_size):
-                    idx = order[start:start + batch_size]
-                    loss, grads = self.loss_and_grads(x[idx], y[idx])
-                    self.optimizer_step(grads)
-                    losses.append(loss * len(idx))
-                history.append(sum(losses) / len(order))
-        return history
+        if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
+            self._fit_cache = (x, tf.constant(self._input(x)), tf.constant(self._target(y)))
+        _, xs, ys = self._fit_cache
+        order = tf.constant(batch_order(len(x), epoch, seed))
+        ds = (tf.data.Dataset.from_tensor_slices((tf.gather(xs, order), tf.gather(ys, order)))
+              .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+        history = self.model.fit(ds, epochs=1, shuffle=False, verbose=0)
+        return float(history.history["loss"][-1])
 
     def summary(self):
         lines = []

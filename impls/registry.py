@@ -67,6 +67,9 @@ KNOWN_BAD = (
     ImplSpec("keras-mnist_cnn-seed003", "mnist_cnn", "keras", "seed003",
              "impls.known_bad.seed003_keras_cnn:factory", "known_bad",
              "seed 003's Keras CNN: per-batch ExponentialDecay, Adadelta rho/epsilon defaults"),
+    ImplSpec("keras-mnist_cnn-adadelta_defaults", "mnist_cnn", "keras", "adadelta_defaults",
+             "impls.known_bad.keras_adadelta_defaults:factory", "known_bad",
+             "the reference Keras CNN with Keras's Adadelta defaults (0.001, 0.95, 1e-7), no decay"),
 )
 
 # The framework whose reference a candidate is compared with first (its own), then the other.

@@ -264,27 +264,25 @@ class TorchTwin(Twin):
                     sched.step()
         return np.asarray(lrs, dtype=np.float64)
 
-    def fit(self, x, y, epochs, batch_size, seed, shuffle=True, training=True):
+    def fit_epoch(self, x, y, epoch, batch_size, seed):
         self._need_recipe()
         opt = self._optimizer()
-        xt, yt = self._input(x), self._target(y)
-        history = []
-        for epoch in range(epochs):
-            order = batch_order(len(x), epoch, seed, shuffle)
-            self.model.train(training)
-            total, count = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                idx = torch.from_numpy(order[start:start + batch_size])
-                opt.zero_grad(set_to_none=True)
-                loss = self._loss(self.model(xt[idx]), yt[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            if self.sched is not None:
-                self.sched.step()
-            history.append(total / count)
-        return history
+        if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
+            self._fit_cache = (x, self._input(x), self._target(y))
+        _, xt, yt = self._fit_cache
+        order = torch.from_numpy(batch_order(len(x), epoch, seed))
+        self.model.train(True)
+        total = torch.zeros((), dtype=torch.float64)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = self._loss(self.model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        if self.sched is not None:
+            self.sched.step()
+        return float(total) / len(order)
 
     def summary(self):
         import torchinfo
