@@ -26,7 +26,7 @@ data: $(STAMP)
 	$(PY) -m fixtures.data
 
 test: data
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider --benchmark-disable
 
 conform: data
 	mkdir -p reports
