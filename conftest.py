@@ -56,6 +56,7 @@ def pytest_configure(config):
     config.twinbench_candidates = candidates
     config.twinbench_specs = candidates or list(registry.REFERENCES + registry.KNOWN_BAD)
     config.twinbench_results = {}
+    config.twinbench_detection = {}
 
 
 # ------------------------------------------------------------------------------------------
@@ -155,6 +156,8 @@ def _first_line(report) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if config.twinbench_detection:
+        _detection_summary(terminalreporter, config.twinbench_detection)
     results = config.twinbench_results
     if not results:
         return
@@ -198,3 +201,28 @@ def _write_report(out: Path, results, impls, checks):
     out.mkdir(parents=True, exist_ok=True)
     fixture_data.atomic_write_bytes(out / "conformance.md", ("\n".join(lines) + "\n").encode())
     fixture_data.atomic_write_bytes(out / "conformance.json", json.dumps(payload, indent=2).encode())
+
+
+def _detection_summary(tr, runs: dict):
+    """Kill rate and false rejections of the detection corpus: terminal and reports/detection.json."""
+    from suites.helpers import REPORTS
+
+    faulty = {k: v for k, v in runs.items() if v["faulty"]}
+    good = {k: v for k, v in runs.items() if not v["faulty"]}
+    killed = sorted(k for k, v in faulty.items() if v["rejected"])
+    false_rejections = sorted(k for k, v in good.items() if v["rejected"])
+    rate = len(killed) / len(faulty) if faulty else None
+    tr.section("twinbench detection")
+    if faulty:
+        tr.write_line(f"kill rate: {len(killed)}/{len(faulty)} faulty candidates rejected ({100 * rate:.1f}%)")
+    tr.write_line(f"false rejections: {len(false_rejections)} of {len(good)} correct candidates")
+    for name in sorted(set(faulty) - set(killed)) + false_rejections:
+        tr.write_line(f"  {name}: {runs[name]['first_message'] or 'survived every declared check'}"[:240])
+    payload = {"versions": frameworks.versions(), "corpus": len(runs), "faulty": len(faulty), "correct": len(good),
+               "killed": len(killed), "kill_rate": rate, "false_rejections": len(false_rejections),
+               "survivors": sorted(set(faulty) - set(killed)), "falsely_rejected": false_rejections,
+               "candidates": runs}
+    out = REPORTS / "detection.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fixture_data.atomic_write_bytes(out, json.dumps(payload, indent=2).encode())
+    tr.write_line(f"written to {out}")

@@ -169,10 +169,12 @@ class Twin(abc.ABC):
         """Train ``epochs`` epochs under the recipe; return the mean training loss of each."""
         return [self.fit_epoch(x, y, epoch, batch_size, seed) for epoch in range(epochs)]
 
-    def train_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int) -> list[float]:
+    def train_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int,
+                    stop=None) -> list[float]:
         """``steps`` optimizer steps of the recipe in eval mode (dropout off), batches drawn in the
         shared ``batch_order``; returns the loss before each step. Framework-neutral on purpose:
-        both twins take exactly the same path, so only the frameworks' arithmetic differs."""
+        both twins take exactly the same path, so only the frameworks' arithmetic differs.
+        ``stop(step, loss)`` returning True ends the run early (the losses so far are returned)."""
         order = batch_order(len(x), 0, seed)
         if steps * batch_size > len(order):
             raise ValueError(f"{steps} steps of {batch_size} need {steps * batch_size} examples, got {len(order)}")
@@ -180,8 +182,10 @@ class Twin(abc.ABC):
         for i in range(steps):
             idx = order[i * batch_size:(i + 1) * batch_size]
             loss, grads = self.loss_and_grads(x[idx], y[idx])
-            self.optimizer_step(grads)
             losses.append(loss)
+            if stop is not None and stop(i, loss):
+                break
+            self.optimizer_step(grads)
         return losses
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:

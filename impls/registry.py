@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fixtures import expected as E
-from impls.adapter import OUTPUT_KINDS, Twin
+from impls.adapter import OUTPUT_KINDS, CandidateError, Twin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,46 @@ KNOWN_BAD = (
              "the reference Keras CNN with Keras's Adadelta defaults (0.001, 0.95, 1e-7), no decay"),
 )
 
+# The detection corpus (suites/test_detection.py): candidates written to the --impl contract.
+# Each file has a one-line docstring, NETWORK, a ``factory`` and, for faulty ones, CAUGHT_BY:
+# fnmatch patterns of the check names that must reject it.
+CORPUS_DIRS = {"known_good": ROOT / "impls" / "known_good", "known_bad": ROOT / "impls" / "known_bad"}
+
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    spec: ImplSpec
+    faulty: bool
+    caught_by: tuple  # () for a correct twin
+
+
+def corpus() -> list:
+    """Every candidate under impls/known_good and impls/known_bad, as a candidate spec (compared
+    with both frameworks' references, exactly as a user's --impl is)."""
+    entries = []
+    for kind, folder in CORPUS_DIRS.items():
+        for file in sorted(folder.glob("*.py")):
+            if file.name == "__init__.py":
+                continue
+            module = importlib.import_module(f"impls.{kind}.{file.stem}")
+            rel = file.relative_to(ROOT)
+            doc = (module.__doc__ or "").strip().splitlines()
+            network = getattr(module, "NETWORK", None)
+            framework = next((f for f in ("torch", "keras") if file.stem.startswith(f) or f"_{f}_" in file.stem), None)
+            problems = [what for what, bad in (
+                ("a one-line docstring", not doc), (f"NETWORK in {E.NETWORKS}", network not in E.NETWORKS),
+                ("a factory", not callable(getattr(module, "factory", None))),
+                ("a framework (torch/keras) in its file name", framework is None),
+                ("CAUGHT_BY, the checks that must reject it", kind == "known_bad" and not getattr(module, "CAUGHT_BY", ())),
+            ) if bad]
+            if problems:
+                raise ImplUsageError(f"corpus file {rel} lacks " + ", ".join(problems))
+            spec = ImplSpec(f"{kind}-{file.stem}", network, framework, file.stem, f"impls.{kind}.{file.stem}:factory",
+                            "candidate", doc[0])
+            entries.append(CorpusEntry(spec, kind == "known_bad", tuple(getattr(module, "CAUGHT_BY", ()))))
+    return entries
+
+
 # The framework whose reference a candidate is compared with first (its own), then the other.
 PRIMARY_REFERENCE = {
     ("torch", "mnist_cnn"): "torch-mnist_cnn-module",
@@ -114,10 +154,10 @@ def parse_impl(text: str) -> ImplSpec:
     factory = load_factory(f"{path}:{attr}", for_option=text)
     try:
         obj = call_factory(factory)
-    except Exception as exc:
-        raise ImplUsageError(f"factory {attr} in {path} raised {type(exc).__name__}: {exc}") from exc
-    model, _ = unpack(obj, where=f"{path}:{attr}")
-    framework = framework_of(model)
+    except Exception:  # the candidate's own fault: every check fails with the error, none is skipped
+        framework = "unknown"
+    else:
+        framework = framework_of(unpack(obj, where=f"{path}:{attr}")[0])
     stem = Path(path).stem if path.endswith(".py") else path.rsplit(".", 1)[-1]
     module = sys.modules.get(getattr(factory, "__module__", None) or "")
     doc = (getattr(module, "__doc__", None) or "").strip().splitlines()
@@ -213,9 +253,14 @@ def unpack(obj, where: str):
 
 
 def build(spec: ImplSpec, seed: int = 0) -> Twin:
-    """Seed, call the factory, and wrap the result in the framework's adapter."""
+    """Seed, call the factory, and wrap the result in the framework's adapter. A factory that
+    raises is the candidate's fault: CandidateError, which a check reports as a failure."""
     factory = load_factory(spec.factory)
-    model, recipe = unpack(call_factory(factory, seed), where=spec.factory)
+    try:
+        obj = call_factory(factory, seed)
+    except Exception as exc:
+        raise CandidateError(f"the factory {spec.factory} raised {type(exc).__name__}: {exc}") from exc
+    model, recipe = unpack(obj, where=spec.factory)
     if framework_of(model) == "torch":
         from impls.torch_adapter import TorchTwin
 

@@ -119,8 +119,14 @@ class TorchTwin(Twin):
                 h.remove()
         return order
 
+    def _owners(self):
+        """Every module that owns parameters directly, leaf or not (an ``nn.Parameter`` set on the
+        model itself counts: it is a parameter the reference may not have)."""
+        return [(n or type(m).__name__, m) for n, m in self.model.named_modules()
+                if list(m.parameters(recurse=False))]
+
     def _param_modules(self):
-        mods = [(n, m) for n, m in self._leaves() if list(m.parameters(recurse=False))]
+        mods = self._owners()
         order = self._execution_order
         return sorted(mods, key=lambda nm: order.get(nm[0], len(order) + mods.index(nm)))
 
@@ -172,7 +178,7 @@ class TorchTwin(Twin):
     # -- weights -------------------------------------------------------------------------------
     def _canonical_items(self):
         """Yield (canonical name, parameter, kind, torch name, flatten info) for every parameter."""
-        modules = dict(self._leaves())
+        modules = dict(self._owners())
         flat = self._flat_inputs()
         for layer, ref in self.param_layer_map():
             for pname, p in modules[layer.name].named_parameters(recurse=False):

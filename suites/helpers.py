@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fixtures import expected as E
-from impls.adapter import CandidateError, NoRecipe
+from impls.adapter import CandidateError, NoRecipe, to_log_probs
 
 # Where checks write side products (summaries, plots). `make conform` and `make test` use reports/.
 REPORTS = Path(os.environ.get("TWINBENCH_REPORTS", "reports"))
@@ -42,25 +43,50 @@ def parametrize_with_checks(subjects, checks):
     return pytest.mark.parametrize(("subject", "check"), with_checks(subjects, checks))
 
 
-def run_check(check, twin_factory, record=None):
-    """Build the twin and run the check. A candidate's crash or contract breach is a failed
-    check (AssertionError with the message), a missing recipe a skip with the reason. A check
-    may return a dict of measurements; they go to ``record(name, value)`` and are printed."""
-    __tracebackhide__ = True
-    failure = None
+@dataclass
+class Verdict:
+    status: str          # "pass" | "fail" | "skip"
+    message: str = ""
+    measured: dict = field(default_factory=dict)
+
+
+def _where(exc) -> str:
+    """file:line of the innermost frame of a traceback, to say where a crash happened."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" (at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb is not None else ""
+
+
+def judge(check, twin_factory) -> Verdict:
+    """Build the twin and run one check, never raising: a failed assertion or contract breach
+    is a failure with its message; any other exception (a crash in the candidate's factory,
+    forward or loss) is a failure that names the exception and where it was raised; a missing
+    recipe is a skip with the reason."""
     try:
         twin = twin_factory()
-        measured = check(twin)
-        for name, value in (measured or {}).items():
-            print(f"measured {name} = {value}")
-            if record is not None:
-                record(name, value)
+        return Verdict("pass", "", dict(check(twin) or {}))
     except (AssertionError, CandidateError) as exc:
-        failure = str(exc).split("\nassert ")[0]  # our message, without pytest's re-evaluation
+        return Verdict("fail", str(exc).split("\nassert ")[0])  # our message, not pytest's re-evaluation
     except NoRecipe as exc:
-        pytest.skip(str(exc))
-    if failure is not None:
-        pytest.fail(failure, pytrace=False)
+        return Verdict("skip", str(exc))
+    except Exception as exc:
+        return Verdict("fail", f"{check_name(check)} crashed: {type(exc).__name__}: {exc}{_where(exc)}")
+
+
+def run_check(check, twin_factory, record=None):
+    """Run one check as a pytest test: a failure is ``pytest.fail`` with the check's message, a
+    skip ``pytest.skip``. Measurements go to ``record(name, value)`` and are printed."""
+    __tracebackhide__ = True
+    verdict = judge(check, twin_factory)
+    for name, value in verdict.measured.items():
+        print(f"measured {name} = {value}")
+        if record is not None:
+            record(name, value)
+    if verdict.status == "skip":
+        pytest.skip(verdict.message)
+    if verdict.status == "fail":
+        pytest.fail(verdict.message, pytrace=False)
 
 
 def batch_shape(template: tuple, batch: int) -> tuple:
@@ -88,6 +114,14 @@ def real_batch(network: str, n: int):
         return D.normalise(x[:n]), y[:n].astype(np.int64)
     t = D.tweets()
     return t["x_test"][:n], t["y_test"][:n]
+
+
+def reference_loss_of(network: str, outputs: np.ndarray, kind: str, y: np.ndarray) -> float:
+    """The reference loss of outputs of any kind, in float64 from the values given: CE or BCE of
+    the log-probabilities they stand for (for probabilities, the fp32 values themselves)."""
+    lp = to_log_probs(outputs, kind)
+    y = np.asarray(y, np.int64).reshape(-1)
+    return float(-np.mean(lp[np.arange(len(y)), y]))
 
 
 def reference_loss(network: str, logits: np.ndarray, y: np.ndarray) -> float:

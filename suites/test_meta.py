@@ -44,3 +44,30 @@ def test_output_kinds_round_trip():
 def test_max_violation_reports_the_worst_element():
     diff, where, ok = max_violation(np.array([1.0, 2.0, 3.5]), np.array([1.0, 2.0, 3.0]), 0.1, 0.0)
     assert (diff, where, ok) == (0.5, (2,), False)
+
+
+def test_matrix_known_bad_and_corpus_declare_the_same_checks():
+    """The seeds' defects run in the matrix (fixtures/xfails.py) and in the detection corpus
+    (CAUGHT_BY in their files): both must name the same checks."""
+    import importlib
+
+    from fixtures import xfails
+    from impls import registry
+
+    for spec in registry.KNOWN_BAD:
+        declared = set(importlib.import_module(spec.factory.split(":")[0]).CAUGHT_BY)
+        registered = {p[len(spec.id) + 1:] for p in xfails.EXPECTED_FAILURES if p.startswith(spec.id + "-")}
+        assert declared == registered, (f"{spec.id}: CAUGHT_BY only {sorted(declared - registered)}, "
+                                        f"xfails only {sorted(registered - declared)}")
+
+
+def test_detection_corpus_is_big_enough():
+    from impls import registry
+
+    entries = registry.corpus()
+    faulty = [e for e in entries if e.faulty]
+    correct = [e for e in entries if not e.faulty]
+    assert len(faulty) >= 20 and len(correct) >= 6, (len(faulty), len(correct))
+    for network in ("mnist_cnn", "tweet_fasttext"):
+        for framework in ("torch", "keras"):
+            assert any(e.spec.network == network and e.spec.framework == framework for e in faulty), (network, framework)

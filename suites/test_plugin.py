@@ -22,11 +22,10 @@ SAMPLES = "suites/plugin_samples/bad_factories.py"
     ("mnist_cnn=no_such_module_xyz:factory", "cannot import module 'no_such_module_xyz'"),
     ("mnist_cnn=impls.torch_mnist_cnn:nope", "has no factory named 'nope'"),
     (f"mnist_cnn={SAMPLES}:not_callable", "not a zero-argument callable"),
-    (f"mnist_cnn={SAMPLES}:raises", "raised RuntimeError: boom in factory"),
     (f"mnist_cnn={SAMPLES}:wrong_type", "return a torch.nn.Module, a keras.Model or a dict recipe"),
     (f"mnist_cnn={SAMPLES}:no_model", "returned a dict without 'model'"),
 ], ids=["unknown-name", "no-factory-part", "missing-file", "missing-module", "missing-factory",
-        "not-callable", "factory-raises", "wrong-return-type", "dict-without-model"])
+        "not-callable", "wrong-return-type", "dict-without-model"])
 def test_bad_impl_value_is_a_usage_error(value, expected):
     with pytest.raises(registry.ImplUsageError) as err:
         registry.parse_impl(value)
@@ -40,18 +39,30 @@ def _pytest(*args):
                           capture_output=True, text=True, env=env, timeout=600)
 
 
+def test_factory_that_raises_is_a_candidate_not_a_usage_error():
+    """Raising in the factory (or the model's __init__) is the candidate's fault: it gets a spec
+    and fails its checks; it does not stop the run."""
+    spec = registry.parse_impl(f"mnist_cnn={SAMPLES}:raises")
+    assert spec.framework == "unknown" and spec.role == "candidate"
+    with pytest.raises(Exception, match="raised RuntimeError: boom in factory"):
+        registry.build(spec)
+
+
 def test_bad_impl_stops_before_any_test():
-    proc = _pytest(f"--impl=mnist_cnn={SAMPLES}:raises", "suites/test_parameters.py")
+    proc = _pytest(f"--impl=mnist_cnn={SAMPLES}:wrong_type", "suites/test_parameters.py")
     assert proc.returncode == 4, f"exit {proc.returncode}, expected 4 (usage error)\n{proc.stdout}\n{proc.stderr}"
-    assert "--impl: factory raises in" in proc.stderr and "boom in factory" in proc.stderr, proc.stderr
+    assert "--impl: " in proc.stderr and "return a torch.nn.Module, a keras.Model" in proc.stderr, proc.stderr
     assert "passed" not in proc.stdout
 
 
 def test_impl_verdicts_end_to_end():
     """Seed 000's PyTorch model is rejected with messages that name the layer; a correct twin
-    passes; with --impl nothing else is checked."""
+    passes; a candidate that raises in __init__ and one that returns the wrong shape fail with
+    a message while every other check still runs; with --impl nothing else is checked."""
     proc = _pytest("--impl", "tweet_fasttext=impls/known_bad/seed000_torch_fasttext.py:factory",
                    "--impl", "mnist_cnn=impls.torch_mnist_cnn:sequential",
+                   "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_raises_in_init.py:factory",
+                   "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_wrong_shape.py:factory",
                    "-m", "shapes or parameters", "-p", "no:randomly")
     out = proc.stdout
     assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (rejected)\n{out[-3000:]}"
@@ -62,3 +73,9 @@ def test_impl_verdicts_end_to_end():
     assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn.sequential +conforms", out), out[-5000:]
     assert re.search(r"candidate-torch-tweet_fasttext-seed000_torch_fasttext.factory +REJECTED", out), out[-5000:]
     assert "torch-mnist_cnn-module" not in out.split("conformance matrix")[-1], "references ran in --impl mode"
+    matrix = out.split("conformance matrix")[-1]
+    assert re.search(r"candidate-unknown-mnist_cnn-torch_mnist_cnn_raises_in_init.factory +REJECTED +\(10 FAIL\)", out), matrix
+    assert "raised RuntimeError: fc3 is not defined" in out, out[-5000:]
+    assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn_wrong_shape.factory +REJECTED +\(\d+ pass, 3 FAIL\)", out), out[-5000:]
+    assert "output shape (7, 10, 1) at batch 7, expected (7, 10)" in out, out[-5000:]
+    assert " error" not in out.splitlines()[-1], out.splitlines()[-1]

@@ -8,6 +8,9 @@ import keras
 
 from impls import keras_mnist_cnn
 
+NETWORK = "mnist_cnn"
+CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*")
+
 
 def factory():
     model = keras_mnist_cnn.build_sequential()

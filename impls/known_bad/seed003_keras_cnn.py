@@ -9,6 +9,9 @@ network ends in softmax and is trained with crossentropy on probabilities, which
 import keras
 from keras import layers
 
+NETWORK = "mnist_cnn"
+CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*")
+
 
 def factory():
     model = keras.Sequential([

@@ -10,6 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim.lr_scheduler import StepLR
 
+NETWORK = "mnist_cnn"
+CAUGHT_BY = ("check_loss_parity", "check_gradient_parity*", "check_trajectory_parity*")
+
 
 class Net(nn.Module):
     def __init__(self):
