@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.twinbench-installed
 
-.PHONY: test conform data venv clean-venv
+.PHONY: test conform bench bench-compare data venv clean-venv
 
 venv: $(STAMP)
 
@@ -31,6 +31,21 @@ test: data
 conform: data
 	mkdir -p reports
 	$(PY) -m pytest -p no:cacheprovider --conform-report reports
+
+# Speed: every benchmark timed (CPU here; `-m gpu` ones too on a GPU machine), the run saved
+# under .benchmarks/ (pytest-benchmark's storage), the table and chart written to reports/.
+bench: data
+	$(PY) -m pytest -p no:cacheprovider -m benchmark --benchmark-only --benchmark-autosave \
+	    --benchmark-sort=name --benchmark-columns=median,iqr,min,rounds
+
+# Compare with a saved run and fail any benchmark whose median is >10% slower. The baseline is
+# the newest saved run, or BASELINE=NNNN (the number pytest-benchmark prints when saving; list
+# them with `.venv/bin/pytest-benchmark list`).
+BASELINE ?=
+bench-compare: data
+	@ls .benchmarks/*/*.json >/dev/null 2>&1 || { echo "no saved benchmark run under .benchmarks/: run 'make bench' first"; exit 2; }
+	$(PY) -m pytest -p no:cacheprovider -m benchmark --benchmark-only --benchmark-compare=$(BASELINE) \
+	    --benchmark-compare-fail=median:10% --benchmark-sort=name --benchmark-columns=median,iqr,min,rounds
 
 clean-venv:
 	rm -rf $(VENV)

@@ -69,12 +69,22 @@ def pytest_report_header(config):
     lines = [
         "twinbench: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"devices: torch {', '.join(d['torch'])}; tensorflow {', '.join(d['tensorflow'])}; TF32 off",
+        "roofline: " + _roofline_line(config),
         f"data cache: {fixture_data.cache_root()} (TWINBENCH_DATA)",
         f"impls under test ({len(specs)}): " + ", ".join(s.id for s in specs),
     ]
     if config.twinbench_candidates:
         lines.append("candidate mode: only the --impl twins are checked; other tests are deselected")
     return lines
+
+
+def _roofline_line(config) -> str:
+    """The measured fp32 sgemm rate per device, once per session (benchmarks report against it)."""
+    devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
+    config.twinbench_roofline = {d: frameworks.sgemm_roofline(d) for d in devices}
+    threads = frameworks.torch.get_num_threads()
+    return ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in config.twinbench_roofline.items()) + \
+        f" (fp32 4096^3 sgemm, best of 3, torch {threads} threads, TF32 off)"
 
 
 # ------------------------------------------------------------------------------------------
@@ -156,6 +166,16 @@ def _first_line(report) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    bench = getattr(config, "_benchmarksession", None)
+    if bench is not None and not bench.disabled and bench.benchmarks:
+        from suites.helpers import REPORTS
+        from suites.reporting import write_speed_report
+
+        out = Path(config.getoption("--conform-report") or REPORTS)
+        written = write_speed_report(bench.benchmarks, out, frameworks.versions(), frameworks.devices(),
+                                     getattr(config, "twinbench_roofline", {}))
+        if written:
+            terminalreporter.write_line(f"speed table and chart written to {', '.join(map(str, written))}")
     if config.twinbench_detection:
         _detection_summary(terminalreporter, config.twinbench_detection)
     results = config.twinbench_results

@@ -201,6 +201,22 @@ class Twin(abc.ABC):
             correct += int((lp.argmax(axis=-1) == truth).sum())
         return correct
 
+    # -- speed (suites/test_speed.py) ----------------------------------------------------------
+    @abc.abstractmethod
+    def place(self, device: str) -> None:
+        """Run on ``device`` from now on: "cpu", or "gpu" (cuda for torch, the first TF GPU) or
+        "mps". Data given to later ``fit_epoch``/``inference_fn`` calls is moved there once."""
+
+    @abc.abstractmethod
+    def inference_fn(self, x: np.ndarray):
+        """A zero-argument callable: one eval-mode forward pass on ``x`` (already on the device),
+        synchronised once at the end (torch: device sync; TF: the result materialised)."""
+
+    @abc.abstractmethod
+    def use_variant(self, variant: str) -> None:
+        """Switch to a faster execution variant (torch: "compile", "cudagraphs"; Keras: "xla").
+        Benchmarks check forward parity of the variant before timing it."""
+
     @abc.abstractmethod
     def summary(self) -> str:
         """The framework's own model summary (torchinfo / keras Model.summary) as text."""

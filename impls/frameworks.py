@@ -50,5 +50,36 @@ def devices() -> dict:
     }
 
 
+_ROOFLINE: dict = {}
+
+
+def sgemm_roofline(device: str = "cpu", n: int = 4096, reps: int = 3) -> float:
+    """The device's measured fp32 matmul rate in GFLOP/s: the best of ``reps`` n x n sgemms
+    (torch, TF32 off, all the threads torch uses). Measured once per process and device."""
+    if device not in _ROOFLINE:
+        import time
+
+        dev = torch.device({"gpu": "cuda"}.get(device, device))
+        a = torch.randn(n, n, device=dev)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        (a @ a).sum().item()  # warm-up
+        best = float("inf")
+        for _ in range(reps):
+            sync()
+            t0 = time.perf_counter()
+            a @ a
+            sync()
+            best = min(best, time.perf_counter() - t0)
+        _ROOFLINE[device] = 2 * n ** 3 / best / 1e9
+    return _ROOFLINE[device]
+
+
+def bench_devices() -> list:
+    """Devices a benchmark may target: cpu always, gpu (cuda / a TF GPU) always listed so that
+    its benchmarks skip with a reason where none is visible, mps when visible."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return ["cpu", "gpu"] + (["mps"] if mps else [])
+
+
 def gpu_available() -> bool:
     return torch.cuda.is_available() or bool(tf.config.list_physical_devices("GPU"))

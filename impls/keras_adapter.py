@@ -58,6 +58,7 @@ class KerasTwin(Twin):
         compiled = getattr(model, "optimizer", None) is not None and getattr(model, "loss", None) is not None
         super().__init__(name, network, output, has_recipe=compiled)
         self.model = model
+        self.device = "cpu"
 
     def _input(self, x):
         dtype = np.float32 if self.network == "mnist_cnn" else np.int32
@@ -242,13 +243,56 @@ class KerasTwin(Twin):
     def fit_epoch(self, x, y, epoch, batch_size, seed):
         self._need_recipe()
         if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
-            self._fit_cache = (x, tf.constant(self._input(x)), tf.constant(self._target(y)))
+            with self._scope():
+                self._fit_cache = (x, tf.constant(self._input(x)), tf.constant(self._target(y)))
         _, xs, ys = self._fit_cache
         order = tf.constant(batch_order(len(x), epoch, seed))
         ds = (tf.data.Dataset.from_tensor_slices((tf.gather(xs, order), tf.gather(ys, order)))
               .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-        history = self.model.fit(ds, epochs=1, shuffle=False, verbose=0)
+        with self._scope():
+            history = self.model.fit(ds, epochs=1, shuffle=False, verbose=0)
         return float(history.history["loss"][-1])
+
+    def _scope(self):
+        return tf.device("/GPU:0" if self.device == "gpu" else "/CPU:0")
+
+    def place(self, device):
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"Keras twins run on 'cpu' or 'gpu', not {device!r}")
+        if device == "gpu" and not tf.config.list_physical_devices("GPU"):
+            raise ValueError("no GPU is visible to TensorFlow")
+        self.device = device
+        self.__dict__.pop("_fit_cache", None)
+
+    def inference_fn(self, x):
+        with self._scope():
+            xt = tf.constant(self._input(x))
+
+        def run():
+            with self._scope():
+                return self.model.predict_on_batch(xt)  # numpy: the result is materialised
+
+        return run
+
+    def use_variant(self, variant):
+        if variant != "xla":
+            raise ValueError(f"unknown Keras variant {variant!r}; use 'xla'")
+        import warnings
+
+        from tensorflow.python.framework import config as tf_config
+
+        # Keras refuses XLA while TF op determinism is on (set for the equality checks). A speed
+        # variant needs no bit-reproducibility: determinism is off until frameworks.set_determinism()
+        # runs again (suites/test_speed.py does that after every benchmark); forward parity still
+        # gates the variant's timing.
+        tf_config.disable_op_determinism()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns and falls back; we say so instead
+            self.model.jit_compile = True
+        if not self.model.jit_compile:
+            raise NotImplementedError("Keras refuses jit_compile=True for this model (keras.src.trainers."
+                                      "trainer.model_supports_jit is False) and would silently run without XLA")
+        self.model.train_function = self.model.predict_function = None  # rebuilt with XLA
 
     def summary(self):
         lines = []

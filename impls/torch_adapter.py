@@ -59,17 +59,19 @@ class TorchTwin(Twin):
         self.model = model
         self.loss_fn, self.optimizer_fn, self.scheduler_fn = loss, optimizer, scheduler
         self.opt = None
+        self.device = torch.device("cpu")
 
     # -- inputs and outputs ------------------------------------------------------------------
     def _input(self, x: np.ndarray) -> torch.Tensor:
         if self.network == "mnist_cnn":
-            return torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
-        return torch.from_numpy(np.asarray(x, dtype=np.int64))
+            t = torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+        else:
+            t = torch.from_numpy(np.asarray(x, dtype=np.int64))
+        return t.to(self.device)
 
     def _target(self, y: np.ndarray) -> torch.Tensor:
-        if self.network == "mnist_cnn":
-            return torch.from_numpy(np.asarray(y, dtype=np.int64))
-        return torch.from_numpy(np.asarray(y, dtype=np.float32))
+        dtype = np.int64 if self.network == "mnist_cnn" else np.float32
+        return torch.from_numpy(np.asarray(y, dtype=dtype)).to(self.device)
 
     def _call(self, x: np.ndarray):
         try:
@@ -220,7 +222,7 @@ class TorchTwin(Twin):
     def loss_value(self, outputs, y):
         self._need_recipe()
         with torch.no_grad():
-            return float(self._loss(torch.from_numpy(np.asarray(outputs, np.float32)), self._target(y)))
+            return float(self._loss(torch.from_numpy(np.asarray(outputs, np.float32)).to(self.device), self._target(y)))
 
     def _loss(self, outputs, targets):
         try:
@@ -254,7 +256,7 @@ class TorchTwin(Twin):
         opt = self._optimizer()
         for cname, p, kind, tname, flat in self._canonical_items():
             g = _from_canonical(kind, tname.rsplit(".", 1)[1], np.asarray(grads[cname]), flat)
-            p.grad = torch.from_numpy(np.ascontiguousarray(g)).to(p.dtype)
+            p.grad = torch.from_numpy(np.ascontiguousarray(g)).to(p.device, p.dtype)
         opt.step()
 
     def learning_rates(self, steps_per_epoch, epochs):
@@ -276,9 +278,10 @@ class TorchTwin(Twin):
         if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
             self._fit_cache = (x, self._input(x), self._target(y))
         _, xt, yt = self._fit_cache
-        order = torch.from_numpy(batch_order(len(x), epoch, seed))
+        order = torch.from_numpy(batch_order(len(x), epoch, seed)).to(self.device)
         self.model.train(True)
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float32 if self.device.type == "mps" else torch.float64,
+                            device=self.device)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             opt.zero_grad(set_to_none=True)
@@ -289,6 +292,40 @@ class TorchTwin(Twin):
         if self.sched is not None:
             self.sched.step()
         return float(total) / len(order)
+
+    def place(self, device):
+        dev = torch.device({"gpu": "cuda"}.get(device, device))
+        self.model.to(dev)
+        self.device = dev
+        self.opt = None  # optimizer state lives with the parameters: rebuilt on the device
+        self.__dict__.pop("_fit_cache", None)
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+
+    def inference_fn(self, x):
+        xt = self._input(x)
+        self.model.eval()
+
+        def run():
+            with torch.no_grad():
+                out = self.model(xt)
+            self._sync()
+            return out
+
+        return run
+
+    def use_variant(self, variant):
+        if variant == "compile":
+            self.model = torch.compile(self.model)
+        elif variant == "cudagraphs":  # CUDA graphs through torch.compile's cudagraph trees
+            self.model = torch.compile(self.model, mode="reduce-overhead")
+        else:
+            raise ValueError(f"unknown torch variant {variant!r}; use 'compile' or 'cudagraphs'")
+        self.opt = None
 
     def summary(self):
         import torchinfo

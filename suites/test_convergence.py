@@ -56,12 +56,14 @@ def _progress(config, line):
             reporter.write_line(line)
 
 
-def train_to_gate(spec, seed: int, full: bool, config) -> dict:
-    key = (spec.id, seed, full)
+def train_to_gate(spec, seed: int, full: bool, config, device: str = "cpu") -> dict:
+    key = (spec.id, seed, full, device)
     if key in _RUNS:
         return _RUNS[key]
     network = spec.network
     twin = registry.build(spec, seed=seed)
+    if device != "cpu":
+        twin.place(device)
     xtr, ytr, xte, yte = _data(network)
     budget, batch = E.BUDGET_EPOCHS[network], E.TRAIN_BATCH[network]
     epochs, reached, started = [], None, time.perf_counter()
@@ -79,7 +81,7 @@ def train_to_gate(spec, seed: int, full: bool, config) -> dict:
             reached = epoch + 1
             if not full:
                 break
-    run = {"impl": spec.id, "framework": spec.framework, "network": network, "seed": seed,
+    run = {"impl": spec.id, "framework": spec.framework, "network": network, "seed": seed, "device": device,
            "full_recipe": full, "epochs": epochs, "epochs_to_target": reached,
            "seconds_to_target": (sum(e["seconds"] for e in epochs[:reached]) if reached else None),
            "wall_seconds": time.perf_counter() - started}

@@ -13,26 +13,27 @@ from impls import registry
 pytestmark = pytest.mark.benchmark
 
 STEPS, BATCH = 50, 64
+SMOKE_STEPS = 4  # the untimed run under --benchmark-disable
 
 
 @functools.lru_cache(maxsize=None)
-def _ours_data():
+def _ours_data(steps):
     x, y = D.mnist_idx_arrays("train")
-    return D.normalise(x[:STEPS * BATCH]), y[:STEPS * BATCH]
+    return D.normalise(x[:steps * BATCH]), y[:steps * BATCH]
 
 
-def _ours(twin):
-    x, y = _ours_data()
+def _ours(twin, steps):
+    x, y = _ours_data(steps)
     twin.fit_epoch(x, y, 0, BATCH, seed=0)
 
 
-def _seeds(twin):
+def _seeds(twin, steps):
     from impls import seed_pipelines
 
     if twin.framework == "torch":
-        seed_pipelines.torch_dataloader_steps(twin, STEPS, BATCH)
+        seed_pipelines.torch_dataloader_steps(twin, steps, BATCH)
     else:
-        seed_pipelines.keras_numpy_fit_steps(twin, STEPS, BATCH)
+        seed_pipelines.keras_numpy_fit_steps(twin, steps, BATCH)
 
 
 @pytest.mark.parametrize("framework", ["torch", "keras"])
@@ -40,7 +41,13 @@ def _seeds(twin):
 def test_mnist_input_pipeline(benchmark, framework, pipeline):
     twin = registry.build(registry.reference(framework, "mnist_cnn"))
     run = _ours if pipeline == "ours" else _seeds
-    run(twin)  # warm-up: builds tensors, traces graphs
-    benchmark.group = f"mnist_cnn {framework}: {STEPS} training steps, input pipeline"
-    benchmark.extra_info.update({"steps": STEPS, "batch": BATCH, "samples": STEPS * BATCH})
-    benchmark.pedantic(run, args=(twin,), rounds=3, warmup_rounds=0, iterations=1)
+    steps = SMOKE_STEPS if benchmark.disabled else STEPS
+    benchmark.group = "mnist_cnn pipeline cpu"
+    benchmark.name = f"{framework}-{pipeline}"
+    benchmark.extra_info.update({"network": "mnist_cnn", "framework": framework, "device": "cpu",
+                                 "variant": f"{pipeline} pipeline", "figure": "pipeline", "steps": steps,
+                                 "batch": BATCH, "samples": steps * BATCH})
+    # a warm-up round builds tensors and traces graphs (under --benchmark-disable: one plain run)
+    benchmark.pedantic(run, args=(twin, steps), rounds=3, warmup_rounds=1, iterations=1)
+    if not benchmark.disabled:
+        benchmark.extra_info["samples_per_s"] = steps * BATCH / benchmark.stats.stats.median

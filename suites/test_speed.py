@@ -1,0 +1,212 @@
+"""Speed: pytest-benchmark figures for every reference twin on every device, side by side.
+
+Figures (each its own benchmark group, so torch and Keras for one network, figure and device sit
+in one table):
+
+- ``train``: training throughput over TRAIN_STEPS optimizer steps of the recipe, data already on
+  the device (``Twin.fit_epoch`` on a slice);
+- ``epoch``: one full epoch of the reference recipe (60,000 images / 18,513 tweets);
+- ``latency``: one eval-mode forward pass at batch 1;
+- ``infer1000``: eval-mode forward throughput at batch 1000.
+
+Each timed unit syncs the device once at its end (torch: ``torch.cuda.synchronize()``; TF: the
+result materialised), never per kernel. ``extra_info`` carries samples/s, the FLOPs per sample
+(fixtures/expected.py) and the achieved share of the device's sgemm roofline, which is measured
+once per session and printed in the report header.
+
+Variants, as separate and clearly named benchmarks: torch ``compile`` and ``cudagraphs`` (on a
+GPU) and Keras ``xla`` (``jit_compile=True``). A variant's time counts only after its forward pass
+matched the eager one within the forward-parity tolerance.
+
+Speed targets are figures in reports/speed.md, never asserts. Under ``--benchmark-disable``
+(``make test``) every benchmark runs once, untimed, to keep it working; the ``epoch`` figure then
+runs a two-batch slice instead of the full epoch.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from fixtures import data as D
+from fixtures import expected as E
+from fixtures import tolerances as T
+from impls import frameworks, registry
+from suites.helpers import max_violation
+
+pytestmark = pytest.mark.benchmark
+
+TRAIN_STEPS = 20
+SMOKE_STEPS = 2  # steps (and epoch batches) of the untimed run under --benchmark-disable
+# (warm-up rounds, timed rounds) per figure. A full MNIST epoch takes ~55 s (torch) and ~45 s
+# (Keras) on two cores: one timed round, after a warm-up on a slice that builds graphs and caches.
+ROUNDS = {"train": (1, 3), "latency": (10, 100), "infer1000": (2, 10)}
+EPOCH_ROUNDS = {"mnist_cnn": 1, "tweet_fasttext": 3}
+VARIANTS = {"torch": ("compile", "cudagraphs"), "keras": ("xla",)}
+GPU_ONLY_VARIANTS = {"compile", "cudagraphs"}  # torch.compile on a 2-core CPU costs minutes of compiling
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism():
+    """Variants may switch determinism off (Keras XLA); every other test expects it on."""
+    yield
+    frameworks.set_determinism()
+
+
+def _param(spec, device, variant="eager"):
+    marks = [pytest.mark.gpu] if device != "cpu" else []
+    label = f"{spec.id}-{device}" + ("" if variant == "eager" else f"-{variant}")
+    return pytest.param(spec, device, variant, id=label, marks=marks)
+
+
+def cases():
+    return [_param(s, d) for s in registry.REFERENCES for d in frameworks.bench_devices()]
+
+
+def variant_cases():
+    out = []
+    for spec in registry.REFERENCES:
+        if spec.id != registry.reference(spec.framework, spec.network).id:
+            continue  # variants for each framework's primary reference
+        for variant in VARIANTS[spec.framework]:
+            for device in frameworks.bench_devices():
+                if device == "cpu" and variant in GPU_ONLY_VARIANTS:
+                    continue
+                out.append(_param(spec, device, variant))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _train_split(network):
+    if network == "mnist_cnn":
+        x, y = D.mnist_idx_arrays("train")
+        return D.normalise(x), y.astype(np.int64)
+    t = D.tweets()
+    return t["x_train"], t["y_train"]
+
+
+def _twin(spec, device, variant):
+    """Build the twin on the device; for a variant, check forward parity first."""
+    twin = registry.build(spec, seed=0)
+    x = _train_split(spec.network)[0][:T.PARITY_BATCH]
+    eager = twin.forward(x) if variant != "eager" else None
+    twin.place(device)
+    if variant != "eager":
+        try:
+            twin.use_variant(variant)
+        except NotImplementedError as exc:
+            pytest.skip(f"{spec.id}: variant {variant} is not available: {exc}")
+        got = _numpy(twin.inference_fn(x)())
+        diff, worst, ok = max_violation(got, eager, T.FORWARD_ATOL, T.FORWARD_RTOL)
+        if not ok:
+            pytest.fail(f"{spec.id} variant {variant} on {device}: forward differs from eager, max |diff| {diff:.3g} "
+                        f"at {worst}, tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}; not timed", pytrace=False)
+    return twin
+
+
+def _numpy(out):
+    return out if isinstance(out, np.ndarray) else out.detach().cpu().numpy()
+
+
+def _measure(benchmark, fn, figure, spec, device, variant, samples, flops_kind, rounds):
+    warmup, timed = rounds
+    benchmark.group = f"{spec.network} {figure} {device}"
+    benchmark.name = f"{spec.framework}-{spec.style}" + ("" if variant == "eager" else f"-{variant}")
+    benchmark.extra_info.update({
+        "network": spec.network, "framework": spec.framework, "style": spec.style, "device": device,
+        "variant": variant, "figure": figure, "samples": samples,
+        "flops_per_sample": E.FLOPS_PER_SAMPLE[spec.network][flops_kind]})
+    benchmark.pedantic(fn, rounds=timed, warmup_rounds=warmup, iterations=1)
+    if not benchmark.disabled:
+        median = benchmark.stats.stats.median
+        rate = samples / median
+        gflops = rate * E.FLOPS_PER_SAMPLE[spec.network][flops_kind] / 1e9
+        benchmark.extra_info.update({"samples_per_s": rate, "achieved_gflops": gflops,
+                                     "roofline_gflops": frameworks.sgemm_roofline(device),
+                                     "roofline_fraction": gflops / frameworks.sgemm_roofline(device)})
+
+
+def _train(benchmark, spec, device, variant):
+    twin = _twin(spec, device, variant)
+    batch = E.TRAIN_BATCH[spec.network]
+    x, y = _train_split(spec.network)
+    n = (SMOKE_STEPS if benchmark.disabled else TRAIN_STEPS) * batch
+    xs, ys = x[:n], y[:n]
+    _measure(benchmark, lambda: twin.fit_epoch(xs, ys, 0, batch, 0), "train", spec, device, variant, n,
+             "train", ROUNDS["train"])
+
+
+def _epoch(benchmark, spec, device, variant):
+    twin = _twin(spec, device, variant)
+    batch = E.TRAIN_BATCH[spec.network]
+    x, y = _train_split(spec.network)
+    if benchmark.disabled:
+        x, y = x[:SMOKE_STEPS * batch], y[:SMOKE_STEPS * batch]  # untimed smoke run under make test
+    else:
+        twin.fit_epoch(x[:4 * batch], y[:4 * batch], 0, batch, 0)  # warm-up: graphs, caches, allocator
+    epochs = iter(range(1, 1000))
+    _measure(benchmark, lambda: twin.fit_epoch(x, y, next(epochs), batch, 0), "epoch", spec, device, variant,
+             len(x), "train", (0, EPOCH_ROUNDS[spec.network]))
+
+
+def _inference(benchmark, spec, device, variant, batch, figure):
+    twin = _twin(spec, device, variant)
+    x = _train_split(spec.network)[0][:batch]
+    _measure(benchmark, twin.inference_fn(x), figure, spec, device, variant, batch, "forward", ROUNDS[figure])
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), cases())
+def test_train_throughput(benchmark, spec, device, variant):
+    _train(benchmark, spec, device, variant)
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), cases())
+def test_epoch(benchmark, spec, device, variant):
+    _epoch(benchmark, spec, device, variant)
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), cases())
+def test_latency_batch1(benchmark, spec, device, variant):
+    _inference(benchmark, spec, device, variant, 1, "latency")
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), cases())
+def test_inference_batch1000(benchmark, spec, device, variant):
+    _inference(benchmark, spec, device, variant, 1000, "infer1000")
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), variant_cases())
+def test_variant_train_throughput(benchmark, spec, device, variant):
+    _train(benchmark, spec, device, variant)
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), variant_cases())
+def test_variant_epoch(benchmark, spec, device, variant):
+    _epoch(benchmark, spec, device, variant)
+
+
+@pytest.mark.parametrize(("spec", "device", "variant"), variant_cases())
+def test_variant_inference_batch1000(benchmark, spec, device, variant):
+    _inference(benchmark, spec, device, variant, 1000, "infer1000")
+
+
+@pytest.mark.gpu
+@pytest.mark.convergence
+def test_time_to_gate_gpu(benchmark, request):
+    """Time-to-99% of the torch MNIST reference on the GPU (eager, data on the device)."""
+    from suites.test_convergence import train_to_gate
+
+    spec = registry.reference("torch", "mnist_cnn")
+    runs = []
+    benchmark.group = "mnist_cnn time-to-gate gpu"
+    benchmark.name = "torch-module"
+    benchmark.pedantic(lambda: runs.append(train_to_gate(spec, 0, False, request.config, device="gpu")),
+                       rounds=1, warmup_rounds=0, iterations=1)
+    run = runs[-1]
+    final = run["epochs"][-1]["accuracy"]
+    benchmark.extra_info.update({"epochs_to_gate": run["epochs_to_target"], "accuracy": final,
+                                 "device": "gpu", "network": "mnist_cnn", "framework": "torch", "figure": "time-to-gate"})
+    assert run["epochs_to_target"] is not None, (f"torch MNIST on the GPU did not reach {E.GATE_PERMILLE['mnist_cnn'] / 10}% "
+                                                 f"in {E.BUDGET_EPOCHS['mnist_cnn']} epochs: final {final:.4f}")
