@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.twinbench-installed
 
-.PHONY: test conform bench bench-compare data venv clean-venv
+.PHONY: test conform bench bench-compare golden data venv clean-venv
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ bench-compare: data
 	@ls .benchmarks/*/*.json >/dev/null 2>&1 || { echo "no saved benchmark run under .benchmarks/: run 'make bench' first"; exit 2; }
 	$(PY) -m pytest -p no:cacheprovider -m benchmark --benchmark-only --benchmark-compare=$(BASELINE) \
 	    --benchmark-compare-fail=median:10% --benchmark-sort=name --benchmark-columns=median,iqr,min,rounds
+
+# Record the golden outputs with the pinned versions (refuses to overwrite: make golden ARGS=--force).
+ARGS ?=
+golden: data
+	$(PY) -m fixtures.golden $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -13,6 +13,7 @@ import pytest
 from fixtures import data as fixture_data
 from fixtures import xfails
 from impls import registry
+from suites import baseline
 from suites.helpers import check_name
 
 
@@ -39,6 +40,15 @@ def pytest_addoption(parser):
         help="convergence: run N shuffling seeds per twin and gate the MLPerf-style summary (mean, "
              "best and worst dropped when N >= 5); default 1 fixed seed.")
     group.addoption(
+        "--save-baseline", metavar="NAME", default=None,
+        help="write this run (versions, every outcome, measurements, convergence, benchmark medians) to "
+             "baselines/NAME.json (TWINBENCH_BASELINES overrides the folder); never overwrites without --force.")
+    group.addoption(
+        "--compare-baseline", metavar="NAME", default=None,
+        help="hold this run to baselines/NAME.json: regressions fail as tests of their own, run last; "
+             "improvements are listed.")
+    group.addoption("--force", action="store_true", default=False, help="with --save-baseline: overwrite NAME.")
+    group.addoption(
         "--conform-report", metavar="DIR", default=None,
         help="write the conformance matrix (impl x check) to DIR/conformance.md and .json "
              "(make conform uses reports/).")
@@ -57,6 +67,33 @@ def pytest_configure(config):
     config.twinbench_specs = candidates or list(registry.REFERENCES + registry.KNOWN_BAD)
     config.twinbench_results = {}
     config.twinbench_detection = {}
+    config.twinbench_outcomes, config.twinbench_measured = {}, {}
+    config.twinbench_baseline = None
+    try:
+        if config.getoption("--save-baseline"):
+            config.twinbench_save_to = baseline.check_writable(config.getoption("--save-baseline"),
+                                                               config.getoption("--force"))
+        if config.getoption("--compare-baseline"):
+            config.twinbench_baseline = baseline.load(config.getoption("--compare-baseline"))
+    except baseline.BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.pluginmanager.register(_BaselineComparisonsLast(), "twinbench-baseline-comparisons")
+
+
+class _BaselineComparisonsLast:
+    """The --compare-baseline tests run after everything they compare, whatever -m/-k select
+    (the selection applies to what is compared, not to the comparison); without a baseline they
+    are deselected."""
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_collection_modifyitems(self, config, items):
+        comparisons = [i for i in items if i.get_closest_marker("baseline")]
+        items[:] = [i for i in items if not i.get_closest_marker("baseline")]
+        yield
+        if config.twinbench_baseline is not None:
+            items.extend(comparisons)
+        elif comparisons:
+            config.hook.pytest_deselected(items=comparisons)
 
 
 # ------------------------------------------------------------------------------------------
@@ -73,17 +110,24 @@ def pytest_report_header(config):
         f"data cache: {fixture_data.cache_root()} (TWINBENCH_DATA)",
         f"impls under test ({len(specs)}): " + ", ".join(s.id for s in specs),
     ]
+    if frameworks.TF_MISSING:
+        lines.append("WARNING: " + frameworks.TF_MISSING)
     if config.twinbench_candidates:
         lines.append("candidate mode: only the --impl twins are checked; other tests are deselected")
     return lines
 
 
-def _roofline_line(config) -> str:
+def roofline(config) -> dict:
     """The measured fp32 sgemm rate per device, once per session (benchmarks report against it)."""
-    devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
-    config.twinbench_roofline = {d: frameworks.sgemm_roofline(d) for d in devices}
+    if getattr(config, "twinbench_roofline", None) is None:
+        devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
+        config.twinbench_roofline = {d: frameworks.sgemm_roofline(d) for d in devices}
+    return config.twinbench_roofline
+
+
+def _roofline_line(config) -> str:
     threads = frameworks.torch.get_num_threads()
-    return ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in config.twinbench_roofline.items()) + \
+    return ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline(config).items()) + \
         f" (fp32 4096^3 sgemm, best of 3, torch {threads} threads, TF32 off)"
 
 
@@ -104,6 +148,11 @@ def pytest_collection_modifyitems(config, items):
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+    if frameworks.TF_MISSING:
+        for item in items:
+            if "keras" in item.name or "keras" in getattr(item, "nodeid", ""):
+                item.add_marker(pytest.mark.skip(reason=frameworks.TF_MISSING))
 
     if not frameworks.gpu_available():
         for item in items:
@@ -136,6 +185,14 @@ def pytest_runtest_setup(item):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        cfg = item.config
+        cfg.twinbench_outcomes[item.nodeid] = (
+            "xfailed" if report.skipped and hasattr(report, "wasxfail") else
+            "xpassed" if report.passed and hasattr(report, "wasxfail") else report.outcome)
+        if item.user_properties:
+            cfg.twinbench_measured[item.nodeid] = {k: v for k, v in item.user_properties
+                                                   if isinstance(v, (int, float, str, type(None)))}
     cell = getattr(item, "twinbench_cell", None)
     if cell is None:
         return
@@ -166,6 +223,17 @@ def _first_line(report) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        terminalreporter.write_line("run interrupted: no report, baseline or detection file written; "
+                                    "the previous ones are intact")
+        return
+    if getattr(config, "twinbench_saved", None):
+        terminalreporter.write_line(f"baseline written to {config.twinbench_saved}")
+    if config.twinbench_baseline is not None:
+        better = baseline.improvements(config.twinbench_baseline, baseline.current_snapshot(config))
+        terminalreporter.section(f"improvements over baseline {config.twinbench_baseline['name']}")
+        for line in better or ["none"]:
+            terminalreporter.write_line(line[:240])
     bench = getattr(config, "_benchmarksession", None)
     if bench is not None and not bench.disabled and bench.benchmarks:
         from suites.helpers import REPORTS
@@ -173,7 +241,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
         out = Path(config.getoption("--conform-report") or REPORTS)
         written = write_speed_report(bench.benchmarks, out, frameworks.versions(), frameworks.devices(),
-                                     getattr(config, "twinbench_roofline", {}))
+                                     roofline(config))
         if written:
             terminalreporter.write_line(f"speed table and chart written to {', '.join(map(str, written))}")
     if config.twinbench_detection:
@@ -186,6 +254,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("twinbench conformance matrix")
     width = max(len(i) for i in impls)
+    verdicts = {}
     for impl in impls:
         row = {c: results.get((impl, c), ("", ""))[0] for c in checks}
         counts = {s: sum(1 for v in row.values() if v == s) for s in ("pass", "FAIL", "xfail", "XPASS", "skip")}
@@ -196,31 +265,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         else:
             verdict = "conforms"
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        verdicts[impl] = (verdict, summary)
         tr.write_line(f"{impl:<{width}}  {verdict}  ({summary})")
         for c, s in row.items():
             if s in ("FAIL", "XPASS", "xfail"):
                 tr.write_line(f"{'':<{width}}    {s:<5} {c}: {results[(impl, c)][1]}"[:240])
     out = config.getoption("--conform-report")
     if out:
-        _write_report(Path(out), results, impls, checks)
-        tr.write_line(f"conformance report written to {out}/conformance.md and conformance.json")
+        from suites.reporting import write_conformance
 
-
-def _write_report(out: Path, results, impls, checks):
-    v = frameworks.versions()
-    lines = ["# twinbench conformance matrix", "",
-             "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
-             "| impl | " + " | ".join(checks) + " |", "|---|" + "---|" * len(checks)]
-    for impl in impls:
-        lines.append(f"| {impl} | " + " | ".join(results.get((impl, c), ("",))[0] or "-" for c in checks) + " |")
-    notes = [(i, c, s, d) for (i, c), (s, d) in sorted(results.items()) if s in ("FAIL", "xfail", "skip") and d]
-    if notes:
-        lines += ["", "## Reasons", ""] + [f"- `{i}` `{c}` **{s}**: {d}" for i, c, s, d in notes]
-    payload = {"versions": v, "results": [{"impl": i, "check": c, "status": s, "detail": d}
-                                         for (i, c), (s, d) in sorted(results.items())]}
-    out.mkdir(parents=True, exist_ok=True)
-    fixture_data.atomic_write_bytes(out / "conformance.md", ("\n".join(lines) + "\n").encode())
-    fixture_data.atomic_write_bytes(out / "conformance.json", json.dumps(payload, indent=2).encode())
+        written = write_conformance(Path(out), results, impls, checks, verdicts, frameworks.versions(),
+                                    frameworks.devices(), roofline(config))
+        tr.write_line("conformance report written to " + ", ".join(map(str, written)))
 
 
 def _detection_summary(tr, runs: dict):
@@ -246,3 +302,17 @@ def _detection_summary(tr, runs: dict):
     out.parent.mkdir(parents=True, exist_ok=True)
     fixture_data.atomic_write_bytes(out, json.dumps(payload, indent=2).encode())
     tr.write_line(f"written to {out}")
+
+
+# ------------------------------------------------------------------------------------------
+# Baselines (suites/baseline.py)
+# ------------------------------------------------------------------------------------------
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    path = getattr(config, "twinbench_save_to", None)
+    if path is not None and config.twinbench_outcomes and exitstatus != pytest.ExitCode.INTERRUPTED:
+        snap = baseline.current_snapshot(config)
+        snap["devices"] = frameworks.devices()
+        snap["args"] = list(config.invocation_params.args)
+        baseline.save(path, snap)
+        config.twinbench_saved = path

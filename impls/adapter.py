@@ -221,6 +221,10 @@ class Twin(abc.ABC):
     def summary(self) -> str:
         """The framework's own model summary (torchinfo / keras Model.summary) as text."""
 
+    def diagram(self, path: str) -> str:
+        """Draw the model to ``path`` (PNG) where the framework can; return what was done."""
+        return f"{self.framework}: no diagram tool (the summary above describes the model)"
+
     @abc.abstractmethod
     def save(self, path: str) -> str:
         """Save a checkpoint in the framework's own format; return the file written."""

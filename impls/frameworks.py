@@ -13,10 +13,16 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import torch  # noqa: E402
 import torch._dynamo  # noqa: E402,F401  (loads triton before tensorflow)
-import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
+try:  # a lent GPU machine may have torch only: the torch side still runs, Keras is skipped with the reason
+    import tensorflow as tf  # noqa: E402
+    import keras  # noqa: E402
+    TF_MISSING = None
+except ImportError as exc:
+    tf = keras = None
+    TF_MISSING = (f"TensorFlow/Keras cannot be imported here ({exc}); Keras twins and checks against a Keras "
+                  "partner are skipped. Install the pins (make venv) to run them")
 
-if keras.backend.backend() != "tensorflow":
+if keras is not None and keras.backend.backend() != "tensorflow":
     raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()!r}; twinbench's Keras twins use TensorFlow. "
                        "Unset KERAS_BACKEND or set it to 'tensorflow'.")
 
@@ -28,8 +34,9 @@ def set_determinism() -> None:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    tf.config.experimental.enable_op_determinism()
+    if tf is not None:
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        tf.config.experimental.enable_op_determinism()
 
 
 def versions() -> dict:
@@ -37,16 +44,17 @@ def versions() -> dict:
 
     import platform
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": numpy.__version__}
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "tensorflow": tf.__version__ if tf else "not installed", "keras": keras.__version__ if keras else "not installed",
+            "numpy": numpy.__version__}
 
 
 def devices() -> dict:
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
     return {
         "torch": ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
         + (["mps"] if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else []),
-        "tensorflow": ["cpu"] + [g.name for g in gpus],
+        "tensorflow": (["cpu"] + [g.name for g in gpus]) if tf is not None else ["not installed"],
     }
 
 
@@ -82,4 +90,4 @@ def bench_devices() -> list:
 
 
 def gpu_available() -> bool:
-    return torch.cuda.is_available() or bool(tf.config.list_physical_devices("GPU"))
+    return torch.cuda.is_available() or (tf is not None and bool(tf.config.list_physical_devices("GPU")))

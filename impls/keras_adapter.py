@@ -253,6 +253,20 @@ class KerasTwin(Twin):
             history = self.model.fit(ds, epochs=1, shuffle=False, verbose=0)
         return float(history.history["loss"][-1])
 
+    def diagram(self, path):
+        """keras.utils.plot_model; needs pydot (pinned) and Graphviz's `dot` (apt-get install graphviz)."""
+        import shutil
+
+        if shutil.which("dot") is None:
+            return ("plot_model skipped for " + self.name + ": Graphviz's `dot` is not installed "
+                    "(apt-get install graphviz, or brew install graphviz), see the README")
+        tmp = str(path) + ".partial.png"
+        keras.utils.plot_model(self.model, to_file=tmp, show_shapes=True, show_layer_names=True, dpi=70)
+        import os
+
+        os.replace(tmp, path)
+        return f"plot_model diagram of {self.name} written to {path}"
+
     def _scope(self):
         return tf.device("/GPU:0" if self.device == "gpu" else "/CPU:0")
 

@@ -93,8 +93,15 @@ def corpus() -> list:
         for file in sorted(folder.glob("*.py")):
             if file.name == "__init__.py":
                 continue
-            module = importlib.import_module(f"impls.{kind}.{file.stem}")
             rel = file.relative_to(ROOT)
+            try:
+                module = importlib.import_module(f"impls.{kind}.{file.stem}")
+            except ImportError as exc:  # e.g. a Keras candidate on a machine without TensorFlow
+                network = next((n for n in E.NETWORKS if n in file.stem), "mnist_cnn")
+                spec = ImplSpec(f"{kind}-{file.stem}", network, "keras", file.stem,
+                                f"impls.{kind}.{file.stem}:factory", "candidate", f"cannot be imported here: {exc}")
+                entries.append(CorpusEntry(spec, kind == "known_bad", ("unimportable",)))
+                continue
             doc = (module.__doc__ or "").strip().splitlines()
             network = getattr(module, "NETWORK", None)
             framework = next((f for f in ("torch", "keras") if file.stem.startswith(f) or f"_{f}_" in file.stem), None)
@@ -211,7 +218,8 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    keras.utils.set_random_seed(seed)
+    if keras is not None:
+        keras.utils.set_random_seed(seed)
 
 
 def call_factory(factory, seed: int = 0):

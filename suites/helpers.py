@@ -66,12 +66,19 @@ def judge(check, twin_factory) -> Verdict:
     try:
         twin = twin_factory()
         return Verdict("pass", "", dict(check(twin) or {}))
-    except (AssertionError, CandidateError) as exc:
-        return Verdict("fail", str(exc).split("\nassert ")[0])  # our message, not pytest's re-evaluation
+    except (AssertionError, CandidateError) as exc:  # our message, not pytest's re-evaluation
+        return Verdict("fail", str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
     except NoRecipe as exc:
         return Verdict("skip", str(exc))
     except Exception as exc:
         return Verdict("fail", f"{check_name(check)} crashed: {type(exc).__name__}: {exc}{_where(exc)}")
+
+
+def failure(message: str, **measured) -> AssertionError:
+    """An AssertionError that carries what the check measured (recorded even though it failed)."""
+    exc = AssertionError(message)
+    exc.measured = measured
+    return exc
 
 
 def run_check(check, twin_factory, record=None):

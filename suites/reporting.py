@@ -132,3 +132,82 @@ def _bar_chart(rows, path: Path) -> None:
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+_STATUS_COLOUR = {"pass": "#c8f0c8", "FAIL": "#f8c8c8", "xfail": "#f0e0c0", "XPASS": "#f8a0a0", "skip": "#e0e0e0"}
+
+
+def _rel_images(out: Path, folder: str) -> list[Path]:
+    return sorted((out / folder).glob("*.png")) if (out / folder).is_dir() else []
+
+
+def write_conformance(out: Path, results: dict, impls: list, checks: list, verdicts: dict, versions: dict,
+                      devices: dict, roofline: dict) -> list[Path]:
+    """reports/conformance.md, .html and .json: the matrix (impl x check) with the reasons, the
+    versions and devices, the side-by-side summaries, the plot_model diagrams, the convergence
+    curves and the speed table, from what this run (and the checks it ran) wrote into ``out``."""
+    import html as H
+
+    head = ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "Devices: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in devices.items()),
+            "Roofline: " + (", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline.items()) or "not measured")]
+    md = ["# twinbench conformance report", ""] + [f"{h}  " for h in head] + ["", "## Verdicts", ""]
+    md += [f"- `{i}`: **{v}** ({s})" for i, (v, s) in verdicts.items()]
+    md += ["", "## Matrix", "", "| impl | " + " | ".join(checks) + " |", "|---|" + "---|" * len(checks)]
+    for impl in impls:
+        md.append(f"| {impl} | " + " | ".join(results.get((impl, c), ("",))[0] or "-" for c in checks) + " |")
+    notes = [(i, c, s, d) for (i, c), (s, d) in sorted(results.items()) if s in ("FAIL", "xfail", "XPASS", "skip") and d]
+    if notes:
+        md += ["", "## Reasons (fail, xfail, skip)", ""] + [f"- `{i}` `{c}` **{s}**: {d}" for i, c, s, d in notes]
+
+    summaries = sorted((out / "summaries").glob("*.md")) if (out / "summaries").is_dir() else []
+    models = _rel_images(out, "models")
+    model_notes = sorted((out / "models").glob("*.txt")) if (out / "models").is_dir() else []
+    curves = _rel_images(out, "convergence")
+    speed_md = out / "speed.md"
+    extras = [("Side-by-side summaries", [f"- [{p.stem}]({p.relative_to(out)})" for p in summaries]),
+              ("Model diagrams (keras.utils.plot_model)", [f"![{p.stem}]({p.relative_to(out)})" for p in models]
+               + [f"- {p.read_text().strip()}" for p in model_notes]),
+              ("Convergence curves", [f"![{p.stem}]({p.relative_to(out)})" for p in curves]),
+              ("Speed", [f"See [speed.md](speed.md) and ![speed](speed.png)" if speed_md.exists() else
+                         "not measured in this run (benchmarks disabled): `make bench` or `make conform`"])]
+    for title, lines in extras:
+        md += ["", f"## {title}", ""] + (lines or ["none written in this run"])
+
+    cells = []
+    for impl in impls:
+        row = "".join(
+            f'<td style="background:{_STATUS_COLOUR.get(s, "#fff")}" title="{H.escape(d)}">{H.escape(s or "-")}</td>'
+            for s, d in (results.get((impl, c), ("", "")) for c in checks))
+        verdict = verdicts.get(impl, ("", ""))[0]
+        cells.append(f"<tr><th>{H.escape(impl)}</th><td>{H.escape(verdict)}</td>{row}</tr>")
+    header = "".join(f'<th class="c"><div>{H.escape(c)}</div></th>' for c in checks)
+    sections = []
+    for p in summaries:
+        sections.append(f"<h3>{H.escape(p.stem)}</h3><pre>{H.escape(p.read_text())}</pre>")
+    imgs = lambda ps: "".join(f'<figure><img src="{H.escape(str(p.relative_to(out)))}" style="max-width:100%">'  # noqa: E731
+                              f"<figcaption>{H.escape(p.stem)}</figcaption></figure>" for p in ps)
+    speed_html = (f"<pre>{H.escape(speed_md.read_text())}</pre><img src='speed.png' style='max-width:100%'>"
+                  if speed_md.exists() else "<p>not measured in this run (benchmarks disabled)</p>")
+    page = ("<!doctype html><meta charset='utf-8'><title>twinbench conformance</title><style>"
+            "body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:2px 4px;font-size:11px}th.c{height:220px;white-space:nowrap;vertical-align:bottom}"
+            "th.c div{transform:rotate(-70deg);width:20px}pre{font-size:11px;background:#f6f6f6;padding:6px}</style>"
+            "<h1>twinbench conformance report</h1>" + "".join(f"<p>{H.escape(h)}</p>" for h in head)
+            + f"<table><tr><th>impl</th><th>verdict</th>{header}</tr>{''.join(cells)}</table>"
+            + "<h2>Reasons</h2><ul>" + "".join(f"<li><code>{H.escape(i)}</code> <code>{H.escape(c)}</code> "
+                                                 f"<b>{H.escape(s)}</b>: {H.escape(d)}</li>" for i, c, s, d in notes)
+            + "</ul><h2>Side-by-side summaries</h2>" + ("".join(sections) or "<p>none written in this run</p>")
+            + "<h2>Model diagrams</h2>" + (imgs(models) or "<p>none</p>")
+            + "".join(f"<p>{H.escape(p.read_text().strip())}</p>" for p in model_notes)
+            + "<h2>Convergence curves</h2>" + (imgs(curves) or "<p>none written in this run</p>")
+            + "<h2>Speed</h2>" + speed_html)
+    payload = {"versions": versions, "devices": devices, "roofline_gflops": roofline,
+               "verdicts": {i: {"verdict": v, "counts": s} for i, (v, s) in verdicts.items()},
+               "results": [{"impl": i, "check": c, "status": s, "detail": d} for (i, c), (s, d) in sorted(results.items())]}
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "conformance.md", out / "conformance.html", out / "conformance.json"]
+    D.atomic_write_bytes(written[0], ("\n".join(md) + "\n").encode())
+    D.atomic_write_bytes(written[1], page.encode())
+    D.atomic_write_bytes(written[2], json.dumps(payload, indent=2).encode())
+    return written

@@ -57,6 +57,8 @@ def selected_checks(entry) -> list:
 @pytest.mark.parametrize("entry", CORPUS, ids=[e.spec.id for e in CORPUS])
 def test_detection(entry, request):
     spec = entry.spec
+    if entry.caught_by == ("unimportable",):
+        pytest.skip(f"{spec.id}: {spec.doc}")
     started = time.perf_counter()
     verdicts = {check_name(c): judge(c, lambda: registry.build(spec, seed=0)) for c in selected_checks(entry)}
     failed = {name: v.message for name, v in verdicts.items() if v.status == "fail"}

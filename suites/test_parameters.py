@@ -30,6 +30,7 @@ def check_param_count_total(twin):
     total = sum(layer.trainable + layer.non_trainable for layer in twin.param_layers())
     want = E.TOTAL_PARAMS[twin.network]
     assert total == want, f"{twin.name}: {fmt(total)} parameters in all, expected {fmt(want)} (off by {fmt(total - want)})"
+    return {"param_count_total": total}
 
 
 def check_all_trainable(twin):
@@ -42,5 +43,5 @@ def check_all_trainable(twin):
 CHECKS = [check_param_count_per_layer, check_param_count_total, check_all_trainable]
 
 
-def test_parameters(subject, check, make_twin):
-    run_check(check, make_twin)
+def test_parameters(subject, check, make_twin, record_property):
+    run_check(check, make_twin, record_property)

@@ -79,3 +79,19 @@ def test_impl_verdicts_end_to_end():
     assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn_wrong_shape.factory +REJECTED +\(\d+ pass, 3 FAIL\)", out), out[-5000:]
     assert "output shape (7, 10, 1) at batch 7, expected (7, 10)" in out, out[-5000:]
     assert " error" not in out.splitlines()[-1], out.splitlines()[-1]
+
+
+def test_torch_only_machine_runs_the_torch_side():
+    """Without TensorFlow (the lent GPU image) the suite still collects; torch checks run, Keras
+    ones skip with the reason, and the header says so."""
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, PYTHONPATH=os.path.join(here, "plugin_samples", "no_tensorflow"))
+    env.pop("TWINBENCH_IMPL", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m", "parameters or gpu",
+                           "-k", "mnist_cnn-module or mnist_cnn-sequential"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert "tensorflow not installed" in out and "WARNING: TensorFlow/Keras cannot be imported here" in out, out[:3000]
+    assert re.search(r"\b6 passed\b", out), out[-2000:]   # torch module + sequential x 3 parameter checks
+    assert "Keras twins and checks against a Keras partner are skipped" in out.split("short test summary")[-1], out[-3000:]

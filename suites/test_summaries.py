@@ -21,7 +21,17 @@ def _total(text: str) -> int:
 
 def check_summaries_side_by_side(network):
     specs = [registry.reference("torch", network), registry.reference("keras", network)]
-    texts = {s.id: registry.build(s).summary() for s in specs}
+    twins = {s.id: registry.build(s) for s in specs}
+    texts = {name: twin.summary() for name, twin in twins.items()}
+    models = REPORTS / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for name, twin in twins.items():
+        if twin.framework == "keras":
+            note = twin.diagram(str(models / f"{name}.png"))
+            if "skipped" in note:  # the report shows why there is no diagram
+                D.atomic_write_bytes(models / f"{name}.txt", (note + "\n").encode())
+            else:
+                (models / f"{name}.txt").unlink(missing_ok=True)
     body = "\n\n".join(f"## {name}\n\n```\n{text}\n```" for name, text in texts.items())
     D.atomic_write_bytes(REPORTS / "summaries" / f"{network}.md",
                          f"# {network}: torchinfo and keras summaries\n\n{body}\n".encode())

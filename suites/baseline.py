@@ -1,0 +1,180 @@
+"""Baselines: one JSON file per run (``pytest --save-baseline NAME``) and the comparison of a
+later run with it (``pytest --compare-baseline NAME``), for signing off framework upgrades.
+
+A baseline holds the versions, every test's outcome, what the checks measured (parameter counts,
+golden diffs, parity figures), the convergence results and the benchmark medians. The
+comparison becomes tests of their own (suites/test_baseline.py), run after everything else:
+
+- a check that passed in the baseline and does not pass now;
+- a test-accuracy drop of more than BASELINE_ACCURACY_DROP_POINTS;
+- more epochs to the gate than the baseline's + BASELINE_EXTRA_EPOCHS;
+- golden drift beyond the golden tolerance;
+- a benchmark median slower by more than BASELINE_SLOWDOWN.
+
+Improvements are listed at the end of the run and are not failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fixtures import data as D
+from fixtures import tolerances as T
+
+FORMAT = 1
+
+
+class BaselineError(ValueError):
+    """A missing, corrupt or protected baseline file; the message names it and the fix."""
+
+
+def directory() -> Path:
+    return Path(os.environ.get("TWINBENCH_BASELINES", "baselines"))
+
+
+def path_for(name: str) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise BaselineError(f"baseline name {name!r} must be a plain file name such as 'tf-2.21'")
+    return directory() / f"{name}.json"
+
+
+def check_writable(name: str, force: bool) -> Path:
+    path = path_for(name)
+    if path.exists() and not force:
+        raise BaselineError(f"baseline {path} exists; a baseline is never overwritten without --force "
+                            "(or save under another NAME)")
+    return path
+
+
+def load(name: str) -> dict:
+    path = path_for(name)
+    if not path.is_file():
+        have = sorted(p.stem for p in directory().glob("*.json")) if directory().is_dir() else []
+        raise BaselineError(f"baseline {path} not found; saved baselines in {directory()}/: "
+                            f"{', '.join(have) or 'none'} (make one with --save-baseline {name})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"baseline {path} is not valid JSON ({exc}); delete it and save it again") from exc
+    missing = [k for k in ("format", "versions", "outcomes", "measured", "convergence", "benchmarks") if k not in data]
+    if missing or data.get("format") != FORMAT:
+        raise BaselineError(f"baseline {path} is not a twinbench baseline of format {FORMAT} (missing "
+                            f"{', '.join(missing) or 'nothing'}, format {data.get('format')!r}); save it again")
+    data["name"] = name
+    return data
+
+
+def save(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    D.atomic_write_bytes(path, (json.dumps({"format": FORMAT, **payload}, indent=2, default=float) + "\n").encode())
+
+
+def entries(baseline: dict) -> list[tuple]:
+    """Everything a later run is held to, as (kind, key, baseline value)."""
+    out = []
+    for nodeid, outcome in sorted(baseline["outcomes"].items()):
+        if outcome == "passed" and "test_baseline.py" not in nodeid:
+            out.append(("check", nodeid, outcome))
+    for nodeid, measured in sorted(baseline["measured"].items()):
+        if "golden_max_abs_diff" in measured:
+            out.append(("golden", nodeid, measured["golden_max_abs_diff"]))
+    for impl, run in sorted(baseline["convergence"].items()):
+        out.append(("accuracy", impl, run["accuracy"]))
+        if run.get("epochs_to_target") is not None:
+            out.append(("epochs", impl, run["epochs_to_target"]))
+    for name, median in sorted(baseline["benchmarks"].items()):
+        out.append(("benchmark", name, median))
+    return out
+
+
+def entry_id(entry) -> str:
+    kind, key, _ = entry
+    return f"{kind}:{key}"
+
+
+def judge(entry, now: dict, baseline_name: str):
+    """(status, message) of one entry against the current run: "pass", "fail" or "absent"."""
+    kind, key, then = entry
+    if kind == "check":
+        outcome = now["outcomes"].get(key)
+        if outcome is None:
+            return "absent", f"{key} was not run in this session (the selection differs from baseline {baseline_name}'s)"
+        if outcome != "passed":
+            return "fail", f"{key} passed in baseline {baseline_name} and is {outcome} now"
+        return "pass", ""
+    if kind == "golden":
+        diff = now["measured"].get(key, {}).get("golden_max_abs_diff")
+        if diff is None:
+            return "absent", f"{key}: no golden diff measured in this session"
+        bound = T.GOLDEN_ATOL
+        if diff > bound:
+            return "fail", (f"{key}: golden drift {diff:.3g} beyond the tolerance {bound:g} "
+                            f"(baseline {baseline_name}: {then:.3g})")
+        return "pass", ""
+    if kind in ("accuracy", "epochs"):
+        run = now["convergence"].get(key)
+        if run is None:
+            return "absent", f"{key}: no convergence run in this session"
+        if kind == "accuracy":
+            drop = 100 * (then - run["accuracy"])
+            if drop > T.BASELINE_ACCURACY_DROP_POINTS:
+                return "fail", (f"{key}: test accuracy {100 * run['accuracy']:.2f}%, baseline {baseline_name} had "
+                                f"{100 * then:.2f}%: a drop of {drop:.2f} points, more than "
+                                f"{T.BASELINE_ACCURACY_DROP_POINTS}")
+            return "pass", ""
+        epochs = run.get("epochs_to_target")
+        if epochs is None or epochs > then + T.BASELINE_EXTRA_EPOCHS:
+            return "fail", (f"{key}: {'never reached the gate' if epochs is None else f'{epochs} epochs to the gate'}, "
+                            f"baseline {baseline_name} needed {then} (allowed: +{T.BASELINE_EXTRA_EPOCHS})")
+        return "pass", ""
+    if kind == "benchmark":
+        median = now["benchmarks"].get(key)
+        if median is None:
+            return "absent", f"{key}: not timed in this session (benchmarks disabled or not selected)"
+        if median > then * (1 + T.BASELINE_SLOWDOWN):
+            return "fail", (f"{key}: median {median:.4g} s, baseline {baseline_name} {then:.4g} s: "
+                            f"{100 * (median / then - 1):.1f}% slower, more than {100 * T.BASELINE_SLOWDOWN:.0f}%")
+        return "pass", ""
+    raise ValueError(f"unknown baseline entry kind {kind!r}")
+
+
+def improvements(baseline: dict, now: dict) -> list[str]:
+    out = []
+    for nodeid, outcome in sorted(baseline["outcomes"].items()):
+        if outcome in ("failed", "xfailed") and now["outcomes"].get(nodeid) == "passed":
+            out.append(f"{nodeid}: {outcome} in the baseline, passes now")
+    for impl, run in sorted(baseline["convergence"].items()):
+        cur = now["convergence"].get(impl)
+        if cur and cur["accuracy"] > run["accuracy"]:
+            out.append(f"{impl}: test accuracy {100 * run['accuracy']:.2f}% -> {100 * cur['accuracy']:.2f}%")
+        if cur and run.get("epochs_to_target") and cur.get("epochs_to_target") and \
+                cur["epochs_to_target"] < run["epochs_to_target"]:
+            out.append(f"{impl}: epochs to the gate {run['epochs_to_target']} -> {cur['epochs_to_target']}")
+    for name, median in sorted(baseline["benchmarks"].items()):
+        cur = now["benchmarks"].get(name)
+        if cur and cur < median * (1 - T.BASELINE_SLOWDOWN):
+            out.append(f"{name}: median {median:.4g} s -> {cur:.4g} s ({100 * (1 - cur / median):.1f}% faster)")
+    return out
+
+
+def current_snapshot(config) -> dict:
+    """What this run has measured so far, in the baseline's shape."""
+    from impls import frameworks
+    from suites import test_convergence
+
+    conv = {}
+    for (impl, seed, _full, device), run in sorted(test_convergence._RUNS.items(), key=lambda kv: kv[0][1]):
+        key = impl if device == "cpu" else f"{impl}@{device}"
+        if key not in conv:  # the first (default) seed
+            last = run["epochs"][-1]
+            conv[key] = {"accuracy": last["accuracy"], "epochs_to_target": run["epochs_to_target"],
+                         "seconds_to_target": run["seconds_to_target"], "seed": seed,
+                         "curve": [e["accuracy"] for e in run["epochs"]]}
+    bench = getattr(config, "_benchmarksession", None)
+    medians = {}
+    if bench is not None and not bench.disabled:
+        medians = {b.fullname: b.stats.median for b in bench.benchmarks if b.stats and b.stats.data}
+    return {"versions": frameworks.versions(), "outcomes": dict(config.twinbench_outcomes),
+            "measured": dict(config.twinbench_measured), "convergence": conv, "benchmarks": medians}

@@ -1,0 +1,78 @@
+"""Self-tests of --save-baseline / --compare-baseline: an injected regression is caught, bad
+baseline files give clear errors, and a baseline is never overwritten without --force."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from suites import baseline
+
+pytestmark = pytest.mark.selftest
+
+SUBSET = ["-m", "golden or parameters", "-k", "torch-mnist_cnn-module"]
+
+
+def _pytest(tmp_path, *args):
+    env = dict(os.environ, TWINBENCH_BASELINES=str(tmp_path), TWINBENCH_REPORTS=str(tmp_path / "reports"),
+               PYTHONUNBUFFERED="1")
+    env.pop("TWINBENCH_IMPL", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_injected_regression_is_caught(tmp_path):
+    """Save a baseline, then compare a run in which every torch Linear adds 1e-3 to its output."""
+    saved = _pytest(tmp_path, *SUBSET, "--save-baseline", "before")
+    assert saved.returncode == 0, saved.stdout[-3000:] + saved.stderr[-2000:]
+    data = json.loads((tmp_path / "before.json").read_text())
+    assert data["versions"]["torch"] and any("golden" in k for k in data["measured"]), data["measured"]
+    assert any(v.get("param_count_total") == 1199882 for v in data["measured"].values()), data["measured"]
+
+    again = _pytest(tmp_path, *SUBSET, "--save-baseline", "before")
+    assert again.returncode == 4 and "never overwritten without --force" in again.stderr, again.stderr[-2000:]
+
+    clean = _pytest(tmp_path, *SUBSET, "--compare-baseline", "before")
+    assert clean.returncode == 0, clean.stdout[-3000:]
+
+    broken = _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", "-p", "suites.plugin_samples.add_to_logits")
+    out = broken.stdout
+    assert broken.returncode == 1, out[-3000:]
+    assert "check_golden_outputs] passed in baseline before and is failed now" in out, out[-4000:]
+    assert "golden drift" in out and "beyond the tolerance" in out, out[-4000:]
+    assert "outputs moved from the golden torch recording" in out and "first moved at layer fc1" in out, out[-4000:]
+
+
+def test_missing_and_corrupt_baselines_are_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("TWINBENCH_BASELINES", str(tmp_path))
+    with pytest.raises(baseline.BaselineError, match=r"not found; saved baselines in .*: none"):
+        baseline.load("nope")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(baseline.BaselineError, match="is not valid JSON"):
+        baseline.load("bad")
+    (tmp_path / "old.json").write_text(json.dumps({"format": 0}))
+    with pytest.raises(baseline.BaselineError, match="is not a twinbench baseline"):
+        baseline.load("old")
+    with pytest.raises(baseline.BaselineError, match="plain file name"):
+        baseline.path_for("../x")
+    (tmp_path / "kept.json").write_text("{}")
+    with pytest.raises(baseline.BaselineError, match="never overwritten without --force"):
+        baseline.check_writable("kept", force=False)
+    assert baseline.check_writable("kept", force=True) == tmp_path / "kept.json"
+
+
+def test_comparison_rules():
+    now = {"outcomes": {"a": "failed", "b": "passed"}, "measured": {"g": {"golden_max_abs_diff": 2e-5}},
+           "convergence": {"m": {"accuracy": 0.9860, "epochs_to_target": 5}}, "benchmarks": {"t": 1.2}}
+    assert baseline.judge(("check", "a", "passed"), now, "B")[0] == "fail"
+    assert baseline.judge(("check", "b", "passed"), now, "B")[0] == "pass"
+    assert baseline.judge(("check", "c", "passed"), now, "B")[0] == "absent"
+    assert baseline.judge(("golden", "g", 0.0), now, "B")[0] == "fail"
+    assert baseline.judge(("accuracy", "m", 0.9895), now, "B")[0] == "fail"  # a drop of 0.35 points
+    assert baseline.judge(("accuracy", "m", 0.9885), now, "B")[0] == "pass"  # 0.25 points
+    assert baseline.judge(("epochs", "m", 4), now, "B")[0] == "pass"
+    assert baseline.judge(("epochs", "m", 3), now, "B")[0] == "fail"
+    assert baseline.judge(("benchmark", "t", 1.0), now, "B")[0] == "fail"
+    assert baseline.judge(("benchmark", "t", 1.1), now, "B")[0] == "pass"

@@ -1,0 +1,155 @@
+"""The side-by-side diff of two saved runs (baselines): ``python -m suites.upgrade_report A.json
+B.json --from tensorflow==2.20.0 --to tensorflow==2.21.0 --out reports/upgrade-...`` writes
+OUT.md, OUT.html and OUT.png (accuracy curves overlaid). nox -s upgrade calls it."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import sys
+from pathlib import Path
+
+from fixtures import data as D
+from fixtures import tolerances as T
+from suites import baseline
+
+
+def _load(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"cannot read run {path}: {exc}")
+
+
+def _short(nodeid: str) -> str:
+    return nodeid.split("::", 1)[-1]
+
+
+def rows(a: dict, b: dict) -> dict:
+    """Sections of (name, value in A, value in B, changed?, worse?)."""
+    out = {"versions": [], "checks": [], "measurements": [], "convergence": [], "benchmarks": []}
+    for k in sorted(set(a["versions"]) | set(b["versions"])):
+        va, vb = a["versions"].get(k), b["versions"].get(k)
+        out["versions"].append((k, va, vb, va != vb, False))
+    for nodeid in sorted(set(a["outcomes"]) | set(b["outcomes"])):
+        if "test_baseline.py" in nodeid:
+            continue
+        va, vb = a["outcomes"].get(nodeid, "-"), b["outcomes"].get(nodeid, "-")
+        out["checks"].append((_short(nodeid), va, vb, va != vb, va == "passed" and vb not in ("passed", "-")))
+    for nodeid in sorted(set(a["measured"]) | set(b["measured"])):
+        ma, mb = a["measured"].get(nodeid, {}), b["measured"].get(nodeid, {})
+        for key in sorted(set(ma) | set(mb)):
+            va, vb = ma.get(key), mb.get(key)
+            changed = va != vb
+            worse = key == "golden_max_abs_diff" and isinstance(vb, float) and vb > T.GOLDEN_ATOL
+            out["measurements"].append((f"{_short(nodeid)} {key}", va, vb, changed, worse))
+    for impl in sorted(set(a["convergence"]) | set(b["convergence"])):
+        ca, cb = a["convergence"].get(impl, {}), b["convergence"].get(impl, {})
+        for key in ("accuracy", "epochs_to_target", "seconds_to_target"):
+            va, vb = ca.get(key), cb.get(key)
+            worse = False
+            if key == "accuracy" and va is not None and vb is not None:
+                worse = 100 * (va - vb) > T.BASELINE_ACCURACY_DROP_POINTS
+            if key == "epochs_to_target" and va is not None:
+                worse = vb is None or vb > va + T.BASELINE_EXTRA_EPOCHS
+            out["convergence"].append((f"{impl} {key}", va, vb, va != vb, worse))
+    for name in sorted(set(a["benchmarks"]) | set(b["benchmarks"])):
+        va, vb = a["benchmarks"].get(name), b["benchmarks"].get(name)
+        worse = va is not None and vb is not None and vb > va * (1 + T.BASELINE_SLOWDOWN)
+        out["benchmarks"].append((name, va, vb, va != vb, worse))
+    return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "-" if v is None else str(v)
+
+
+def _plot(a: dict, b: dict, label_a: str, label_b: str, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    impls = sorted(set(a["convergence"]) | set(b["convergence"]))
+    if not impls:
+        return False
+    fig, axes = plt.subplots(1, len(impls), figsize=(4.5 * len(impls), 3.5), squeeze=False)
+    for ax, impl in zip(axes[0], impls):
+        for run, label, style in ((a, label_a, "-o"), (b, label_b, "--s")):
+            curve = run["convergence"].get(impl, {}).get("curve") or []
+            ax.plot(range(1, len(curve) + 1), [100 * c for c in curve], style, label=label)
+        ax.set(title=impl, xlabel="epoch", ylabel="test accuracy (%)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".partial.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]:
+    sections = rows(a, b)
+    png = out.with_suffix(".png")
+    has_plot = _plot(a, b, label_a, label_b, png)
+    regressions = [(s, r) for s, rs in sections.items() for r in rs if r[4]]
+    changes = sum(1 for rs in sections.values() for r in rs if r[3])
+    md = [f"# Upgrade report: {label_a} -> {label_b}", "",
+          f"{changes} rows changed, {len(regressions)} regressions (bold in the tables). Thresholds: accuracy drop > "
+          f"{T.BASELINE_ACCURACY_DROP_POINTS} points, epochs to gate > +{T.BASELINE_EXTRA_EPOCHS}, golden drift > "
+          f"{T.GOLDEN_ATOL:g}, benchmark median > +{100 * T.BASELINE_SLOWDOWN:.0f}%.", ""]
+    if regressions:
+        md += ["## Regressions", ""] + [f"- **{s}**: {r[0]}: {_fmt(r[1])} -> {_fmt(r[2])}" for s, r in regressions] + [""]
+    better = baseline.improvements({**a, "name": label_a}, b)
+    md += ["## Improvements", ""] + ([f"- {line}" for line in better] or ["- none"]) + [""]
+    if has_plot:
+        md += ["## Accuracy curves", "", f"![accuracy curves]({png.name})", ""]
+    body = []
+    for name, rs in sections.items():
+        md += [f"## {name.capitalize()} ({sum(1 for r in rs if r[3])} of {len(rs)} changed)", "",
+               f"| {name} | {label_a} | {label_b} |", "|---|---|---|"]
+        body.append(f"<h2>{html.escape(name.capitalize())}</h2><table><tr><th>{html.escape(name)}</th>"
+                    f"<th>{html.escape(label_a)}</th><th>{html.escape(label_b)}</th></tr>")
+        for key, va, vb, changed, worse in rs:
+            mark = "**" if worse else ""
+            sym = " (changed)" if changed and not worse else ""
+            md.append(f"| {mark}{key}{mark} | {_fmt(va)} | {mark}{_fmt(vb)}{mark}{sym} |")
+            cls = ' class="worse"' if worse else (' class="changed"' if changed else "")
+            body.append(f"<tr{cls}><td>{html.escape(key)}</td><td>{html.escape(_fmt(va))}</td>"
+                        f"<td>{html.escape(_fmt(vb))}</td></tr>")
+        body.append("</table>")
+        md.append("")
+    img = (f'<img alt="accuracy curves" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+           if has_plot else "")
+    page = ("<!doctype html><meta charset='utf-8'><title>upgrade report</title><style>body{font-family:sans-serif}"
+            "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
+            ".changed{background:#fff6cc}.worse{background:#f8c8c8;font-weight:bold}</style>"
+            f"<h1>Upgrade report: {html.escape(label_a)} &rarr; {html.escape(label_b)}</h1>"
+            f"<p>{changes} rows changed, {len(regressions)} regressions (red); changes in yellow.</p>"
+            f"<h2>Improvements</h2><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in better) or '<li>none</li>'}</ul>"
+            f"{img}{''.join(body)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    D.atomic_write_bytes(out.with_suffix(".md"), ("\n".join(md) + "\n").encode())
+    D.atomic_write_bytes(out.with_suffix(".html"), page.encode())
+    return [out.with_suffix(".md"), out.with_suffix(".html")] + ([png] if has_plot else [])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m suites.upgrade_report", description=__doc__.splitlines()[0])
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--from", dest="label_a", required=True)
+    p.add_argument("--to", dest="label_b", required=True)
+    p.add_argument("--out", required=True, help="output path without suffix")
+    args = p.parse_args(argv)
+    written = write(_load(args.run_a), _load(args.run_b), args.label_a, args.label_b, Path(args.out))
+    print("upgrade report written to " + ", ".join(map(str, written)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
