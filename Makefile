@@ -25,12 +25,19 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(PY) -m fixtures.data
 
-test: data
-	$(PY) -m pytest -p no:cacheprovider --benchmark-disable
+# JUnit XML for CI goes to a partial file first: an interrupted run (exit 2) keeps the previous one.
+JUNIT = --junitxml=reports/.junit.partial.xml
+KEEP_JUNIT = rc=$$?; if [ $$rc -ne 2 ] && [ -f reports/.junit.partial.xml ]; then mv -f reports/.junit.partial.xml reports/junit.xml; fi; exit $$rc
 
+test: data
+	mkdir -p reports
+	$(PY) -m pytest -p no:cacheprovider --benchmark-disable $(JUNIT); $(KEEP_JUNIT)
+
+# The main job: everything, benchmarks timed, the report in reports/ (conformance.md/.html/.json,
+# junit.xml, speed, detection, convergence, summaries, diagrams).
 conform: data
 	mkdir -p reports
-	$(PY) -m pytest -p no:cacheprovider --conform-report reports
+	$(PY) -m pytest -p no:cacheprovider --conform-report reports $(JUNIT); $(KEEP_JUNIT)
 
 # Speed: every benchmark timed (CPU here; `-m gpu` ones too on a GPU machine), the run saved
 # under .benchmarks/ (pytest-benchmark's storage), the table and chart written to reports/.

@@ -48,7 +48,12 @@ def _targets(rows, roofline: dict) -> list[str]:
         for net in ("mnist_cnn", "tweet_fasttext"):
             hits = [r for r in rows if r["figure"] == "train" and r["device"] == "cpu" and r["framework"] == fw
                     and r["network"] == net and r["variant"] == "eager" and r["roofline_fraction"] is not None]
-            if hits:
+            if hits and net == "tweet_fasttext":  # ~7 kFLOP per sample: bound by memory, not by FLOPs
+                best = max(hits, key=lambda r: r["samples_per_s"])
+                lines.append(f"- CPU training throughput, {fw} {net}: {best['samples_per_s']:.4g} samples/s "
+                             f"({best['name']}); memory-bound (the Adam update of 1M parameters per step), so its "
+                             "share of the sgemm roofline is not a meaningful target")
+            elif hits:
                 best = max(hits, key=lambda r: r["roofline_fraction"])
                 met = "meets" if best["roofline_fraction"] >= CPU_TRAIN_ROOFLINE_TARGET else "below"
                 lines.append(f"- CPU training throughput, {fw} {net}: {best['samples_per_s']:.4g} samples/s = "

@@ -76,3 +76,14 @@ def test_comparison_rules():
     assert baseline.judge(("epochs", "m", 3), now, "B")[0] == "fail"
     assert baseline.judge(("benchmark", "t", 1.0), now, "B")[0] == "fail"
     assert baseline.judge(("benchmark", "t", 1.1), now, "B")[0] == "pass"
+
+
+def test_interrupted_run_keeps_the_previous_report(tmp_path):
+    (tmp_path / "conformance.md").write_text("previous report\n")
+    (tmp_path / "before.json").write_text("{}")
+    proc = _pytest(tmp_path, "-m", "parameters", f"--conform-report={tmp_path}", "--save-baseline", "interrupted",
+                   "-p", "suites.plugin_samples.interrupt")
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "run interrupted: no report, baseline or detection file written" in proc.stdout, proc.stdout[-2000:]
+    assert (tmp_path / "conformance.md").read_text() == "previous report\n"
+    assert not (tmp_path / "interrupted.json").exists() and not (tmp_path / "conformance.json").exists()
