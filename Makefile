@@ -37,7 +37,7 @@ test: data
 # junit.xml, speed, detection, convergence, summaries, diagrams).
 conform: data
 	mkdir -p reports
-	$(PY) -m pytest -p no:cacheprovider --conform-report reports $(JUNIT); $(KEEP_JUNIT)
+	$(PY) -m pytest -p no:cacheprovider --conform-report reports --benchmark-autosave $(JUNIT); $(KEEP_JUNIT)
 
 # Speed: every benchmark timed (CPU here; `-m gpu` ones too on a GPU machine), the run saved
 # under .benchmarks/ (pytest-benchmark's storage), the table and chart written to reports/.
@@ -51,7 +51,7 @@ bench: data
 BASELINE ?=
 bench-compare: data
 	@ls .benchmarks/*/*.json >/dev/null 2>&1 || { echo "no saved benchmark run under .benchmarks/: run 'make bench' first"; exit 2; }
-	$(PY) -m pytest -p no:cacheprovider -m benchmark --benchmark-only --benchmark-compare=$(BASELINE) \
+	$(PY) -m pytest -p no:cacheprovider -m benchmark --benchmark-only $(if $(BASELINE),--benchmark-compare=$(BASELINE),--benchmark-compare) \
 	    --benchmark-compare-fail=median:10% --benchmark-sort=name --benchmark-columns=median,iqr,min,rounds
 
 # Record the golden outputs with the pinned versions (refuses to overwrite: make golden ARGS=--force).

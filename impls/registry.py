@@ -273,6 +273,7 @@ def build(spec: ImplSpec, seed: int = 0) -> Twin:
         from impls.torch_adapter import TorchTwin
 
         return TorchTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"),
+                         channels_last=bool(recipe.get("channels_last", False)),
                          loss=recipe.get("loss"), optimizer=recipe.get("optimizer"),
                          scheduler=recipe.get("scheduler"))
     from impls.keras_adapter import KerasTwin

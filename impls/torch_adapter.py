@@ -54,17 +54,23 @@ class TorchTwin(Twin):
     framework = "torch"
 
     def __init__(self, name, network, model, output="logits", loss=None, optimizer=None,
-                 scheduler=None):
+                 scheduler=None, channels_last=False):
         super().__init__(name, network, output, has_recipe=loss is not None and optimizer is not None)
         self.model = model
         self.loss_fn, self.optimizer_fn, self.scheduler_fn = loss, optimizer, scheduler
         self.opt = None
         self.device = torch.device("cpu")
+        # Opt-in (recipe key "channels_last"): NHWC memory for convs, ~20% faster CPU training with
+        # oneDNN, same results to fp32 rounding. Not imposed on candidates: x.view() breaks on it.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
 
     # -- inputs and outputs ------------------------------------------------------------------
     def _input(self, x: np.ndarray) -> torch.Tensor:
         if self.network == "mnist_cnn":
             t = torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+            t = t.contiguous(memory_format=self.memory_format)
         else:
             t = torch.from_numpy(np.asarray(x, dtype=np.int64))
         return t.to(self.device)

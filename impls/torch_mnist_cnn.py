@@ -97,7 +97,8 @@ def scheduler(opt):
 
 def recipe(model):
     return {"model": model, "output": "logits", "loss": loss, "optimizer": optimizer,
-            "scheduler": scheduler, "batch_size": BATCH_SIZE, "epochs": EPOCHS}
+            "scheduler": scheduler, "batch_size": BATCH_SIZE, "epochs": EPOCHS,
+            "channels_last": True}  # an execution choice: NHWC memory, ~20% faster oneDNN training
 
 
 # Factories: zero-argument callables, the same contract a user's --impl follows.
