@@ -85,7 +85,7 @@ def _plot(a: dict, b: dict, label_a: str, label_b: str, path: Path) -> bool:
         ax.set(title=impl, xlabel="epoch", ylabel="test accuracy (%)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".partial.png")
+    tmp = path.parent / (path.name + ".partial.png")
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     tmp.replace(path)
@@ -94,7 +94,7 @@ def _plot(a: dict, b: dict, label_a: str, label_b: str, path: Path) -> bool:
 
 def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]:
     sections = rows(a, b)
-    png = out.with_suffix(".png")
+    md_path, html_path, png = (out.parent / f"{out.name}{ext}" for ext in (".md", ".html", ".png"))
     has_plot = _plot(a, b, label_a, label_b, png)
     regressions = [(s, r) for s, rs in sections.items() for r in rs if r[4]]
     changes = sum(1 for rs in sections.values() for r in rs if r[3])
@@ -133,9 +133,9 @@ def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]
             f"<h2>Improvements</h2><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in better) or '<li>none</li>'}</ul>"
             f"{img}{''.join(body)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    D.atomic_write_bytes(out.with_suffix(".md"), ("\n".join(md) + "\n").encode())
-    D.atomic_write_bytes(out.with_suffix(".html"), page.encode())
-    return [out.with_suffix(".md"), out.with_suffix(".html")] + ([png] if has_plot else [])
+    D.atomic_write_bytes(md_path, ("\n".join(md) + "\n").encode())
+    D.atomic_write_bytes(html_path, page.encode())
+    return [md_path, html_path] + ([png] if has_plot else [])
 
 
 def main(argv=None) -> int:
