@@ -119,10 +119,8 @@ def pytest_report_header(config):
 
 def roofline(config) -> dict:
     """The measured fp32 sgemm rate per device, once per session (benchmarks report against it)."""
-    if getattr(config, "twinbench_roofline", None) is None:
-        devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
-        config.twinbench_roofline = {d: frameworks.sgemm_roofline(d) for d in devices}
-    return config.twinbench_roofline
+    devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
+    return {d: frameworks.sgemm_roofline(d) for d in devices}  # measured once per process, cached there
 
 
 def _roofline_line(config) -> str:

@@ -25,16 +25,15 @@ runs a two-batch slice instead of the full epoch.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import pytest
 
-from fixtures import data as D
 from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import frameworks, registry
 from suites.helpers import max_violation
+from suites.test_convergence import _data as convergence_data
 
 pytestmark = pytest.mark.benchmark
 
@@ -82,13 +81,10 @@ def variant_cases(figure=None):
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def _train_split(network):
-    if network == "mnist_cnn":
-        x, y = D.mnist_idx_arrays("train")
-        return D.normalise(x), y.astype(np.int64)
-    t = D.tweets()
-    return t["x_train"], t["y_train"]
+    """The training split, shared (and cached) with the convergence gates."""
+    xtr, ytr, _, _ = convergence_data(network)
+    return xtr, ytr
 
 
 def _twin(spec, device, variant):
