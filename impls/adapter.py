@@ -117,8 +117,9 @@ class Twin(abc.ABC):
 
     # -- forward ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """The model's raw output (in its declared output kind) as float numpy."""
+    def forward(self, x: np.ndarray, training: bool = False, stream=None) -> np.ndarray:
+        """The model's raw output (in its declared output kind) as float numpy. In training mode
+        with a ``randomness.Stream``, its stochastic ops are fed the stream's masks and noise."""
 
     @abc.abstractmethod
     def forward_on(self, device: str, x: np.ndarray) -> np.ndarray:
@@ -145,8 +146,10 @@ class Twin(abc.ABC):
 
     # -- recipe -------------------------------------------------------------------------------
     @abc.abstractmethod
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Recipe loss on a batch (eval mode: dropout off) and canonical gradients."""
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, training: bool = False,
+                       stream=None) -> tuple[float, dict[str, np.ndarray]]:
+        """Recipe loss on a batch and canonical gradients: eval mode (dropout off), or training
+        mode with the stochastic ops fed from ``stream`` (impls/randomness.py)."""
 
     @abc.abstractmethod
     def loss_value(self, outputs: np.ndarray, y: np.ndarray) -> float:
@@ -170,22 +173,33 @@ class Twin(abc.ABC):
         return [self.fit_epoch(x, y, epoch, batch_size, seed) for epoch in range(epochs)]
 
     def train_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int,
-                    stop=None) -> list[float]:
+                    stop=None, dropout_seed: int | None = None, after_step=None) -> list[float]:
         """``steps`` optimizer steps of the recipe in eval mode (dropout off), batches drawn in the
         shared ``batch_order``; returns the loss before each step. Framework-neutral on purpose:
         both twins take exactly the same path, so only the frameworks' arithmetic differs.
-        ``stop(step, loss)`` returning True ends the run early (the losses so far are returned)."""
+        ``stop(step, loss)`` returning True ends the run early (the losses so far are returned).
+        With ``dropout_seed``, steps run in training mode with shared masks (the stream of step i
+        seeded ``randomness.step_seed(dropout_seed, i)``); ``after_step(i)`` runs after each update."""
+        from impls import randomness
         order = batch_order(len(x), 0, seed)
         if steps * batch_size > len(order):
             raise ValueError(f"{steps} steps of {batch_size} need {steps * batch_size} examples, got {len(order)}")
         losses = []
         for i in range(steps):
             idx = order[i * batch_size:(i + 1) * batch_size]
-            loss, grads = self.loss_and_grads(x[idx], y[idx])
+            if dropout_seed is None:
+                loss, grads = self.loss_and_grads(x[idx], y[idx])
+            else:
+                stream = randomness.Stream(randomness.step_seed(dropout_seed, i))
+                loss, grads = self.loss_and_grads(x[idx], y[idx], training=True, stream=stream)
+                if stream.unrecognised:
+                    raise CandidateError(f"unrecognised random op in training: {', '.join(stream.unrecognised)}")
             losses.append(loss)
             if stop is not None and stop(i, loss):
                 break
             self.optimizer_step(grads)
+            if after_step is not None:
+                after_step(i)
         return losses
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
@@ -226,12 +240,18 @@ class Twin(abc.ABC):
         return f"{self.framework}: no diagram tool (the summary above describes the model)"
 
     @abc.abstractmethod
-    def save(self, path: str) -> str:
-        """Save a checkpoint in the framework's own format; return the file written."""
+    def save(self, path: str, whole_model: bool = True) -> str:
+        """Save a checkpoint in the framework's own format (the weights only, or with
+        ``whole_model`` the model too where the framework has such a format); return the file."""
 
     @abc.abstractmethod
     def load(self, path: str) -> None:
         ...
+
+    def whole_model_note(self, path: str, x: np.ndarray) -> str:
+        """Try a whole-model save/load round trip; return a note (with the fix) when it does not
+        work, "" when it does or the framework has no whole-model format beyond the weights."""
+        return ""
 
     # -- shared, framework-neutral helpers ----------------------------------------------------
     def param_layer_map(self) -> list[tuple[ParamLayer, str]]:

@@ -33,9 +33,7 @@ class ConversionError(RuntimeError):
 
 
 def _test_batch(network: str, n: int = 256) -> np.ndarray:
-    if network == "mnist_cnn":
-        return D.normalise(D.mnist_idx_arrays("test")[0][:n])
-    return D.tweets()["x_test"][:n]
+    return D.split(network, "test", n)[0]
 
 
 def convert(direction: str, network: str, src: str, dst: str) -> float:

@@ -6,16 +6,50 @@ that load native libraries lazily: creating the first ``torch.optim`` optimizer 
 first, avoids that. Every entry point (conftest.py, the adapters, tools) imports this module.
 """
 
+import contextlib
 import os
+import re
+import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")     # keep TF's C++ start-up chatter out of reports
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+# TensorFlow's C++ start-up lines, written to fd 2 before absl logging is initialised (so
+# TF_CPP_MIN_LOG_LEVEL cannot silence them): dropped. Every other line is passed on.
+STARTUP_NOISE = re.compile(r"absl::InitializeLog|port\.cc:\d+\] oneDNN custom operations|cudart_stub\.cc|"
+                           r"cuda_platform\.cc:\d+\] failed call to cuInit|Unable to register cu(DNN|FFT|BLAS) factory|"
+                           r"computation_placer|TF-TRT Warning|This TensorFlow binary is optimized|"
+                           r"rebuild TensorFlow with the appropriate compiler flags")
+
+
+@contextlib.contextmanager
+def quiet_startup():
+    """Run a block with fd 2 captured, then write back the lines that are not start-up noise."""
+    fd = 2  # the C++ library writes to the process's fd 2, whatever sys.stderr is (pytest captures it)
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines() if not STARTUP_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
 import torch  # noqa: E402
 import torch._dynamo  # noqa: E402,F401  (loads triton before tensorflow)
 try:  # a lent GPU machine may have torch only: the torch side still runs, Keras is skipped with the reason
-    import tensorflow as tf  # noqa: E402
-    import keras  # noqa: E402
+    with quiet_startup():
+        import tensorflow as tf  # noqa: E402
+        import keras  # noqa: E402
+        tf.config.list_physical_devices("GPU")  # the first device query (cuInit) is start-up too
     TF_MISSING = None
 except ImportError as exc:
     tf = keras = None

@@ -11,8 +11,14 @@ from impls import frameworks  # noqa: F401  (import order)
 import keras
 import tensorflow as tf
 
+from impls import randomness
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, layer_kind)
+
+# Keras's random functions other than dropout and normal: a training-mode forward that calls one
+# of them draws random numbers that cannot be shared with the partner (random preprocessing
+# layers, AlphaDropout, a custom layer).
+_OTHER_RANDOM = ("uniform", "categorical", "randint", "truncated_normal", "shuffle", "gamma", "binomial", "beta")
 
 _CANON = {
     "conv": {"kernel": "kernel", "bias": "bias"},
@@ -73,8 +79,9 @@ class KerasTwin(Twin):
         except Exception as exc:
             raise CandidateError(f"call raised {type(exc).__name__}: {exc}") from exc
 
-    def forward(self, x, training=False):
-        out = _np(self._call(x, training))
+    def forward(self, x, training=False, stream=None):
+        with self._shared_randomness(stream if training else None):
+            out = _np(self._call(x, training))
         if out is None:
             raise CandidateError("call did not return a tensor")
         return out
@@ -131,6 +138,68 @@ class KerasTwin(Twin):
             except CandidateError as exc:
                 error = str(exc)
         return Trace(records, output, error)
+
+    # -- shared training-time randomness (impls/randomness.py) ---------------------------------
+    @contextlib.contextmanager
+    def _shared_randomness(self, stream):
+        """Training mode with noise from ``stream``: keras's backend ``random.dropout`` (what Dropout,
+        SpatialDropout1D/2D/3D and keras.random.dropout call) and ``random.normal`` (GaussianNoise,
+        GaussianDropout) are fed the stream; any other random function is recorded as unrecognised.
+        Runs eagerly: a compiled function would bake one mask in as a constant."""
+        if stream is None:
+            yield
+            return
+        from keras.src import backend
+
+        rnd = backend.random
+        saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
+        current = ["the model"]
+
+        def dropout(inputs, rate, noise_shape=None, seed=None):
+            shape = tuple(int(d) for d in inputs.shape)
+            noise = shape if noise_shape is None else tuple(s if n is None else int(n) for n, s in zip(noise_shape, shape))
+            factor = randomness.apply(stream, None, "dropout", float(rate), noise, shape, current[0])
+            return inputs * tf.constant(factor, dtype=inputs.dtype)
+
+        def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+            shape = tuple(int(d) for d in shape)
+            kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
+            factor = randomness.apply(stream, None, kind, float(stddev), shape, shape, current[0])
+            return tf.constant(factor + (0.0 if kind == "gaussian_dropout" else float(mean)), dtype=dtype or "float32")
+
+        def other(name):
+            def draw(*args, **kwargs):
+                stream.unrecognised.append(f"{current[0]} (keras.random.{name})")
+                return saved[name](*args, **kwargs)
+            return draw
+
+        refs = {}
+        try:
+            refs = {layer.name: ref for layer, ref in self.param_layer_map()}
+        except CandidateError:
+            pass
+        original_call = keras.layers.Layer.__call__
+
+        def __call__(layer, *args, **kwargs):
+            outer, current[0] = current[0], f"{layer.name} ({type(layer).__name__})"
+            try:
+                out = original_call(layer, *args, **kwargs)
+            finally:
+                current[0] = outer
+            if layer.name in refs:
+                stream.after = refs[layer.name]
+            return out
+
+        rnd.dropout, rnd.normal = dropout, normal
+        for name in _OTHER_RANDOM:
+            setattr(rnd, name, other(name))
+        keras.layers.Layer.__call__ = __call__
+        try:
+            yield
+        finally:
+            keras.layers.Layer.__call__ = original_call
+            for name, fn in saved.items():
+                setattr(rnd, name, fn)
 
     # -- weights -------------------------------------------------------------------------------
     def _canonical_items(self):
@@ -194,9 +263,11 @@ class KerasTwin(Twin):
             self._compiled_grads = (loss_and_grads, trainable)
         return self._compiled_grads
 
-    def loss_and_grads(self, x, y):
+    def loss_and_grads(self, x, y, training=False, stream=None):
         self._need_recipe()
         names = {id(v): c for c, v, _ in self._canonical_items()}
+        if training:
+            return self._eager_loss_and_grads(x, y, stream, names)
         fn, trainable = self._grad_fn()
         try:
             loss, grads = fn(tf.constant(self._input(x)), tf.constant(self._target(y)))
@@ -204,6 +275,20 @@ class KerasTwin(Twin):
             raise CandidateError(f"loss/gradient computation raised {type(exc).__name__}: {exc}") from exc
         result = {names[id(v)]: g.numpy() for v, g in zip(trainable, grads) if id(v) in names}
         return float(loss), result
+
+    def _eager_loss_and_grads(self, x, y, stream, names):
+        """Training mode (dropout on), eagerly, so that shared masks are fed at every call."""
+        trainable = self.model.trainable_variables
+        xt, yt = tf.constant(self._input(x)), tf.constant(self._target(y))
+        try:
+            with tf.GradientTape() as tape, self._shared_randomness(stream):
+                out = self.model(xt, training=True)
+                loss = self.model.compute_loss(x=xt, y=yt, y_pred=out, training=True)
+            grads = tape.gradient(loss, trainable)
+        except Exception as exc:
+            raise CandidateError(f"loss/gradient computation raised {type(exc).__name__}: {exc}") from exc
+        return float(loss), {names[id(v)]: (np.zeros(v.shape, np.float32) if g is None else tf.convert_to_tensor(g).numpy())
+                             for v, g in zip(trainable, grads) if id(v) in names}
 
     def _apply_fn(self):
         """The recipe optimizer's apply_gradients as one compiled tf.function (eager: ~70 ms/step)."""
@@ -313,12 +398,30 @@ class KerasTwin(Twin):
         self.model.summary(print_fn=lambda line, **kw: lines.append(line), line_length=100)
         return "\n".join(lines)
 
-    def save(self, path):
+    def save(self, path, whole_model=True):
+        if not whole_model:
+            path = str(path) + ".weights.h5"
+            self.model.save_weights(path)
+            return path
         path = str(path) + ".keras"
         self.model.save(path)
         return path
 
     def load(self, path):
+        if str(path).endswith(".weights.h5"):
+            self.model.load_weights(path)
+            return
         self.model = keras.models.load_model(path, safe_mode=True)
         self.__dict__.pop("_order", None)
         self._compiled_grads = self._compiled_apply = None
+
+    def whole_model_note(self, path, x):
+        try:
+            saved = self.save(path)
+            reloaded = keras.models.load_model(saved, safe_mode=True)
+            same = np.array_equal(_np(reloaded(self._input(x), training=False)), self.forward(x))
+        except Exception as exc:
+            return (f"whole-model serialization (.keras) does not round-trip ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200]}); weights do. Fix: decorate the model class with "
+                    "@keras.saving.register_keras_serializable() and give it get_config()")
+        return "" if same else "whole-model serialization (.keras) reloads a model whose outputs differ; weights round-trip"

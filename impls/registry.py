@@ -140,6 +140,17 @@ def reference(framework: str, network: str) -> ImplSpec:
     return by_id(PRIMARY_REFERENCE[(framework, network)])
 
 
+def partners(spec: ImplSpec) -> list[ImplSpec]:
+    """The references a subject is compared with: the other framework's for a reference twin;
+    both frameworks' for a candidate (the other framework's first, then its own), including one
+    whose factory raised before its framework could be known."""
+    other = "keras" if spec.framework == "torch" else "torch"
+    if spec.role != "candidate":
+        return [reference(other, spec.network)]
+    own = spec.framework if spec.framework in ("torch", "keras") else "keras"
+    return [reference(other, spec.network), reference(own, spec.network)]
+
+
 # ------------------------------------------------------------------------------------------
 # Plug-ins: --impl NAME=PATH:FACTORY
 # ------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ Ours build tensors once (``Twin.fit_epoch``). Both sides train the same referenc
 same number of steps, so the difference is the pipeline.
 """
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
@@ -36,7 +35,6 @@ def torch_dataloader_steps(twin, steps: int, batch_size: int = 64, seed: int = 0
 
 def keras_numpy_fit_steps(twin, steps: int, batch_size: int = 64) -> None:
     """``steps`` training steps of a Keras twin through ``model.fit`` on numpy arrays."""
-    x, y = D.mnist_idx_arrays("train")
-    n = steps * batch_size
-    twin.model.fit(D.normalise(x[:n]), y[:n].astype(np.int64), batch_size=batch_size, epochs=1,
+    x, y = D.split("mnist_cnn", "train", steps * batch_size)
+    twin.model.fit(x, y, batch_size=batch_size, epochs=1,
                    shuffle=True, verbose=0)

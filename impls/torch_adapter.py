@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -10,9 +11,12 @@ from impls import frameworks  # noqa: F401  (import order)
 import torch
 
 from fixtures import expected as E
+from impls import randomness
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, layer_kind,
                            nchw_flat_to_nhwc_flat)
+
+_DROPOUT_FUNCTIONS = {"dropout": "element", "dropout1d": "channel", "dropout2d": "channel", "dropout3d": "channel"}
 
 # framework parameter name -> canonical suffix, per layer kind
 _CANON = {
@@ -85,9 +89,9 @@ class TorchTwin(Twin):
         except Exception as exc:
             raise CandidateError(f"forward raised {type(exc).__name__}: {exc}") from exc
 
-    def forward(self, x, training=False):
-        self.model.train(training)
-        with torch.no_grad():
+    def forward(self, x, training=False, stream=None):
+        with torch.no_grad(), self._shared_randomness(stream if training else None):
+            self.model.train(training)  # after the context: setting it up may run an eval-mode probe
             out = self._call(x)
         if not isinstance(out, torch.Tensor):
             raise CandidateError(f"forward returned {type(out).__name__}, expected a tensor")
@@ -183,6 +187,72 @@ class TorchTwin(Twin):
         return {layer.name: E.FLATTENED_FROM[self.network][ref]
                 for layer, ref in pairs if ref in E.FLATTENED_FROM[self.network]}
 
+    # -- shared training-time randomness (impls/randomness.py) ---------------------------------
+    def _canonical_noise(self, x: torch.Tensor, channel: bool):
+        """(canonical shape, canonical noise shape, to_torch(noise) -> tensor) for an input."""
+        shape = tuple(x.shape)
+        if x.dim() == 4:   # NCHW <-> NHWC
+            n, c, h, w = shape
+            canon, noise = (n, h, w, c), ((n, 1, 1, c) if channel else (n, h, w, c))
+            return canon, noise, lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+        if x.dim() == 3 and channel:  # Dropout1d on (N, C, L): canonical (N, L, C), one draw per (N, C)
+            n, c, length = shape
+            return (n, length, c), (n, 1, c), lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1)))
+        flat = next((hwc for hwc in E.FLATTENED_FROM[self.network].values() if x.dim() == 2
+                     and shape[1] == int(np.prod(hwc))), None)
+        if flat is not None:  # features flattened (C, H, W) by torch, (H, W, C) canonically
+            return shape, shape, lambda a: torch.from_numpy(np.ascontiguousarray(_nhwc_flat_to_nchw_flat(a, flat)))
+        return shape, shape, lambda a: torch.from_numpy(np.ascontiguousarray(a))
+
+    def _fed_dropout(self, stream, name, granularity):
+        def dropout(input, p=0.5, training=True, inplace=False):
+            if not training:
+                return input
+            canon, noise, to_torch = self._canonical_noise(input, granularity == "channel")
+            factor = randomness.apply(stream, None, "dropout", p, noise, canon, f"F.{name}")
+            return input * to_torch(factor).to(input.device, input.dtype)
+        return dropout
+
+    @contextlib.contextmanager
+    def _shared_randomness(self, stream):
+        """Training mode with masks from ``stream``: F.dropout/dropout1d/2d/3d (what nn.Dropout* call)
+        are fed the stream's masks; parameterised layers advance ``stream.after``; a module after
+        which torch's generator advanced is recorded as unrecognised."""
+        if stream is None:
+            yield
+            return
+        F = torch.nn.functional
+        saved = {name: getattr(F, name) for name in _DROPOUT_FUNCTIONS}
+        refs = {}
+        try:
+            refs = {layer.name: ref for layer, ref in self.param_layer_map()}
+        except CandidateError:
+            pass
+        gen = torch.default_generator
+        state = [gen.get_state()]
+
+        def after(module, inputs, output, name):
+            if name in refs:
+                stream.after = refs[name]
+            now = gen.get_state()
+            if not torch.equal(now, state[0]):
+                stream.unrecognised.append(f"{name} ({type(module).__name__})")
+                state[0] = now
+
+        hooks = [m.register_forward_hook(functools.partial(after, name=n))
+                 for n, m in dict(self._leaves() + self._owners()).items()]
+        for name, granularity in _DROPOUT_FUNCTIONS.items():
+            setattr(F, name, self._fed_dropout(stream, name, granularity))
+        try:
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(F, name, fn)
+            for h in hooks:
+                h.remove()
+            if not torch.equal(gen.get_state(), state[0]):
+                stream.unrecognised.append(f"the forward of {type(self.model).__name__} itself")
+
     # -- weights -------------------------------------------------------------------------------
     def _canonical_items(self):
         """Yield (canonical name, parameter, kind, torch name, flatten info) for every parameter."""
@@ -236,11 +306,13 @@ class TorchTwin(Twin):
         except Exception as exc:
             raise CandidateError(f"the recipe's loss raised {type(exc).__name__}: {exc}") from exc
 
-    def loss_and_grads(self, x, y):
+    def loss_and_grads(self, x, y, training=False, stream=None):
         self._need_recipe()
-        self.model.eval()
-        self.model.zero_grad(set_to_none=True)
-        loss = self._loss(self._call(x), self._target(y))
+        with self._shared_randomness(stream if training else None):
+            self.model.train(training)
+            self.model.zero_grad(set_to_none=True)
+            out = self._call(x)
+        loss = self._loss(out, self._target(y))
         loss.backward()
         grads = {}
         for cname, p, kind, tname, flat in self._canonical_items():
@@ -341,7 +413,7 @@ class TorchTwin(Twin):
                                   col_names=("input_size", "output_size", "num_params"))
         return str(stats)
 
-    def save(self, path):
+    def save(self, path, whole_model=True):
         path = str(path) + ".pt"
         torch.save(self.model.state_dict(), path)
         return path

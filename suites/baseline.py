@@ -20,10 +20,10 @@ import json
 import os
 from pathlib import Path
 
-from fixtures import data as D
+from fixtures.files import atomic_write
 from fixtures import tolerances as T
 
-FORMAT = 1
+FORMAT = 2  # 2: outcomes in the report vocabulary (pass, fail, error, skip, xfail, xpass)
 
 
 class BaselineError(ValueError):
@@ -68,14 +68,14 @@ def load(name: str) -> dict:
 
 def save(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    D.atomic_write_bytes(path, (json.dumps({"format": FORMAT, **payload}, indent=2, default=float) + "\n").encode())
+    atomic_write(path, json.dumps({"format": FORMAT, **payload}, indent=2, default=float) + "\n")
 
 
 def entries(baseline: dict) -> list[tuple]:
     """Everything a later run is held to, as (kind, key, baseline value)."""
     out = []
     for nodeid, outcome in sorted(baseline["outcomes"].items()):
-        if outcome == "passed" and "test_baseline.py" not in nodeid:
+        if outcome == "pass" and "test_baseline.py" not in nodeid:
             out.append(("check", nodeid, outcome))
     for nodeid, measured in sorted(baseline["measured"].items()):
         if "golden_max_abs_diff" in measured:
@@ -94,46 +94,67 @@ def entry_id(entry) -> str:
     return f"{kind}:{key}"
 
 
-def judge(entry, now: dict, baseline_name: str):
-    """(status, message) of one entry against the current run: "pass", "fail" or "absent"."""
+# The regression rules, in one place: the baseline comparison, the improvements and the upgrade
+# report all apply these (thresholds: fixtures/tolerances.py).
+def accuracy_dropped(then: float, now: float) -> bool:
+    return 100 * (then - now) > T.BASELINE_ACCURACY_DROP_POINTS
+
+
+def epochs_grew(then, now) -> bool:
+    return then is not None and (now is None or now > then + T.BASELINE_EXTRA_EPOCHS)
+
+
+def golden_drifted(diff) -> bool:
+    return isinstance(diff, float) and diff > T.GOLDEN_ATOL
+
+
+def slower(then, now) -> bool:
+    return then is not None and now is not None and now > then * (1 + T.BASELINE_SLOWDOWN)
+
+
+def faster(then, now) -> bool:
+    return then is not None and now is not None and now < then * (1 - T.BASELINE_SLOWDOWN)
+
+
+def compare_entry(entry, now: dict, baseline_name: str):
+    """(status, message) of one baseline entry against the current run: "pass", "fail", or
+    "skip" when this run did not measure it."""
     kind, key, then = entry
     if kind == "check":
         outcome = now["outcomes"].get(key)
         if outcome is None:
-            return "absent", f"{key} was not run in this session (the selection differs from baseline {baseline_name}'s)"
-        if outcome != "passed":
+            return "skip", f"{key} was not run in this session (the selection differs from baseline {baseline_name}'s)"
+        if outcome != "pass":
             return "fail", f"{key} passed in baseline {baseline_name} and is {outcome} now"
         return "pass", ""
     if kind == "golden":
         diff = now["measured"].get(key, {}).get("golden_max_abs_diff")
         if diff is None:
-            return "absent", f"{key}: no golden diff measured in this session"
-        bound = T.GOLDEN_ATOL
-        if diff > bound:
-            return "fail", (f"{key}: golden drift {diff:.3g} beyond the tolerance {bound:g} "
+            return "skip", f"{key}: no golden diff measured in this session"
+        if golden_drifted(diff):
+            return "fail", (f"{key}: golden drift {diff:.3g} beyond the tolerance {T.GOLDEN_ATOL:g} "
                             f"(baseline {baseline_name}: {then:.3g})")
         return "pass", ""
     if kind in ("accuracy", "epochs"):
         run = now["convergence"].get(key)
         if run is None:
-            return "absent", f"{key}: no convergence run in this session"
+            return "skip", f"{key}: no convergence run in this session"
         if kind == "accuracy":
-            drop = 100 * (then - run["accuracy"])
-            if drop > T.BASELINE_ACCURACY_DROP_POINTS:
+            if accuracy_dropped(then, run["accuracy"]):
                 return "fail", (f"{key}: test accuracy {100 * run['accuracy']:.2f}%, baseline {baseline_name} had "
-                                f"{100 * then:.2f}%: a drop of {drop:.2f} points, more than "
+                                f"{100 * then:.2f}%: a drop of {100 * (then - run['accuracy']):.2f} points, more than "
                                 f"{T.BASELINE_ACCURACY_DROP_POINTS}")
             return "pass", ""
         epochs = run.get("epochs_to_target")
-        if epochs is None or epochs > then + T.BASELINE_EXTRA_EPOCHS:
+        if epochs_grew(then, epochs):
             return "fail", (f"{key}: {'never reached the gate' if epochs is None else f'{epochs} epochs to the gate'}, "
                             f"baseline {baseline_name} needed {then} (allowed: +{T.BASELINE_EXTRA_EPOCHS})")
         return "pass", ""
     if kind == "benchmark":
         median = now["benchmarks"].get(key)
         if median is None:
-            return "absent", f"{key}: not timed in this session (benchmarks disabled or not selected)"
-        if median > then * (1 + T.BASELINE_SLOWDOWN):
+            return "skip", f"{key}: not timed in this session (benchmarks disabled or not selected)"
+        if slower(then, median):
             return "fail", (f"{key}: median {median:.4g} s, baseline {baseline_name} {then:.4g} s: "
                             f"{100 * (median / then - 1):.1f}% slower, more than {100 * T.BASELINE_SLOWDOWN:.0f}%")
         return "pass", ""
@@ -143,7 +164,7 @@ def judge(entry, now: dict, baseline_name: str):
 def improvements(baseline: dict, now: dict) -> list[str]:
     out = []
     for nodeid, outcome in sorted(baseline["outcomes"].items()):
-        if outcome in ("failed", "xfailed") and now["outcomes"].get(nodeid) == "passed":
+        if outcome in ("fail", "xfail") and now["outcomes"].get(nodeid) == "pass":
             out.append(f"{nodeid}: {outcome} in the baseline, passes now")
     for impl, run in sorted(baseline["convergence"].items()):
         cur = now["convergence"].get(impl)
@@ -154,7 +175,7 @@ def improvements(baseline: dict, now: dict) -> list[str]:
             out.append(f"{impl}: epochs to the gate {run['epochs_to_target']} -> {cur['epochs_to_target']}")
     for name, median in sorted(baseline["benchmarks"].items()):
         cur = now["benchmarks"].get(name)
-        if cur and cur < median * (1 - T.BASELINE_SLOWDOWN):
+        if faster(median, cur):
             out.append(f"{name}: median {median:.4g} s -> {cur:.4g} s ({100 * (1 - cur / median):.1f}% faster)")
     return out
 
@@ -162,19 +183,18 @@ def improvements(baseline: dict, now: dict) -> list[str]:
 def current_snapshot(config) -> dict:
     """What this run has measured so far, in the baseline's shape."""
     from impls import frameworks
-    from suites import test_convergence
+    from suites import report, training
 
     conv = {}
-    for (impl, seed, _full, device), run in sorted(test_convergence._RUNS.items(), key=lambda kv: kv[0][1]):
+    for (impl, seed, device), run in sorted(training.runs().items(), key=lambda kv: kv[0][1]):
         key = impl if device == "cpu" else f"{impl}@{device}"
-        if key not in conv:  # the first (default) seed
-            last = run["epochs"][-1]
-            conv[key] = {"accuracy": last["accuracy"], "epochs_to_target": run["epochs_to_target"],
-                         "seconds_to_target": run["seconds_to_target"], "seed": seed,
-                         "curve": [e["accuracy"] for e in run["epochs"]]}
+        if key not in conv and run.epochs:  # the first (default) seed
+            conv[key] = {"accuracy": run.epochs[-1]["accuracy"], "epochs_to_target": run.epochs_to_target,
+                         "seconds_to_target": run.seconds_to_target, "seed": seed, "curve": run.curve}
     bench = getattr(config, "_benchmarksession", None)
     medians = {}
     if bench is not None and not bench.disabled:
         medians = {b.fullname: b.stats.median for b in bench.benchmarks if b.stats and b.stats.data}
-    return {"versions": frameworks.versions(), "outcomes": dict(config.twinbench_outcomes),
-            "measured": dict(config.twinbench_measured), "convergence": conv, "benchmarks": medians}
+    state = report.state(config)
+    return {"versions": frameworks.versions(), "outcomes": dict(state.outcomes),
+            "measured": dict(state.measured), "convergence": conv, "benchmarks": medians}

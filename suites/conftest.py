@@ -3,6 +3,7 @@
 import pytest
 
 from impls import registry
+from suites import report
 from suites.helpers import with_checks
 
 
@@ -10,7 +11,7 @@ def pytest_generate_tests(metafunc):
     module = metafunc.module
     if {"subject", "check"} <= set(metafunc.fixturenames) and (
             hasattr(module, "CHECKS") or hasattr(module, "checks_for")):
-        specs = metafunc.config.twinbench_specs
+        specs = report.state(metafunc.config).specs
         if hasattr(metafunc.module, "checks_for"):  # checks that depend on the subject
             params = [p for s in specs for p in with_checks([s], metafunc.module.checks_for(s))]
         else:

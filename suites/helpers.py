@@ -6,7 +6,6 @@ Suites never import torch or tensorflow; they speak to twins through ``impls.ada
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 
 from fixtures import expected as E
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
+from suites.report import ERROR_PREFIX, NO_RECIPE, REPORTS  # noqa: F401  (REPORTS: where checks write side products)
 
-# Where checks write side products (summaries, plots). `make conform` and `make test` use reports/.
-REPORTS = Path(os.environ.get("TWINBENCH_REPORTS", "reports"))
 
 
 def check_name(check) -> str:
@@ -44,10 +42,14 @@ def parametrize_with_checks(subjects, checks):
 
 
 @dataclass
-class Verdict:
-    status: str          # "pass" | "fail" | "skip"
+class CheckResult:
+    """What one check did to one twin, in the report's vocabulary (suites/report.py)."""
+
+    status: str          # "pass" | "fail" | "error" | "skip"
     message: str = ""
     measured: dict = field(default_factory=dict)
+
+
 
 
 def _where(exc) -> str:
@@ -58,20 +60,22 @@ def _where(exc) -> str:
     return f" (at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb is not None else ""
 
 
-def judge(check, twin_factory) -> Verdict:
-    """Build the twin and run one check, never raising: a failed assertion or contract breach
-    is a failure with its message; any other exception (a crash in the candidate's factory,
-    forward or loss) is a failure that names the exception and where it was raised; a missing
-    recipe is a skip with the reason."""
+def run_one(check, twin_factory) -> CheckResult:
+    """Build the twin and run one check, never raising.
+
+    - a failed assertion, or anything the candidate did that the contract forbids (its factory,
+      forward, loss or optimizer raised: ``CandidateError``), is ``fail`` with the message;
+    - a recipe check on a model without a recipe is ``skip``, its message starting "no recipe:";
+    - any other exception is a crash of the check itself: ``error``, never counted as a kill."""
     try:
         twin = twin_factory()
-        return Verdict("pass", "", dict(check(twin) or {}))
+        return CheckResult("pass", "", dict(check(twin) or {}))
     except (AssertionError, CandidateError) as exc:  # our message, not pytest's re-evaluation
-        return Verdict("fail", str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
+        return CheckResult("fail", str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
     except NoRecipe as exc:
-        return Verdict("skip", str(exc))
+        return CheckResult("skip", f"{NO_RECIPE} {exc}")
     except Exception as exc:
-        return Verdict("fail", f"{check_name(check)} crashed: {type(exc).__name__}: {exc}{_where(exc)}")
+        return CheckResult("error", f"{ERROR_PREFIX}{check_name(check)} raised {type(exc).__name__}: {exc}{_where(exc)}")
 
 
 def failure(message: str, **measured) -> AssertionError:
@@ -85,15 +89,15 @@ def run_check(check, twin_factory, record=None):
     """Run one check as a pytest test: a failure is ``pytest.fail`` with the check's message, a
     skip ``pytest.skip``. Measurements go to ``record(name, value)`` and are printed."""
     __tracebackhide__ = True
-    verdict = judge(check, twin_factory)
-    for name, value in verdict.measured.items():
+    result = run_one(check, twin_factory)
+    for name, value in result.measured.items():
         print(f"measured {name} = {value}")
         if record is not None:
             record(name, value)
-    if verdict.status == "skip":
-        pytest.skip(verdict.message)
-    if verdict.status == "fail":
-        pytest.fail(verdict.message, pytrace=False)
+    if result.status == "skip":
+        pytest.skip(result.message)
+    if result.status in ("fail", "error"):
+        pytest.fail(result.message, pytrace=False)
 
 
 def batch_shape(template: tuple, batch: int) -> tuple:
@@ -116,11 +120,7 @@ def real_batch(network: str, n: int):
     """The first n test examples, canonical layout: normalised MNIST images or tweet ids."""
     from fixtures import data as D
 
-    if network == "mnist_cnn":
-        x, y = D.mnist_idx_arrays("test")
-        return D.normalise(x[:n]), y[:n].astype(np.int64)
-    t = D.tweets()
-    return t["x_test"][:n], t["y_test"][:n]
+    return D.split(network, "test", n)
 
 
 def reference_loss_of(network: str, outputs: np.ndarray, kind: str, y: np.ndarray) -> float:

@@ -4,22 +4,22 @@ baseline is given). suites/baseline.py says what each entry holds the run to."""
 
 import pytest
 
-from suites import baseline
+from suites import baseline, report
 
 pytestmark = pytest.mark.baseline
 
 
 def pytest_generate_tests(metafunc):
     if "entry" in metafunc.fixturenames:
-        base = metafunc.config.twinbench_baseline
+        base = report.state(metafunc.config).baseline
         found = baseline.entries(base) if base is not None else []
         metafunc.parametrize("entry", found, ids=[baseline.entry_id(e) for e in found])
 
 
 def test_against_baseline(entry, request):
-    base = request.config.twinbench_baseline
-    status, message = baseline.judge(entry, baseline.current_snapshot(request.config), base["name"])
-    if status == "absent":
+    base = report.state(request.config).baseline
+    status, message = baseline.compare_entry(entry, baseline.current_snapshot(request.config), base["name"])
+    if status == "skip":
         pytest.skip(message)
     if status == "fail":
         pytest.fail(message, pytrace=False)

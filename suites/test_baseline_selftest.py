@@ -37,7 +37,7 @@ def test_injected_regression_is_caught(tmp_path):
     broken = _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", "-p", "suites.plugin_samples.add_to_logits")
     out = broken.stdout
     assert broken.returncode == 1, out[-3000:]
-    assert "check_golden_outputs] passed in baseline before and is failed now" in out, out[-4000:]
+    assert "check_golden_outputs] passed in baseline before and is fail now" in out, out[-4000:]
     assert "golden drift" in out and "beyond the tolerance" in out, out[-4000:]
     assert "outputs moved from the golden torch recording" in out and "first moved at layer fc1" in out, out[-4000:]
 
@@ -61,18 +61,18 @@ def test_missing_and_corrupt_baselines_are_clear_errors(tmp_path, monkeypatch):
 
 
 def test_comparison_rules():
-    now = {"outcomes": {"a": "failed", "b": "passed"}, "measured": {"g": {"golden_max_abs_diff": 2e-5}},
+    now = {"outcomes": {"a": "fail", "b": "pass"}, "measured": {"g": {"golden_max_abs_diff": 2e-5}},
            "convergence": {"m": {"accuracy": 0.9860, "epochs_to_target": 5}}, "benchmarks": {"t": 1.2}}
-    assert baseline.judge(("check", "a", "passed"), now, "B")[0] == "fail"
-    assert baseline.judge(("check", "b", "passed"), now, "B")[0] == "pass"
-    assert baseline.judge(("check", "c", "passed"), now, "B")[0] == "absent"
-    assert baseline.judge(("golden", "g", 0.0), now, "B")[0] == "fail"
-    assert baseline.judge(("accuracy", "m", 0.9895), now, "B")[0] == "fail"  # a drop of 0.35 points
-    assert baseline.judge(("accuracy", "m", 0.9885), now, "B")[0] == "pass"  # 0.25 points
-    assert baseline.judge(("epochs", "m", 4), now, "B")[0] == "pass"
-    assert baseline.judge(("epochs", "m", 3), now, "B")[0] == "fail"
-    assert baseline.judge(("benchmark", "t", 1.0), now, "B")[0] == "fail"
-    assert baseline.judge(("benchmark", "t", 1.1), now, "B")[0] == "pass"
+    assert baseline.compare_entry(("check", "a", "pass"), now, "B")[0] == "fail"
+    assert baseline.compare_entry(("check", "b", "pass"), now, "B")[0] == "pass"
+    assert baseline.compare_entry(("check", "c", "pass"), now, "B")[0] == "skip"
+    assert baseline.compare_entry(("golden", "g", 0.0), now, "B")[0] == "fail"
+    assert baseline.compare_entry(("accuracy", "m", 0.9895), now, "B")[0] == "fail"  # a drop of 0.35 points
+    assert baseline.compare_entry(("accuracy", "m", 0.9885), now, "B")[0] == "pass"  # 0.25 points
+    assert baseline.compare_entry(("epochs", "m", 4), now, "B")[0] == "pass"
+    assert baseline.compare_entry(("epochs", "m", 3), now, "B")[0] == "fail"
+    assert baseline.compare_entry(("benchmark", "t", 1.0), now, "B")[0] == "fail"
+    assert baseline.compare_entry(("benchmark", "t", 1.1), now, "B")[0] == "pass"
 
 
 def test_interrupted_run_keeps_the_previous_report(tmp_path):

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from fixtures import data as D
+from fixtures import files
+from fixtures.files import atomic_write
 from fixtures import expected as E
 from suites.helpers import parametrize_with_checks
 
@@ -81,18 +83,51 @@ def check_corpus_counts():
     assert counts == E.TWEETS_LABEL_COUNTS, f"label counts {counts}, expected {E.TWEETS_LABEL_COUNTS}"
 
 
+def check_binary_dedupe():
+    """Deduplicated by normalised text: each occurs once, and each rule removed what it did."""
+    row_ids, labels, texts, removed = D.binary_rows()
+    got = {"total": len(labels), "positive": int(labels.sum())}
+    assert got == E.TWEETS_BINARY, f"deduplicated binary task {got}, expected {E.TWEETS_BINARY}"
+    normalised = [D.normalised_text(t) for t in texts]
+    assert len(set(normalised)) == len(normalised), f"{len(normalised) - len(set(normalised))} repeated normalised texts"
+    assert "" not in normalised, "an empty normalised text (an all-padding row) is kept"
+    assert np.all(np.diff(row_ids) > 0), "row ids are not in file order"
+    rows = D.tweets_rows()
+    assert all(rows[i][1] == t and D.LABELS[rows[i][0]] == lab for i, lab, t in zip(row_ids, labels, texts)), \
+        "row ids do not index tweets_rows()"
+    removed = {**removed, "test_seen_token_row": D.tweets()["removed"]["test_seen_token_row"]}
+    assert removed == E.TWEETS_REMOVED, f"rows removed {removed}, expected {E.TWEETS_REMOVED}"
+    binary = sum(s in D.LABELS for s, _ in rows)
+    kept = binary - removed["empty"] - removed["label_conflict"] - removed["duplicate"]
+    assert kept == len(labels), f"{binary} binary rows less {removed} is {kept}, not {len(labels)}"
+
+
 def check_binary_split():
     t = D.tweets()
-    total = len(t["y_train"]) + len(t["y_test"])
-    positive = int(t["y_train"].sum() + t["y_test"].sum())
-    assert (total, positive) == (E.TWEETS_BINARY["total"], E.TWEETS_BINARY["positive"]), \
-        f"binary task has {total} tweets, {positive} positive; expected {E.TWEETS_BINARY}"
+    total = len(t["y_train"]) + len(t["y_test"]) + t["removed"]["test_seen_token_row"]
+    assert total == E.TWEETS_BINARY["total"], \
+        f"train + test + dropped test rows = {total}, deduplicated binary task has {E.TWEETS_BINARY['total']}"
     for part in ("train", "test"):
         got = {"total": len(t[f"y_{part}"]), "positive": int(t[f"y_{part}"].sum())}
         assert got == E.TWEETS_SPLIT[part], f"{part} split {got}, expected {E.TWEETS_SPLIT[part]}"
     assert not set(t["train_ids"]) & set(t["test_ids"]), "train and test share tweets"
     got = D.ids_hash(t["test_ids"])
     assert got == E.TWEETS_TEST_IDS_SHA256, f"test ids hash {got}, recorded {E.TWEETS_TEST_IDS_SHA256}"
+
+
+def check_no_normalised_text_in_both_splits():
+    rows = D.tweets_rows()
+    train = {D.normalised_text(rows[i][1]) for i in D.tweets()["train_ids"]}
+    leaked = [int(i) for i in D.tweets()["test_ids"] if D.normalised_text(rows[i][1]) in train]
+    assert not leaked, f"{len(leaked)} test tweets have a normalised text that is in train, e.g. csv rows {leaked[:5]}"
+
+
+def check_no_token_row_in_both_splits():
+    """No test row's 42 ids equal a train row's (texts differing only in out-of-vocabulary words)."""
+    t = D.tweets()
+    train = {row.tobytes() for row in t["x_train"]}
+    leaked = [int(i) for i, row in zip(t["test_ids"], t["x_test"]) if row.tobytes() in train]
+    assert not leaked, f"{len(leaked)} test rows are a train row id for id, e.g. csv rows {leaked[:5]}"
 
 
 def check_token_arrays():
@@ -117,8 +152,9 @@ def check_tokenizer_rules():
     assert tok.encode(["a c z", "b b b b"]).tolist() == [[2, 1, 1], [3, 3, 3]]
 
 
-@parametrize_with_checks(["tweets"], [check_corpus_counts, check_binary_split, check_token_arrays,
-                                      check_tokenizer_rules])
+@parametrize_with_checks(["tweets"], [check_corpus_counts, check_binary_dedupe, check_binary_split,
+                                      check_no_normalised_text_in_both_splits, check_no_token_row_in_both_splits,
+                                      check_token_arrays, check_tokenizer_rules])
 def test_tweets(subject, check):
     check()
 
@@ -175,9 +211,9 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(D.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        D.atomic_write_bytes(target, b"x" * 1000)
+        atomic_write(target, b"x" * 1000)
     assert list(tmp_path.iterdir()) == [], f"left behind: {list(tmp_path.iterdir())}"
 
 

@@ -10,7 +10,8 @@ are trained once.
 - A faulty twin must fail every check its CAUGHT_BY patterns name (each pattern must name at
   least one check). Only those checks are run for it: they are the proof of rejection; the full
   verdict on any one of them is ``pytest --impl mnist_cnn=impls/known_bad/<file>.py:factory``.
-- A crash anywhere in a candidate is a failed check (helpers.judge), never an error of the run.
+- A crash anywhere in a candidate is a failed check (helpers.run_one); a crash of a check itself is an
+  ``error``, never a kill.
 
 The kill rate (faulty candidates rejected / faulty candidates) and the false rejections are
 printed at the end of the run and written to reports/detection.json. A faulty twin that
@@ -27,12 +28,12 @@ import time
 import pytest
 
 from impls import registry
-from suites import test_equivalence, test_parameters, test_shapes, test_trajectory
-from suites.helpers import check_name, judge
+from suites import report, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
+from suites.helpers import check_name, run_one
 
 pytestmark = pytest.mark.detection
 
-CHECK_MODULES = (test_shapes, test_parameters, test_equivalence, test_trajectory)
+CHECK_MODULES = (test_shapes, test_parameters, test_equivalence, test_optimizer, test_randomness, test_trajectory)
 CORPUS = registry.corpus()
 
 
@@ -60,9 +61,9 @@ def test_detection(entry, request):
     if entry.caught_by == ("unimportable",):
         pytest.skip(f"{spec.id}: {spec.doc}")
     started = time.perf_counter()
-    verdicts = {check_name(c): judge(c, lambda: registry.build(spec, seed=0)) for c in selected_checks(entry)}
+    verdicts = {check_name(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in selected_checks(entry)}
     failed = {name: v.message for name, v in verdicts.items() if v.status == "fail"}
-    request.config.twinbench_detection[spec.id] = {
+    report.state(request.config).detection[spec.id] = {
         "file": spec.factory.split(":")[0].replace(".", "/") + ".py", "network": spec.network,
         "framework": spec.framework, "doc": spec.doc, "faulty": entry.faulty,
         "declared": list(entry.caught_by), "checks_run": len(verdicts), "failed": sorted(failed),
@@ -70,6 +71,8 @@ def test_detection(entry, request):
         "first_message": next(iter(failed.values()), "")[:400],
     }
     if entry.faulty:
+        errors = [f"{name}: {v.message}" for name, v in verdicts.items() if v.status == "error"]
+        assert not errors, f"{spec.id}: checks crashed (an error is never a kill):\n  " + "\n  ".join(errors)
         survived = [name for name, v in verdicts.items() if v.status != "fail"]
         assert not survived, (f"{spec.id} ({spec.doc}) is faulty, but {len(survived)} of the {len(verdicts)} checks "
                               f"it declares did not reject it: " + ", ".join(survived)

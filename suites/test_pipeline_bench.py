@@ -18,8 +18,7 @@ SMOKE_STEPS = 4  # the untimed run under --benchmark-disable
 
 @functools.lru_cache(maxsize=None)
 def _ours_data(steps):
-    x, y = D.mnist_idx_arrays("train")
-    return D.normalise(x[:steps * BATCH]), y[:steps * BATCH]
+    return D.split("mnist_cnn", "train", steps * BATCH)
 
 
 def _ours(twin, steps):

@@ -33,7 +33,8 @@ from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import frameworks, registry
 from suites.helpers import max_violation
-from suites.test_convergence import _data as convergence_data
+from fixtures import data as D
+from suites import training
 
 pytestmark = pytest.mark.benchmark
 
@@ -83,8 +84,7 @@ def variant_cases(figure=None):
 
 def _train_split(network):
     """The training split, shared (and cached) with the convergence gates."""
-    xtr, ytr, _, _ = convergence_data(network)
-    return xtr, ytr
+    return D.split(network, "train")
 
 
 def _twin(spec, device, variant):
@@ -196,17 +196,15 @@ def test_variant_inference_batch1000(benchmark, spec, device, variant):
 @pytest.mark.convergence
 def test_time_to_gate_gpu(benchmark, request):
     """Time-to-99% of the torch MNIST reference on the GPU (eager, data on the device)."""
-    from suites.test_convergence import train_to_gate
-
     spec = registry.reference("torch", "mnist_cnn")
     runs = []
     benchmark.group = "mnist_cnn time-to-gate gpu"
     benchmark.name = "torch-module"
-    benchmark.pedantic(lambda: runs.append(train_to_gate(spec, 0, False, request.config, device="gpu")),
+    benchmark.pedantic(lambda: runs.append(training.train_to_gate(spec, E.CONVERGENCE_SEED, False, device="gpu")),
                        rounds=1, warmup_rounds=0, iterations=1)
     run = runs[-1]
-    final = run["epochs"][-1]["accuracy"]
-    benchmark.extra_info.update({"epochs_to_gate": run["epochs_to_target"], "accuracy": final,
+    final = run.epochs[-1]["accuracy"]
+    benchmark.extra_info.update({"epochs_to_gate": run.epochs_to_target, "accuracy": final,
                                  "device": "gpu", "network": "mnist_cnn", "framework": "torch", "figure": "time-to-gate"})
-    assert run["epochs_to_target"] is not None, (f"torch MNIST on the GPU did not reach {E.GATE_PERMILLE['mnist_cnn'] / 10}% "
+    assert run.epochs_to_target is not None, (f"torch MNIST on the GPU did not reach {E.GATE_PERMILLE['mnist_cnn'] / 10}% "
                                                  f"in {E.BUDGET_EPOCHS['mnist_cnn']} epochs: final {final:.4f}")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from fixtures import data as D
+from fixtures.files import atomic_write
 from fixtures import expected as E
 from impls import registry
 from suites.helpers import REPORTS, fmt, parametrize_with_checks
@@ -29,12 +29,11 @@ def check_summaries_side_by_side(network):
         if twin.framework == "keras":
             note = twin.diagram(str(models / f"{name}.png"))
             if "skipped" in note:  # the report shows why there is no diagram
-                D.atomic_write_bytes(models / f"{name}.txt", (note + "\n").encode())
+                atomic_write(models / f"{name}.txt", note + "\n")
             else:
                 (models / f"{name}.txt").unlink(missing_ok=True)
     body = "\n\n".join(f"## {name}\n\n```\n{text}\n```" for name, text in texts.items())
-    D.atomic_write_bytes(REPORTS / "summaries" / f"{network}.md",
-                         f"# {network}: torchinfo and keras summaries\n\n{body}\n".encode())
+    atomic_write(REPORTS / "summaries" / f"{network}.md", f"# {network}: torchinfo and keras summaries\n\n{body}\n")
     for name, text in texts.items():
         got, want = _total(text), E.TOTAL_PARAMS[network]
         assert got == want, f"{name}: the framework's summary says {fmt(got)} parameters, expected {fmt(want)}"

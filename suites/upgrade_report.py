@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from fixtures import data as D
+from fixtures.files import atomic_write, plot
 from fixtures import tolerances as T
 from suites import baseline
 
@@ -37,13 +37,13 @@ def rows(a: dict, b: dict) -> dict:
         if "test_baseline.py" in nodeid:
             continue
         va, vb = a["outcomes"].get(nodeid, "-"), b["outcomes"].get(nodeid, "-")
-        out["checks"].append((_short(nodeid), va, vb, va != vb, va == "passed" and vb not in ("passed", "-")))
+        out["checks"].append((_short(nodeid), va, vb, va != vb, va == "pass" and vb not in ("pass", "-")))
     for nodeid in sorted(set(a["measured"]) | set(b["measured"])):
         ma, mb = a["measured"].get(nodeid, {}), b["measured"].get(nodeid, {})
         for key in sorted(set(ma) | set(mb)):
             va, vb = ma.get(key), mb.get(key)
             changed = va != vb
-            worse = key == "golden_max_abs_diff" and isinstance(vb, float) and vb > T.GOLDEN_ATOL
+            worse = key == "golden_max_abs_diff" and baseline.golden_drifted(vb)
             out["measurements"].append((f"{_short(nodeid)} {key}", va, vb, changed, worse))
     for impl in sorted(set(a["convergence"]) | set(b["convergence"])):
         ca, cb = a["convergence"].get(impl, {}), b["convergence"].get(impl, {})
@@ -51,13 +51,13 @@ def rows(a: dict, b: dict) -> dict:
             va, vb = ca.get(key), cb.get(key)
             worse = False
             if key == "accuracy" and va is not None and vb is not None:
-                worse = 100 * (va - vb) > T.BASELINE_ACCURACY_DROP_POINTS
-            if key == "epochs_to_target" and va is not None:
-                worse = vb is None or vb > va + T.BASELINE_EXTRA_EPOCHS
+                worse = baseline.accuracy_dropped(va, vb)
+            if key == "epochs_to_target":
+                worse = baseline.epochs_grew(va, vb)
             out["convergence"].append((f"{impl} {key}", va, vb, va != vb, worse))
     for name in sorted(set(a["benchmarks"]) | set(b["benchmarks"])):
         va, vb = a["benchmarks"].get(name), b["benchmarks"].get(name)
-        worse = va is not None and vb is not None and vb > va * (1 + T.BASELINE_SLOWDOWN)
+        worse = baseline.slower(va, vb)
         out["benchmarks"].append((name, va, vb, va != vb, worse))
     return out
 
@@ -68,59 +68,69 @@ def _fmt(v) -> str:
     return "-" if v is None else str(v)
 
 
+def _delta(va, vb) -> str:
+    """The measured change: B - A for numbers (relative too for benchmark-like values), else -."""
+    if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and not isinstance(va, bool):
+        d = vb - va
+        rel = f" ({100 * d / va:+.1f}%)" if va else ""
+        return f"{d:+.3g}{rel}"
+    return "-"
+
+
 def _plot(a: dict, b: dict, label_a: str, label_b: str, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     impls = sorted(set(a["convergence"]) | set(b["convergence"]))
     if not impls:
         return False
-    fig, axes = plt.subplots(1, len(impls), figsize=(4.5 * len(impls), 3.5), squeeze=False)
-    for ax, impl in zip(axes[0], impls):
-        for run, label, style in ((a, label_a, "-o"), (b, label_b, "--s")):
-            curve = run["convergence"].get(impl, {}).get("curve") or []
-            ax.plot(range(1, len(curve) + 1), [100 * c for c in curve], style, label=label)
-        ax.set(title=impl, xlabel="epoch", ylabel="test accuracy (%)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.parent / (path.name + ".partial.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+
+    def draw(fig, axes):
+        for ax, impl in zip(axes[0], impls):
+            for run, label, style in ((a, label_a, "-o"), (b, label_b, "--s")):
+                curve = run["convergence"].get(impl, {}).get("curve") or []
+                ax.plot(range(1, len(curve) + 1), [100 * c for c in curve], style, label=label)
+            ax.set(title=impl, xlabel="epoch", ylabel="test accuracy (%)")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+
+    plot(path, draw, figsize=(4.5 * len(impls), 3.5), dpi=80, ncols=len(impls), squeeze=False)
     return True
 
 
 def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]:
+    """Only what changed is listed, with its measured delta; unchanged rows are counted."""
     sections = rows(a, b)
     md_path, html_path, png = (out.parent / f"{out.name}{ext}" for ext in (".md", ".html", ".png"))
     has_plot = _plot(a, b, label_a, label_b, png)
     regressions = [(s, r) for s, rs in sections.items() for r in rs if r[4]]
     changes = sum(1 for rs in sections.values() for r in rs if r[3])
+    total = sum(len(rs) for rs in sections.values())
     md = [f"# Upgrade report: {label_a} -> {label_b}", "",
-          f"{changes} rows changed, {len(regressions)} regressions (bold in the tables). Thresholds: accuracy drop > "
+          f"{changes} of {total} rows changed, {len(regressions)} regressions (bold). Thresholds: accuracy drop > "
           f"{T.BASELINE_ACCURACY_DROP_POINTS} points, epochs to gate > +{T.BASELINE_EXTRA_EPOCHS}, golden drift > "
           f"{T.GOLDEN_ATOL:g}, benchmark median > +{100 * T.BASELINE_SLOWDOWN:.0f}%.", ""]
     if regressions:
-        md += ["## Regressions", ""] + [f"- **{s}**: {r[0]}: {_fmt(r[1])} -> {_fmt(r[2])}" for s, r in regressions] + [""]
+        md += ["## Regressions", ""] + [f"- **{s}**: {r[0]}: {_fmt(r[1])} -> {_fmt(r[2])} ({_delta(r[1], r[2])})"
+                                        for s, r in regressions] + [""]
     better = baseline.improvements({**a, "name": label_a}, b)
     md += ["## Improvements", ""] + ([f"- {line}" for line in better] or ["- none"]) + [""]
     if has_plot:
         md += ["## Accuracy curves", "", f"![accuracy curves]({png.name})", ""]
     body = []
     for name, rs in sections.items():
-        md += [f"## {name.capitalize()} ({sum(1 for r in rs if r[3])} of {len(rs)} changed)", "",
-               f"| {name} | {label_a} | {label_b} |", "|---|---|---|"]
-        body.append(f"<h2>{html.escape(name.capitalize())}</h2><table><tr><th>{html.escape(name)}</th>"
-                    f"<th>{html.escape(label_a)}</th><th>{html.escape(label_b)}</th></tr>")
-        for key, va, vb, changed, worse in rs:
+        changed = [r for r in rs if r[3]]
+        same = len(rs) - len(changed)
+        md += [f"## {name.capitalize()}: {len(changed)} changed, {same} unchanged (not listed)", ""]
+        body.append(f"<h2>{html.escape(name.capitalize())}: {len(changed)} changed, {same} unchanged (not listed)</h2>")
+        if not changed:
+            continue
+        md += [f"| {name} | {label_a} | {label_b} | delta |", "|---|---|---|---|"]
+        body.append(f"<table><tr><th>{html.escape(name)}</th><th>{html.escape(label_a)}</th>"
+                    f"<th>{html.escape(label_b)}</th><th>delta</th></tr>")
+        for key, va, vb, _, worse in changed:
             mark = "**" if worse else ""
-            sym = " (changed)" if changed and not worse else ""
-            md.append(f"| {mark}{key}{mark} | {_fmt(va)} | {mark}{_fmt(vb)}{mark}{sym} |")
-            cls = ' class="worse"' if worse else (' class="changed"' if changed else "")
+            md.append(f"| {mark}{key}{mark} | {_fmt(va)} | {mark}{_fmt(vb)}{mark} | {_delta(va, vb)} |")
+            cls = ' class="worse"' if worse else ' class="changed"'
             body.append(f"<tr{cls}><td>{html.escape(key)}</td><td>{html.escape(_fmt(va))}</td>"
-                        f"<td>{html.escape(_fmt(vb))}</td></tr>")
+                        f"<td>{html.escape(_fmt(vb))}</td><td>{html.escape(_delta(va, vb))}</td></tr>")
         body.append("</table>")
         md.append("")
     img = (f'<img alt="accuracy curves" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
@@ -129,12 +139,12 @@ def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]
             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
             ".changed{background:#fff6cc}.worse{background:#f8c8c8;font-weight:bold}</style>"
             f"<h1>Upgrade report: {html.escape(label_a)} &rarr; {html.escape(label_b)}</h1>"
-            f"<p>{changes} rows changed, {len(regressions)} regressions (red); changes in yellow.</p>"
+            f"<p>{changes} of {total} rows changed, {len(regressions)} regressions (red); changes in yellow; "
+            "unchanged rows are counted, not listed.</p>"
             f"<h2>Improvements</h2><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in better) or '<li>none</li>'}</ul>"
             f"{img}{''.join(body)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    D.atomic_write_bytes(md_path, ("\n".join(md) + "\n").encode())
-    D.atomic_write_bytes(html_path, page.encode())
+    atomic_write(md_path, "\n".join(md) + "\n")
+    atomic_write(html_path, page)
     return [md_path, html_path] + ([png] if has_plot else [])
 
 

@@ -10,7 +10,8 @@ import keras
 from keras import layers
 
 NETWORK = "mnist_cnn"
-CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*")
+CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*",
+             "check_optimizer_dynamics*")
 
 
 def factory():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import StepLR
 
 NETWORK = "mnist_cnn"
-CAUGHT_BY = ("check_loss_parity", "check_gradient_parity*", "check_trajectory_parity*")
+CAUGHT_BY = ("check_loss_parity", "check_gradient_parity*", "check_trajectory_parity*", "check_train_mode_parity*")
 
 
 class Net(nn.Module):

@@ -1,0 +1,80 @@
+"""Optimizer dynamics: the recipe's optimizer followed step by step on changing real gradients.
+
+``check_optimizer_step_parity`` replays one gradient a few times against the partner only. That
+misses whatever shows only when gradients change (Adam's beta1: with a constant gradient the
+bias-corrected first moment is that gradient for any beta1; AMSGrad: with a constant gradient v
+never falls), and a hyperparameter slip made in both references. Here each twin replays
+``E.OPTIMIZER_REPLAY_STEPS`` distinct gradients recorded from real training batches
+(``suites/oracle.py``), and after every step its weights are compared with a float64 oracle of
+the literal recipe (``E.OPTIMIZER``) and with the partner reference fed the same gradients.
+
+Errors are per tensor, relative to the tensor's scale of cumulative update over the replay, and
+counted beyond the half ulp per step that fp32 storage of the weights alone accounts for
+(``oracle.excess_error``), so that ``T.OPT_DYNAMICS_RTOL`` means the same for every layer.
+"""
+
+import functools
+import time
+
+import pytest
+
+from fixtures import expected as E
+from fixtures import tolerances as T
+from impls import registry
+from impls.adapter import NoRecipe
+from suites import oracle as O
+from suites.helpers import failure, run_check
+
+pytestmark = pytest.mark.equivalence
+
+
+def _describe(network: str) -> str:
+    hp = E.OPTIMIZER[network]
+    return ", ".join(f"{k} {v}" for k, v in hp.items())
+
+
+def check_optimizer_dynamics(twin, partner):
+    """From the torch reference's start weights, replay the recorded real gradients one per step;
+    after every step each weight tensor must match the float64 oracle and the partner."""
+    started = time.perf_counter()
+    if not twin.has_recipe:  # before recording anything: a model-only twin has no optimizer to follow
+        raise NoRecipe(f"{twin.name} carries no optimizer (model-only)")
+    rec = O.recording(twin.network)
+    twin.set_weights(rec.start)
+    other = registry.build(registry.by_id(partner), seed=1)
+    other.set_weights(rec.start)
+    names = list(E.CANONICAL_WEIGHTS[twin.network])
+    steps, tol = len(rec.grads), T.OPT_DYNAMICS_RTOL
+    worst = {"oracle": (0.0, 0, ""), "partner": (0.0, 0, "")}   # (error, step, tensor)
+    first_bad = None
+    for step, grads in enumerate(rec.grads, start=1):
+        twin.optimizer_step(grads)
+        other.optimizer_step(grads)
+        mine, theirs = twin.get_weights(), other.get_weights()
+        for name in names:
+            for label, want, sides in (("oracle", rec.oracle(step, name), 1), ("partner", theirs[name], 2)):
+                err = O.excess_error(rec, name, mine[name], want, step, rounded_sides=sides)
+                if err > worst[label][0]:
+                    worst[label] = (err, step, name)
+                if err > tol and first_bad is None:
+                    first_bad = (step, name, err, label)
+    measured = {"opt_dynamics_vs_oracle": worst["oracle"][0], "opt_dynamics_vs_partner": worst["partner"][0],
+                "margin": max(worst["oracle"][0], worst["partner"][0]) / tol,
+                "opt_dynamics_seconds": round(time.perf_counter() - started, 2)}
+    if first_bad is not None:
+        step, name, err, label = first_bad
+        what = (f"the float64 oracle of the literal recipe ({_describe(twin.network)})" if label == "oracle"
+                else f"the partner {partner} fed the same gradients")
+        tail = "; ".join(f"worst vs {k}: {e:.3g} at step {s} ({n})" for k, (e, s, n) in worst.items() if s)
+        raise failure(f"{twin.name}: after step {step} of {steps} replayed real gradients, {name} differs from "
+                      f"{what} by {err:.3g} of its largest cumulative update ({rec.scale[name]:.3g}), beyond fp32 "
+                      f"storage rounding; tolerance {tol:g}. {tail}", **measured)
+    return measured
+
+
+def checks_for(spec):
+    return [functools.partial(check_optimizer_dynamics, partner=p.id) for p in registry.partners(spec)]
+
+
+def test_optimizer(subject, check, make_twin, record_property):
+    run_check(check, make_twin, record_property)

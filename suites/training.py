@@ -1,0 +1,244 @@
+"""Training runs shared by the suites: convergence (time-to-accuracy) and trajectories.
+
+Each run happens once per session and is cached here, so that the convergence gates, the
+agreement check, the baselines and the speed suite reuse it. Nothing here asserts: the checks in
+``suites/test_convergence.py`` and ``suites/test_trajectory.py`` judge what these functions
+return.
+
+Convergence follows the MLPerf training rules: the test accuracy is evaluated after every epoch
+(correct answers counted exactly, never a rounded percentage); time-to-accuracy is the number of
+epochs to the first evaluation at or above the gate; over N seeds, the olympic mean (fastest and
+slowest dropped) of epochs-to-target is gated, with at most one run that does not converge.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fixtures import data as D
+from fixtures import expected as E
+from fixtures import tolerances as T
+from impls import registry
+
+
+# ------------------------------------------------------------------------------------------
+# Convergence
+# ------------------------------------------------------------------------------------------
+def meets_gate(correct: int, total: int, network: str) -> bool:
+    """The gate, in integers: correct * 1000 >= GATE_PERMILLE * total."""
+    return correct * 1000 >= E.GATE_PERMILLE[network] * total
+
+
+@dataclass
+class Run:
+    """One twin trained under its own recipe, evaluated after every epoch."""
+
+    spec: object
+    seed: int
+    device: str = "cpu"
+    epochs: list = field(default_factory=list)  # one record per trained epoch
+    twin: object = field(default=None, repr=False)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def network(self) -> str:
+        return self.spec.network
+
+    @property
+    def epochs_to_target(self):
+        """The first epoch (1-based) whose evaluation met the gate; None if none did."""
+        return next((e["epoch"] for e in self.epochs if meets_gate(e["correct"], e["total"], self.network)), None)
+
+    @property
+    def seconds_to_target(self):
+        n = self.epochs_to_target
+        return sum(e["seconds"] for e in self.epochs[:n]) if n else None
+
+    @property
+    def curve(self) -> list:
+        return [e["accuracy"] for e in self.epochs]
+
+    def record(self) -> dict:
+        return {"impl": self.spec.id, "framework": self.spec.framework, "network": self.network,
+                "seed": self.seed, "device": self.device, "epochs": list(self.epochs),
+                "epochs_to_target": self.epochs_to_target, "seconds_to_target": self.seconds_to_target,
+                "wall_seconds": time.perf_counter() - self.started}
+
+
+_RUNS: dict = {}  # (impl id, seed, device) -> Run
+
+
+def runs() -> dict:
+    """Every convergence run of this session: (impl id, seed, device) -> Run."""
+    return dict(_RUNS)
+
+
+def _progress_line(run: Run, rec: dict) -> str:
+    budget = E.BUDGET_EPOCHS[run.network]
+    return (f"  [{run.spec.id} seed {run.seed}] epoch {rec['epoch']}/{budget}: loss {rec['train_loss']:.4f}, "
+            f"test {rec['correct']}/{rec['total']} = {100 * rec['accuracy']:.2f}%, {rec['train_seconds']:.1f} s")
+
+
+def _train_one_epoch(run: Run, progress=None) -> dict:
+    xtr, ytr = D.split(run.network, "train")
+    xte, yte = D.split(run.network, "test")
+    if run.twin is None:
+        run.twin = registry.build(run.spec, seed=run.seed)
+        if run.device != "cpu":
+            run.twin.place(run.device)
+    epoch = len(run.epochs)
+    t0 = time.perf_counter()
+    loss = run.twin.fit_epoch(xtr, ytr, epoch, E.TRAIN_BATCH[run.network], run.seed)
+    train_s = time.perf_counter() - t0
+    correct = run.twin.count_correct(xte, yte, E.TEST_BATCH)
+    rec = {"epoch": epoch + 1, "train_loss": loss, "correct": correct, "total": len(yte),
+           "accuracy": correct / len(yte), "train_seconds": train_s, "seconds": time.perf_counter() - t0}
+    run.epochs.append(rec)
+    if progress is not None:
+        progress(_progress_line(run, rec))
+    return rec
+
+
+def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, device: str = "cpu",
+          progress=None) -> Run:
+    """Train ``spec`` (resuming this session's run if there is one) until it has trained
+    ``epochs`` epochs, or, with ``to_gate``, until it first meets the gate, whichever comes first
+    within the budget. ``epochs=None`` means the whole budget."""
+    key = (spec.id, seed, device)
+    run = _RUNS.setdefault(key, Run(spec, seed, device))
+    want = min(epochs or E.BUDGET_EPOCHS[spec.network], E.BUDGET_EPOCHS[spec.network])
+    while len(run.epochs) < want and not (to_gate and run.epochs_to_target):
+        _train_one_epoch(run, progress)
+    return run
+
+
+def train_to_gate(spec, seed: int, full: bool, progress=None, device: str = "cpu") -> Run:
+    """Time-to-accuracy: the first epoch at or above the gate; ``full`` trains the whole budget."""
+    return train(spec, seed, None, to_gate=not full, device=device, progress=progress)
+
+
+def same_epochs(runs_: list, progress=None) -> int:
+    """Extend every run to the epochs of the longest one (agreement compares equal curves)."""
+    n = max(len(r.epochs) for r in runs_)
+    for r in runs_:
+        train(r.spec, r.seed, n, to_gate=False, device=r.device, progress=progress)
+    return n
+
+
+def olympic(values: list) -> dict:
+    """MLPerf scoring of epochs-to-target over N runs: a run that never converged counts as the
+    slowest; the fastest and the slowest are dropped when N >= 3; at most one run may fail to
+    converge. ``mean`` is None when more than one run failed."""
+    n = len(values)
+    failed = sum(v is None for v in values)
+    ranked = sorted(values, key=lambda v: float("inf") if v is None else v)
+    kept = ranked[1:-1] if n >= 3 else ranked
+    ok = failed <= T.CONVERGENCE_MAX_FAILED_RUNS and all(v is not None for v in kept)
+    return {"runs": n, "failed": failed, "kept": [v for v in kept if v is not None],
+            "mean": float(np.mean(kept)) if ok and kept else None, "values": values}
+
+
+def summarise(accuracies: list) -> dict:
+    """Accuracies over N runs: the olympic mean (best and worst dropped when N >= 3), min, max."""
+    acc = sorted(accuracies)
+    kept = acc[1:-1] if len(acc) >= 3 else acc
+    return {"mean": float(np.mean(kept)), "min": acc[0], "max": acc[-1], "std": float(np.std(acc)),
+            "runs": len(acc), "dropped_best_and_worst": len(acc) >= 3}
+
+
+def mean_curve(runs_: list, epochs: int) -> np.ndarray:
+    """The per-epoch test accuracy averaged over seeds, the first ``epochs`` epochs."""
+    return np.mean([r.curve[:epochs] for r in runs_], axis=0)
+
+
+def progress_printer(config):
+    """One line per epoch in interactive runs (make conform); quiet under CI."""
+    if os.environ.get("CI"):
+        return None
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if reporter is None or capture is None:
+        return None
+
+    def write(line):
+        with capture.global_and_fixture_disabled():  # past pytest's output capture, to the terminal
+            reporter.write_line(line)
+
+    return write
+
+
+# ------------------------------------------------------------------------------------------
+# Trajectories
+# ------------------------------------------------------------------------------------------
+_TRAJECTORIES: dict = {}  # (impl id, dropout) -> Trajectory of a complete run; ("start", network) -> weights
+TRAJECTORY_BATCH = {"mnist_cnn": 64, "tweet_fasttext": 32}
+
+
+@dataclass
+class Trajectory:
+    losses: np.ndarray
+    weights: dict      # step -> canonical weights after that step's update (the compared steps)
+    complete: bool
+
+
+def trajectory_start(network: str) -> dict:
+    """The shared start: the torch reference's weights for seed 0, in canonical layout."""
+    key = ("start", network)
+    if key not in _TRAJECTORIES:
+        _TRAJECTORIES[key] = registry.build(registry.reference("torch", network), seed=0).get_weights()
+    return _TRAJECTORIES[key]
+
+
+def compared_steps(network: str) -> set:
+    """The steps after which weights are compared: every step of the exact window (at most the
+    first 20), then every TRAJECTORY_WEIGHT_EVERY-th."""
+    exact = min(T.TRAJECTORY_EXACT_STEPS[network], T.TRAJECTORY_WEIGHT_EVERY)
+    every = T.TRAJECTORY_WEIGHT_EVERY
+    return set(range(exact)) | {s for s in range(T.TRAJECTORY_STEPS) if s % every == every - 1}
+
+
+def loss_tolerance(network: str, steps: int) -> np.ndarray:
+    """Per step: exact in the exact window, the measured drift envelope times the margin after."""
+    exact = T.TRAJECTORY_EXACT_STEPS[network]
+    drift = np.array([T.TRAJECTORY_LOSS_DRIFT[min(i // 20, len(T.TRAJECTORY_LOSS_DRIFT) - 1)] for i in range(steps)])
+    return np.where(np.arange(steps) < exact, T.TRAJECTORY_LOSS_ATOL_EXACT, drift * T.TRAJECTORY_DRIFT_MARGIN)
+
+
+def weight_tolerance(network: str, step: int) -> float:
+    if step < T.TRAJECTORY_EXACT_STEPS[network]:
+        return T.TRAJECTORY_WEIGHT_RTOL_EXACT[network]
+    drift = T.TRAJECTORY_WEIGHT_DRIFT
+    return drift[min(step // 20, len(drift) - 1)] * T.TRAJECTORY_DRIFT_MARGIN
+
+
+def trajectory(twin, dropout: bool, against: Trajectory | None = None) -> Trajectory:
+    """Train ``twin`` TRAJECTORY_STEPS steps from the shared start (eval mode, or training mode
+    with shared masks). With ``against`` (the partner's complete run), stop at the first step whose
+    loss is out of tolerance; a cut run is not cached (another partner retrains)."""
+    key = (twin.name, dropout)
+    run = _TRAJECTORIES.get(key)
+    if run is not None:
+        return run
+    network = twin.network
+    twin.set_weights(trajectory_start(network))
+    x, y = D.split(network, "train", T.TRAJECTORY_STEPS * TRAJECTORY_BATCH[network])
+    steps, weights = compared_steps(network), {}
+    stop = None
+    if against is not None:
+        tol = loss_tolerance(network, len(against.losses))
+        stop = lambda i, loss: not abs(loss - against.losses[i]) <= tol[i]  # noqa: E731  (NaN stops too)
+
+    def keep(i):
+        if i in steps:
+            weights[i] = twin.get_weights()
+
+    losses = twin.train_steps(x, y, TRAJECTORY_BATCH[network], T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,
+                              dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None, after_step=keep)
+    run = Trajectory(np.asarray(losses), weights, len(losses) == T.TRAJECTORY_STEPS)
+    if run.complete:
+        _TRAJECTORIES[key] = run
+    return run
