@@ -6,6 +6,7 @@ and every report writer live in ``suites/report.py``; baselines in ``suites/base
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from impls import frameworks  # noqa: F401  (torch before tensorflow, before anything else)
@@ -278,7 +279,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"speed table and chart written to {', '.join(map(str, written))}")
     if run.detection:
         _detection_summary(tr, run)
-    run.verdicts = _verdicts(run)
     if run.verdicts:
         _matrix_summary(tr, run)
     if config.getoption("--conform-report") and run.cells:
@@ -287,8 +287,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def _matrix_summary(tr, run):
-    import time
-
     impls, _, _, by_impl = report.matrix(run)
     tr.section("twinbench conformance matrix")
     width = max(len(i) for i in impls)
@@ -323,7 +321,7 @@ def pytest_sessionfinish(session, exitstatus):
         snap["args"] = list(config.invocation_params.args)
         baseline.save(run.save_to, snap)
         run.saved = run.save_to
+    run.verdicts = _verdicts(run)  # once: the exit status here, the terminal summary and the report after
     if run.candidates and exitstatus == pytest.ExitCode.OK:
-        verdicts = _verdicts(run)
-        if any(not report.passed_verdict(word) for word, _ in verdicts.values()):
+        if any(not report.passed_verdict(word) for word, _ in run.verdicts.values()):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # INCOMPLETE: nothing failed, but not everything ran

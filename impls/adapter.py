@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fixtures import expected as E
+from impls import randomness
 
 OUTPUT_KINDS = ("logits", "log_probs", "probs")
 PARAM_KINDS = ("conv", "dense", "embedding")  # layer kinds that own the reference's parameters
@@ -180,7 +181,6 @@ class Twin(abc.ABC):
         ``stop(step, loss)`` returning True ends the run early (the losses so far are returned).
         With ``dropout_seed``, steps run in training mode with shared masks (the stream of step i
         seeded ``randomness.step_seed(dropout_seed, i)``); ``after_step(i)`` runs after each update."""
-        from impls import randomness
         order = batch_order(len(x), 0, seed)
         if steps * batch_size > len(order):
             raise ValueError(f"{steps} steps of {batch_size} need {steps * batch_size} examples, got {len(order)}")
@@ -269,6 +269,14 @@ class Twin(abc.ABC):
                                      f"the reference has {ref_name} ({ref_kind})")
             pairs.append((layer, ref_name))
         return pairs
+
+    def param_refs(self) -> dict:
+        """{framework layer name: reference layer name} for the layers with parameters; empty
+        when they cannot be mapped (the checks that need the map say why)."""
+        try:
+            return {layer.name: ref for layer, ref in self.param_layer_map()}
+        except CandidateError:
+            return {}
 
     def _check_names(self, names) -> None:
         """Every canonical weight of the network must have a counterpart in this model."""

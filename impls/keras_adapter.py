@@ -158,13 +158,13 @@ class KerasTwin(Twin):
         def dropout(inputs, rate, noise_shape=None, seed=None):
             shape = tuple(int(d) for d in inputs.shape)
             noise = shape if noise_shape is None else tuple(s if n is None else int(n) for n, s in zip(noise_shape, shape))
-            factor = randomness.apply(stream, None, "dropout", float(rate), noise, shape, current[0])
+            factor = randomness.apply(stream, "dropout", float(rate), noise, shape, current[0])
             return inputs * tf.constant(factor, dtype=inputs.dtype)
 
         def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
             shape = tuple(int(d) for d in shape)
             kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
-            factor = randomness.apply(stream, None, kind, float(stddev), shape, shape, current[0])
+            factor = randomness.apply(stream, kind, float(stddev), shape, shape, current[0])
             return tf.constant(factor + (0.0 if kind == "gaussian_dropout" else float(mean)), dtype=dtype or "float32")
 
         def other(name):
@@ -173,11 +173,7 @@ class KerasTwin(Twin):
                 return saved[name](*args, **kwargs)
             return draw
 
-        refs = {}
-        try:
-            refs = {layer.name: ref for layer, ref in self.param_layer_map()}
-        except CandidateError:
-            pass
+        refs = self.param_refs()
         original_call = keras.layers.Layer.__call__
 
         def __call__(layer, *args, **kwargs):

@@ -49,10 +49,6 @@ class Stream:
     def __post_init__(self):
         self.rng = np.random.RandomState(self.seed)
 
-    def restart(self, seed: int) -> None:
-        """A new forward pass: fresh draws from ``seed``, the op record cleared."""
-        self.seed, self.rng, self.ops, self.unrecognised, self.after = seed, np.random.RandomState(seed), [], [], "input"
-
     def keep_mask(self, canonical_shape: tuple, rate: float) -> np.ndarray:
         """float32 {0, 1}: 1 keeps the element, with probability 1 - rate."""
         return (self.rng.random_sample(canonical_shape) >= rate).astype(np.float32)
@@ -73,7 +69,7 @@ def noise_granularity(canonical_noise_shape: tuple, canonical_shape: tuple) -> s
     return "channel" if shared and 0 not in shared and len(canonical_shape) - 1 not in shared else "other"
 
 
-def apply(stream: Stream, x: np.ndarray | None, kind: str, rate: float, canonical_noise_shape: tuple,
+def apply(stream: Stream, kind: str, rate: float, canonical_noise_shape: tuple,
           canonical_shape: tuple, where: str) -> np.ndarray:
     """The multiplicative or additive noise (canonical layout, broadcastable to the input) for one
     intercepted op, recorded in the stream: dropout gives mask / (1 - rate); Gaussian dropout

@@ -180,12 +180,8 @@ class TorchTwin(Twin):
 
     def _flat_inputs(self) -> dict:
         """Modules whose input is NCHW-flattened conv features: name -> (H, W, C)."""
-        try:
-            pairs = self.param_layer_map()
-        except CandidateError:
-            return {}
-        return {layer.name: E.FLATTENED_FROM[self.network][ref]
-                for layer, ref in pairs if ref in E.FLATTENED_FROM[self.network]}
+        return {name: E.FLATTENED_FROM[self.network][ref]
+                for name, ref in self.param_refs().items() if ref in E.FLATTENED_FROM[self.network]}
 
     # -- shared training-time randomness (impls/randomness.py) ---------------------------------
     def _canonical_noise(self, x: torch.Tensor, channel: bool):
@@ -209,7 +205,7 @@ class TorchTwin(Twin):
             if not training:
                 return input
             canon, noise, to_torch = self._canonical_noise(input, granularity == "channel")
-            factor = randomness.apply(stream, None, "dropout", p, noise, canon, f"F.{name}")
+            factor = randomness.apply(stream, "dropout", p, noise, canon, f"F.{name}")
             return input * to_torch(factor).to(input.device, input.dtype)
         return dropout
 
@@ -223,11 +219,7 @@ class TorchTwin(Twin):
             return
         F = torch.nn.functional
         saved = {name: getattr(F, name) for name in _DROPOUT_FUNCTIONS}
-        refs = {}
-        try:
-            refs = {layer.name: ref for layer, ref in self.param_layer_map()}
-        except CandidateError:
-            pass
+        refs = self.param_refs()
         gen = torch.default_generator
         state = [gen.get_state()]
 

@@ -14,7 +14,7 @@ import pytest
 
 from fixtures import expected as E
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
-from suites.report import ERROR_PREFIX, NO_RECIPE, REPORTS  # noqa: F401  (REPORTS: where checks write side products)
+from suites.report import ERROR_PREFIX, NO_RECIPE
 
 
 
@@ -141,6 +141,24 @@ def reference_loss(network: str, logits: np.ndarray, y: np.ndarray) -> float:
     z = z.reshape(-1)
     y = np.asarray(y, np.float64).reshape(-1)
     return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+
+def gradient_errors(got: dict, want: dict, network: str, rtol: float) -> tuple[float, list]:
+    """Every canonical gradient against the reference's, relative to the tensor's own scale (max
+    |g - g_ref| / max |g_ref|; the absolute difference where the reference is all zero):
+    (the worst relative error, one message per tensor beyond ``rtol``)."""
+    worst, problems = 0.0, []
+    for name in E.CANONICAL_WEIGHTS[network]:
+        a, b = np.asarray(got[name], np.float64), np.asarray(want[name], np.float64)
+        scale = float(np.abs(b).max())
+        diff = np.abs(a - b)
+        rel = float(diff.max()) / scale if scale > 0 else float(diff.max())
+        worst = max(worst, rel)
+        if not rel <= rtol:
+            i = tuple(int(j) for j in np.unravel_index(int(diff.argmax()), diff.shape))
+            problems.append(f"{name}: max |diff| {diff.max():.3g} at {i} (got {a[i]:.4g}, want {b[i]:.4g}) is "
+                            f"{rel:.3g} of the tensor's largest gradient {scale:.3g}")
+    return worst, problems
 
 
 def max_violation(got, want, atol, rtol):

@@ -8,7 +8,8 @@ import pytest
 from fixtures.files import atomic_write
 from fixtures import expected as E
 from impls import registry
-from suites.helpers import REPORTS, fmt, parametrize_with_checks
+from suites.helpers import fmt, parametrize_with_checks
+from suites.report import REPORTS
 
 pytestmark = pytest.mark.summaries
 
