@@ -414,7 +414,7 @@ class KerasTwin(Twin):
     def whole_model_note(self, path, x):
         try:
             saved = self.save(path)
-            reloaded = keras.models.load_model(saved, safe_mode=True)
+            reloaded = keras.models.load_model(saved, safe_mode=True, compile=False)  # the model, not its optimizer
             same = np.array_equal(_np(reloaded(self._input(x), training=False)), self.forward(x))
         except Exception as exc:
             return (f"whole-model serialization (.keras) does not round-trip ({type(exc).__name__}: "
