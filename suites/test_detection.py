@@ -69,6 +69,7 @@ def test_detection(entry, request):
         "declared": list(entry.caught_by), "checks_run": len(verdicts), "failed": sorted(failed),
         "rejected": bool(failed), "seconds": round(time.perf_counter() - started, 2),
         "first_message": next(iter(failed.values()), "")[:400],
+        "margins": {name: v.measured["margin"] for name, v in verdicts.items() if "margin" in v.measured},
     }
     if entry.faulty:
         errors = [f"{name}: {v.message}" for name, v in verdicts.items() if v.status == "error"]
