@@ -161,6 +161,16 @@ def gradient_errors(got: dict, want: dict, network: str, rtol: float) -> tuple[f
     return worst, problems
 
 
+def margin_of(got, want, atol, rtol) -> float:
+    """The check's margin: max |got - want| / (atol + rtol*|want|) (below 1 passes; inf for NaN)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if not got.size:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        ratio = np.abs(got - want) / (atol + rtol * np.abs(want))
+    return float("inf") if np.isnan(ratio).any() else float(ratio.max())
+
+
 def max_violation(got, want, atol, rtol):
     """(max |got - want|, index of the worst element, whether all are within atol + rtol*|want|)."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)

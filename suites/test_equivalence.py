@@ -20,7 +20,7 @@ from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import registry
 from impls.adapter import CandidateError, from_logits, to_log_probs
-from suites.helpers import gradient_errors, max_violation, real_batch, reference_loss, reference_loss_of, run_check
+from suites.helpers import failure, gradient_errors, margin_of, max_violation, real_batch, reference_loss, reference_loss_of, run_check
 
 pytestmark = pytest.mark.equivalence
 
@@ -74,10 +74,12 @@ def check_forward_parity(twin, partner, direction):
     other = _pair(twin, partner, direction)
     x, _ = real_batch(twin.network, T.PARITY_BATCH)
     got, want, (diff, worst, ok) = _compare_outputs(twin, other, x)
-    assert ok, (f"{twin.name} vs {partner} ({direction}): outputs differ, max |diff| {diff:.3g} at {worst} "
-                f"(got {got[worst]:.7g}, want {want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol "
-                f"{T.FORWARD_RTOL}. {first_divergence(twin, other, x)}")
-    return {"forward_max_abs_diff": diff}
+    margin = margin_of(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL)
+    if not ok:
+        raise failure(f"{twin.name} vs {partner} ({direction}): outputs differ, max |diff| {diff:.3g} at {worst} "
+                      f"(got {got[worst]:.7g}, want {want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol "
+                      f"{T.FORWARD_RTOL}. {first_divergence(twin, other, x)}", margin=margin)
+    return {"forward_max_abs_diff": diff, "margin": margin}
 
 
 def check_forward_parity_confident(twin, partner):
@@ -94,10 +96,12 @@ def check_forward_parity_confident(twin, partner):
     assert reach >= T.CONFIDENT_MIN_LOGIT, (f"{partner}: scaled head gives |logit| <= {reach:.3g}, below "
                                             f"{T.CONFIDENT_MIN_LOGIT}: the confident regime was not reached")
     got, want, (diff, worst, ok) = _compare_outputs(twin, other, x)
-    assert ok, (f"{twin.name} vs {partner} with {', '.join(head)} x{T.CONFIDENT_HEAD_SCALE[twin.network]:g} (|logit| up to "
-                f"{reach:.3g}): outputs differ, max |diff| {diff:.3g} at {worst} (got {got[worst]:.7g}, want "
-                f"{want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}")
-    return {"forward_confident_max_abs_diff": diff, "confident_max_logit": reach}
+    margin = margin_of(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL)
+    if not ok:
+        raise failure(f"{twin.name} vs {partner} with {', '.join(head)} x{T.CONFIDENT_HEAD_SCALE[twin.network]:g} (|logit| "
+                      f"up to {reach:.3g}): outputs differ, max |diff| {diff:.3g} at {worst} (got {got[worst]:.7g}, want "
+                      f"{want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}", margin=margin)
+    return {"forward_confident_max_abs_diff": diff, "confident_max_logit": reach, "margin": margin}
 
 
 def check_forward_parity_hypothesis(twin, partner):
@@ -109,7 +113,7 @@ def check_forward_parity_hypothesis(twin, partner):
     else:
         ids = st.sampled_from([0, 0, 0, 1, 2, E.TWEETS_VOCAB_SIZE - 1]) | st.integers(0, E.TWEETS_VOCAB_SIZE - 1)
         inputs = st.integers(1, 9).flatmap(lambda b: hnp.arrays(np.int64, (b, E.TWEETS_SEQ_LEN), elements=ids))
-    worst = []
+    worst, margins = [], []
 
     if twin.network == "mnist_cnn":
         explicit = [np.zeros((1, 28, 28, 1), np.float32), np.full((3, 28, 28, 1), 2.8215, np.float32)]
@@ -124,13 +128,17 @@ def check_forward_parity_hypothesis(twin, partner):
     def run(x):
         got, want, (diff, idx, ok) = _compare_outputs(twin, other, x)
         worst.append(diff)
+        margins.append(margin_of(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL))
         assert ok, (f"{twin.name} vs {partner}: max |diff| {diff:.3g} at {idx} on a drawn batch of {len(x)}, "
                     f"tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}. {first_divergence(twin, other, x)}")
 
     for x in explicit:
         run = example(x)(run)
-    run()
-    return {"forward_max_abs_diff_drawn": max(worst)}
+    try:
+        run()
+    except AssertionError as exc:
+        raise failure(str(exc), margin=max(margins, default=float("inf"))) from exc
+    return {"forward_max_abs_diff_drawn": max(worst), "margin": max(margins)}
 
 
 def check_loss_parity(twin):
@@ -155,10 +163,11 @@ def check_loss_parity(twin):
             else reference_loss_of(twin.network, outputs, twin.output, y))
     got = twin.loss_value(outputs, y)
     diff = abs(got - want)
-    assert diff <= T.LOSS_ATOL, (f"{twin.name}: recipe loss {got:.7g} on outputs of kind '{twin.output}', reference "
-                                 f"{'CE' if twin.network == 'mnist_cnn' else 'BCE'} from logits {want:.7g}: |diff| "
-                                 f"{diff:.3g} > {T.LOSS_ATOL}")
-    return {"loss_abs_diff": diff}
+    if not diff <= T.LOSS_ATOL:
+        raise failure(f"{twin.name}: recipe loss {got:.7g} on outputs of kind '{twin.output}', reference "
+                      f"{'CE' if twin.network == 'mnist_cnn' else 'BCE'} from logits {want:.7g}: |diff| "
+                      f"{diff:.3g} > {T.LOSS_ATOL}", margin=diff / T.LOSS_ATOL)
+    return {"loss_abs_diff": diff, "margin": diff / T.LOSS_ATOL}
 
 
 def check_gradient_parity(twin, partner):
@@ -168,9 +177,11 @@ def check_gradient_parity(twin, partner):
     loss_a, ga = twin.loss_and_grads(x, y)
     loss_b, gb = other.loss_and_grads(x, y)
     worst, problems = gradient_errors(ga, gb, twin.network, T.GRAD_RTOL)
-    assert not problems, (f"{twin.name} vs {partner}: gradients differ (tolerance {T.GRAD_RTOL} of each "
-                          f"tensor's largest gradient); losses {loss_a:.7g} vs {loss_b:.7g}\n  " + "\n  ".join(problems))
-    return {"grad_max_rel_err": worst}
+    if problems:
+        raise failure(f"{twin.name} vs {partner}: gradients differ (tolerance {T.GRAD_RTOL} of each tensor's largest "
+                      f"gradient); losses {loss_a:.7g} vs {loss_b:.7g}\n  " + "\n  ".join(problems),
+                      margin=worst / T.GRAD_RTOL)
+    return {"grad_max_rel_err": worst, "margin": worst / T.GRAD_RTOL}
 
 
 def check_optimizer_step_parity(twin, partner):
@@ -182,15 +193,16 @@ def check_optimizer_step_parity(twin, partner):
         twin.optimizer_step(grads)
         other.optimizer_step(grads)
     a, b = twin.get_weights(), other.get_weights()
-    problems, worst = [], 0.0
+    problems, worst, margin = [], 0.0, 0.0
     for name in E.CANONICAL_WEIGHTS[twin.network]:
         diff, idx, ok = max_violation(a[name], b[name], T.OPT_ATOL, T.OPT_RTOL)
-        worst = max(worst, diff)
+        worst, margin = max(worst, diff), max(margin, margin_of(a[name], b[name], T.OPT_ATOL, T.OPT_RTOL))
         if not ok:
             problems.append(f"{name}: max |diff| {diff:.3g} at {idx} (got {a[name][idx]:.7g}, want {b[name][idx]:.7g})")
-    assert not problems, (f"{twin.name} vs {partner}: weights differ after {T.OPT_STEPS} optimizer steps "
-                          f"(tolerance atol {T.OPT_ATOL} + rtol {T.OPT_RTOL})\n  " + "\n  ".join(problems))
-    return {"opt_step_max_abs_diff": worst}
+    if problems:
+        raise failure(f"{twin.name} vs {partner}: weights differ after {T.OPT_STEPS} optimizer steps "
+                      f"(tolerance atol {T.OPT_ATOL} + rtol {T.OPT_RTOL})\n  " + "\n  ".join(problems), margin=margin)
+    return {"opt_step_max_abs_diff": worst, "margin": margin}
 
 
 def check_lr_schedule_parity(twin, partner):
