@@ -36,49 +36,73 @@ def _test_batch(network: str, n: int = 256) -> np.ndarray:
     return D.split(network, "test", n)[0]
 
 
-def convert(direction: str, network: str, src: str, dst: str) -> float:
-    """Convert ``src`` into ``dst``; return the measured max |diff| of the outputs."""
+def _suffix(direction: str) -> str:
+    """The file suffix of the checkpoint that ``direction`` writes."""
+    return ".weights.h5" if direction == "torch2keras" else ".pt"
+
+
+def _check_arguments(direction: str, network: str, src: str, dst: str) -> None:
+    """Refuse an unknown network or direction, a missing input, or an output with the wrong suffix."""
     if network not in E.NETWORKS:
         raise ConversionError(f"unknown network {network!r}; use one of {', '.join(E.NETWORKS)}")
     if direction not in ("torch2keras", "keras2torch"):
         raise ConversionError(f"unknown direction {direction!r}; use torch2keras or keras2torch")
     if not Path(src).is_file():
         raise ConversionError(f"input checkpoint {src} not found")
-    want_suffix = ".weights.h5" if direction == "torch2keras" else ".pt"
+    want_suffix = _suffix(direction)
     if not dst.endswith(want_suffix):
         raise ConversionError(f"output {dst} must end in {want_suffix}")
-    torch_twin = registry.build(registry.reference("torch", network))
-    keras_twin = registry.build(registry.reference("keras", network))
-    source, target = (torch_twin, keras_twin) if direction == "torch2keras" else (keras_twin, torch_twin)
+
+
+def _load_source(source, direction: str, network: str, src: str) -> None:
+    """Load the checkpoint ``src`` into the source twin, or say it is not of the reference architecture."""
     try:
         if direction == "torch2keras":
-            torch_twin.model.load_state_dict(torch.load(src, weights_only=True))
+            source.model.load_state_dict(torch.load(src, weights_only=True))
         else:
-            keras_twin.model.load_weights(src)
+            source.model.load_weights(src)
     except Exception as exc:
         raise ConversionError(f"{src} is not a {network} checkpoint of the reference architecture: {exc}") from exc
-    target.set_weights(source.get_weights())
 
+
+def _check_parity(source, target, network: str) -> float:
+    """The max |diff| of the two twins' outputs on real test data; raise if beyond the forward tolerance."""
     x = _test_batch(network)
     a, b = source.forward(x), target.forward(x)
     diff = float(np.abs(a - b).max())
     if not np.all(np.abs(a - b) <= T.FORWARD_ATOL + T.FORWARD_RTOL * np.abs(a)):
         raise ConversionError(f"forward parity failed after conversion: max |diff| {diff:.3g}, tolerance "
                               f"atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}; nothing written")
+    return diff
 
+
+def _save_atomically(target, direction: str, dst: str) -> None:
+    """Write the target twin's checkpoint to a temporary file beside ``dst``, then rename it."""
     out = Path(dst)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=want_suffix)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=_suffix(direction))
     os.close(fd)
     try:
         if direction == "torch2keras":
-            keras_twin.model.save_weights(tmp, overwrite=True)
+            target.model.save_weights(tmp, overwrite=True)
         else:
-            torch.save(torch_twin.model.state_dict(), tmp)
+            torch.save(target.model.state_dict(), tmp)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def convert(direction: str, network: str, src: str, dst: str) -> float:
+    """Convert ``src`` into ``dst``; return the measured max |diff| of the outputs."""
+    _check_arguments(direction, network, src, dst)
+    torch_twin = registry.build(registry.reference("torch", network))
+    keras_twin = registry.build(registry.reference("keras", network))
+    source, target = (torch_twin, keras_twin) if direction == "torch2keras" else (keras_twin, torch_twin)
+    _load_source(source, direction, network, src)
+    target.set_weights(source.get_weights())
+    diff = _check_parity(source, target, network)
+    _save_atomically(target, direction, dst)
     return diff
 
 

@@ -140,6 +140,49 @@ class KerasTwin(Twin):
         return Trace(records, output, error)
 
     # -- shared training-time randomness (impls/randomness.py) ---------------------------------
+    @staticmethod
+    def _fed_dropout(stream, current):
+        """A stand-in for keras's backend ``random.dropout`` whose mask comes from ``stream``."""
+        def dropout(inputs, rate, noise_shape=None, seed=None):
+            shape = tuple(int(d) for d in inputs.shape)
+            noise = shape if noise_shape is None else tuple(s if n is None else int(n) for n, s in zip(noise_shape, shape))
+            factor = randomness.apply(stream, "dropout", float(rate), noise, shape, current[0])
+            return inputs * tf.constant(factor, dtype=inputs.dtype)
+        return dropout
+
+    @staticmethod
+    def _fed_normal(stream, current):
+        """A stand-in for keras's backend ``random.normal`` (GaussianNoise, GaussianDropout) fed by ``stream``."""
+        def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+            shape = tuple(int(d) for d in shape)
+            kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
+            factor = randomness.apply(stream, kind, float(stddev), shape, shape, current[0])
+            return tf.constant(factor + (0.0 if kind == "gaussian_dropout" else float(mean)), dtype=dtype or "float32")
+        return normal
+
+    @staticmethod
+    def _recorded_draw(stream, current, name, fn):
+        """``fn``, a random function that cannot be shared, recorded as unrecognised when called."""
+        def draw(*args, **kwargs):
+            stream.unrecognised.append(f"{current[0]} (keras.random.{name})")
+            return fn(*args, **kwargs)
+        return draw
+
+    def _tracking_call(self, stream, current, original_call):
+        """``Layer.__call__`` that names the running layer in ``current`` and advances ``stream.after``."""
+        refs = self.param_refs()
+
+        def __call__(layer, *args, **kwargs):
+            outer, current[0] = current[0], f"{layer.name} ({type(layer).__name__})"
+            try:
+                out = original_call(layer, *args, **kwargs)
+            finally:
+                current[0] = outer
+            if layer.name in refs:
+                stream.after = refs[layer.name]
+            return out
+        return __call__
+
     @contextlib.contextmanager
     def _shared_randomness(self, stream):
         """Training mode with noise from ``stream``: keras's backend ``random.dropout`` (what Dropout,
@@ -153,43 +196,13 @@ class KerasTwin(Twin):
 
         rnd = backend.random
         saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
-        current = ["the model"]
-
-        def dropout(inputs, rate, noise_shape=None, seed=None):
-            shape = tuple(int(d) for d in inputs.shape)
-            noise = shape if noise_shape is None else tuple(s if n is None else int(n) for n, s in zip(noise_shape, shape))
-            factor = randomness.apply(stream, "dropout", float(rate), noise, shape, current[0])
-            return inputs * tf.constant(factor, dtype=inputs.dtype)
-
-        def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-            shape = tuple(int(d) for d in shape)
-            kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
-            factor = randomness.apply(stream, kind, float(stddev), shape, shape, current[0])
-            return tf.constant(factor + (0.0 if kind == "gaussian_dropout" else float(mean)), dtype=dtype or "float32")
-
-        def other(name):
-            def draw(*args, **kwargs):
-                stream.unrecognised.append(f"{current[0]} (keras.random.{name})")
-                return saved[name](*args, **kwargs)
-            return draw
-
-        refs = self.param_refs()
+        current = ["the model"]  # the layer now running, named in what the stream records
         original_call = keras.layers.Layer.__call__
-
-        def __call__(layer, *args, **kwargs):
-            outer, current[0] = current[0], f"{layer.name} ({type(layer).__name__})"
-            try:
-                out = original_call(layer, *args, **kwargs)
-            finally:
-                current[0] = outer
-            if layer.name in refs:
-                stream.after = refs[layer.name]
-            return out
-
-        rnd.dropout, rnd.normal = dropout, normal
+        tracking_call = self._tracking_call(stream, current, original_call)
+        rnd.dropout, rnd.normal = self._fed_dropout(stream, current), self._fed_normal(stream, current)
         for name in _OTHER_RANDOM:
-            setattr(rnd, name, other(name))
-        keras.layers.Layer.__call__ = __call__
+            setattr(rnd, name, self._recorded_draw(stream, current, name, saved[name]))
+        keras.layers.Layer.__call__ = tracking_call
         try:
             yield
         finally:

@@ -116,49 +116,78 @@ def faster(then, now) -> bool:
     return then is not None and now is not None and now < then * (1 - T.BASELINE_SLOWDOWN)
 
 
+def _compare_check(key, then, now: dict, baseline_name: str):
+    """A check that passed in the baseline must pass now."""
+    outcome = now["outcomes"].get(key)
+    if outcome is None:
+        return "skip", f"{key} was not run in this session (the selection differs from baseline {baseline_name}'s)"
+    if outcome != "pass":
+        return "fail", f"{key} passed in baseline {baseline_name} and is {outcome} now"
+    return "pass", ""
+
+
+def _compare_golden(key, then, now: dict, baseline_name: str):
+    """The golden diff must stay within the golden tolerance."""
+    diff = now["measured"].get(key, {}).get("golden_max_abs_diff")
+    if diff is None:
+        return "skip", f"{key}: no golden diff measured in this session"
+    if golden_drifted(diff):
+        return "fail", (f"{key}: golden drift {diff:.3g} beyond the tolerance {T.GOLDEN_ATOL:g} "
+                        f"(baseline {baseline_name}: {then:.3g})")
+    return "pass", ""
+
+
+def _no_convergence_run(key):
+    """The skip of a convergence entry that this session did not train."""
+    return "skip", f"{key}: no convergence run in this session"
+
+
+def _compare_accuracy(key, then, now: dict, baseline_name: str):
+    """The test accuracy may drop by at most BASELINE_ACCURACY_DROP_POINTS."""
+    run = now["convergence"].get(key)
+    if run is None:
+        return _no_convergence_run(key)
+    if accuracy_dropped(then, run["accuracy"]):
+        return "fail", (f"{key}: test accuracy {100 * run['accuracy']:.2f}%, baseline {baseline_name} had "
+                        f"{100 * then:.2f}%: a drop of {100 * (then - run['accuracy']):.2f} points, more than "
+                        f"{T.BASELINE_ACCURACY_DROP_POINTS}")
+    return "pass", ""
+
+
+def _compare_epochs(key, then, now: dict, baseline_name: str):
+    """The epochs to the gate may grow by at most BASELINE_EXTRA_EPOCHS."""
+    run = now["convergence"].get(key)
+    if run is None:
+        return _no_convergence_run(key)
+    epochs = run.get("epochs_to_target")
+    if epochs_grew(then, epochs):
+        return "fail", (f"{key}: {'never reached the gate' if epochs is None else f'{epochs} epochs to the gate'}, "
+                        f"baseline {baseline_name} needed {then} (allowed: +{T.BASELINE_EXTRA_EPOCHS})")
+    return "pass", ""
+
+
+def _compare_benchmark(key, then, now: dict, baseline_name: str):
+    """A benchmark median may be at most BASELINE_SLOWDOWN slower."""
+    median = now["benchmarks"].get(key)
+    if median is None:
+        return "skip", f"{key}: not timed in this session (benchmarks disabled or not selected)"
+    if slower(then, median):
+        return "fail", (f"{key}: median {median:.4g} s, baseline {baseline_name} {then:.4g} s: "
+                        f"{100 * (median / then - 1):.1f}% slower, more than {100 * T.BASELINE_SLOWDOWN:.0f}%")
+    return "pass", ""
+
+
+_COMPARISONS = {"check": _compare_check, "golden": _compare_golden, "accuracy": _compare_accuracy,
+                "epochs": _compare_epochs, "benchmark": _compare_benchmark}
+
+
 def compare_entry(entry, now: dict, baseline_name: str):
     """(status, message) of one baseline entry against the current run: "pass", "fail", or
     "skip" when this run did not measure it."""
     kind, key, then = entry
-    if kind == "check":
-        outcome = now["outcomes"].get(key)
-        if outcome is None:
-            return "skip", f"{key} was not run in this session (the selection differs from baseline {baseline_name}'s)"
-        if outcome != "pass":
-            return "fail", f"{key} passed in baseline {baseline_name} and is {outcome} now"
-        return "pass", ""
-    if kind == "golden":
-        diff = now["measured"].get(key, {}).get("golden_max_abs_diff")
-        if diff is None:
-            return "skip", f"{key}: no golden diff measured in this session"
-        if golden_drifted(diff):
-            return "fail", (f"{key}: golden drift {diff:.3g} beyond the tolerance {T.GOLDEN_ATOL:g} "
-                            f"(baseline {baseline_name}: {then:.3g})")
-        return "pass", ""
-    if kind in ("accuracy", "epochs"):
-        run = now["convergence"].get(key)
-        if run is None:
-            return "skip", f"{key}: no convergence run in this session"
-        if kind == "accuracy":
-            if accuracy_dropped(then, run["accuracy"]):
-                return "fail", (f"{key}: test accuracy {100 * run['accuracy']:.2f}%, baseline {baseline_name} had "
-                                f"{100 * then:.2f}%: a drop of {100 * (then - run['accuracy']):.2f} points, more than "
-                                f"{T.BASELINE_ACCURACY_DROP_POINTS}")
-            return "pass", ""
-        epochs = run.get("epochs_to_target")
-        if epochs_grew(then, epochs):
-            return "fail", (f"{key}: {'never reached the gate' if epochs is None else f'{epochs} epochs to the gate'}, "
-                            f"baseline {baseline_name} needed {then} (allowed: +{T.BASELINE_EXTRA_EPOCHS})")
-        return "pass", ""
-    if kind == "benchmark":
-        median = now["benchmarks"].get(key)
-        if median is None:
-            return "skip", f"{key}: not timed in this session (benchmarks disabled or not selected)"
-        if slower(then, median):
-            return "fail", (f"{key}: median {median:.4g} s, baseline {baseline_name} {then:.4g} s: "
-                            f"{100 * (median / then - 1):.1f}% slower, more than {100 * T.BASELINE_SLOWDOWN:.0f}%")
-        return "pass", ""
-    raise ValueError(f"unknown baseline entry kind {kind!r}")
+    if kind not in _COMPARISONS:
+        raise ValueError(f"unknown baseline entry kind {kind!r}")
+    return _COMPARISONS[kind](key, then, now, baseline_name)
 
 
 def improvements(baseline: dict, now: dict) -> list[str]:

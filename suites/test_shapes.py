@@ -12,46 +12,70 @@ from suites.helpers import batch_shape, run_check, sample_input
 
 pytestmark = pytest.mark.shapes
 
+def _layer_problems(network, rec, row, batch) -> list[str]:
+    """What differs between one observed layer and its row (ref, kind, in, out) of E.PARAM_LAYERS."""
+    ref, kind, in_shape, out_shape = row
+    problems = []
+    where = f"layer {rec.name} ({rec.type}, reference {ref})"
+    if rec.kind != kind:
+        problems.append(f"{where}: is a {rec.kind} layer, expected {kind}")
+    fused = E.FUSED_LAYERS.get((network, ref))
+    for what, got, want in (("input", rec.in_shape, in_shape), ("output", rec.out_shape, out_shape)):
+        want = batch_shape(want, batch)
+        if what == "output" and fused and got is not None and tuple(got) == batch_shape(fused[1], batch):
+            continue  # e.g. EmbeddingBag: lookup and mean pool in one layer
+        if got is not None and tuple(got) != want:
+            problems.append(f"{where}: {what} shape {tuple(got)}, expected {want}")
+    return problems
+
+
+def _param_layer_problems(network, observed, batch) -> list[str]:
+    """The layers with parameters, in order, against E.PARAM_LAYERS: missing, extra or misshapen."""
+    problems = []
+    expected = E.PARAM_LAYERS[network]
+    for rec, row in zip(observed, expected):
+        problems += _layer_problems(network, rec, row, batch)
+    for ref, kind, _, _ in expected[len(observed):]:
+        problems.append(f"reference layer {ref} ({kind}): no matching layer ran")
+    for rec in observed[len(expected):]:
+        problems.append(f"layer {rec.name} ({rec.type}): a {rec.kind} layer the reference does not have")
+    return problems
+
+
+def _optional_kind_problems(kind, got, want, batch) -> list[str]:
+    """The layers of one optional kind (pool, dropout, flatten) against the reference's: count, then shapes."""
+    if len(got) != len(want):
+        return [f"{len(got)} {kind} layers ({', '.join(r.name for r in got)}), "
+                f"the reference has {len(want)} ({', '.join(r for r, _ in want)})"]
+    problems = []
+    for rec, (ref, shape) in zip(got, want):
+        shape = batch_shape(shape, batch)
+        if tuple(rec.out_shape) != shape:
+            problems.append(f"layer {rec.name} ({rec.type}, reference {ref}): output shape "
+                            f"{tuple(rec.out_shape)}, expected {shape}")
+    return problems
+
+
+def _optional_layer_problems(network, layers, batch) -> list[str]:
+    """The layers without parameters that E.OPTIONAL_LAYERS lists, where the twin has them as layers."""
+    problems = []
+    optional = E.OPTIONAL_LAYERS[network]
+    for kind in dict.fromkeys(k for _, k, _ in optional):
+        want = [(ref, shape) for ref, k, shape in optional if k == kind]
+        got = [r for r in layers if r.kind == kind]
+        if not got:
+            continue  # written functionally (F.max_pool2d, torch.flatten): judged via the next layer's input
+        problems += _optional_kind_problems(kind, got, want, batch)
+    return problems
+
+
 def shape_problems(twin, x) -> list[str]:
     """Compare one eval-mode forward pass with the literal tables; return what differs."""
     batch = len(x)
     trace = twin.trace(x)
-    problems = []
     observed = trace.param_layers()  # a layer called twice is judged on its first call
-    expected = E.PARAM_LAYERS[twin.network]
-    for i, (ref, kind, in_shape, out_shape) in enumerate(expected):
-        if i >= len(observed):
-            problems.append(f"reference layer {ref} ({kind}): no matching layer ran")
-            continue
-        rec = observed[i]
-        where = f"layer {rec.name} ({rec.type}, reference {ref})"
-        if rec.kind != kind:
-            problems.append(f"{where}: is a {rec.kind} layer, expected {kind}")
-        fused = E.FUSED_LAYERS.get((twin.network, ref))
-        for what, got, want in (("input", rec.in_shape, in_shape), ("output", rec.out_shape, out_shape)):
-            want = batch_shape(want, batch)
-            if what == "output" and fused and got is not None and tuple(got) == batch_shape(fused[1], batch):
-                continue  # e.g. EmbeddingBag: lookup and mean pool in one layer
-            if got is not None and tuple(got) != want:
-                problems.append(f"{where}: {what} shape {tuple(got)}, expected {want}")
-    for rec in observed[len(expected):]:
-        problems.append(f"layer {rec.name} ({rec.type}): a {rec.kind} layer the reference does not have")
-
-    optional = E.OPTIONAL_LAYERS[twin.network]
-    for kind in dict.fromkeys(k for _, k, _ in optional):
-        want = [(ref, shape) for ref, k, shape in optional if k == kind]
-        got = [r for r in trace.layers if r.kind == kind]
-        if not got:
-            continue  # written functionally (F.max_pool2d, torch.flatten): judged via the next layer's input
-        if len(got) != len(want):
-            problems.append(f"{len(got)} {kind} layers ({', '.join(r.name for r in got)}), "
-                            f"the reference has {len(want)} ({', '.join(r for r, _ in want)})")
-            continue
-        for rec, (ref, shape) in zip(got, want):
-            shape = batch_shape(shape, batch)
-            if tuple(rec.out_shape) != shape:
-                problems.append(f"layer {rec.name} ({rec.type}, reference {ref}): output shape "
-                                f"{tuple(rec.out_shape)}, expected {shape}")
+    problems = _param_layer_problems(twin.network, observed, batch)
+    problems += _optional_layer_problems(twin.network, trace.layers, batch)
     if trace.error:
         problems.append(f"forward pass at batch {batch} raised: {trace.error}")
     return problems

@@ -95,14 +95,30 @@ def _plot(a: dict, b: dict, label_a: str, label_b: str, path: Path) -> bool:
     return True
 
 
-def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]:
-    """Only what changed is listed, with its measured delta; unchanged rows are counted."""
-    sections = rows(a, b)
-    md_path, html_path, png = (out.parent / f"{out.name}{ext}" for ext in (".md", ".html", ".png"))
-    has_plot = _plot(a, b, label_a, label_b, png)
+def _tally(sections: dict) -> tuple[list, int, int]:
+    """(the regressions as (section, row), the number of changed rows, the number of rows)."""
     regressions = [(s, r) for s, rs in sections.items() for r in rs if r[4]]
     changes = sum(1 for rs in sections.values() for r in rs if r[3])
     total = sum(len(rs) for rs in sections.values())
+    return regressions, changes, total
+
+
+def _section_md(name: str, rs: list, label_a: str, label_b: str) -> list[str]:
+    """One section's heading and, when something changed, its table of changed rows (regressions bold)."""
+    changed = [r for r in rs if r[3]]
+    md = [f"## {name.capitalize()}: {len(changed)} changed, {len(rs) - len(changed)} unchanged (not listed)", ""]
+    if not changed:
+        return md
+    md += [f"| {name} | {label_a} | {label_b} | delta |", "|---|---|---|---|"]
+    for key, va, vb, _, worse in changed:
+        mark = "**" if worse else ""
+        md.append(f"| {mark}{key}{mark} | {_fmt(va)} | {mark}{_fmt(vb)}{mark} | {_delta(va, vb)} |")
+    return md + [""]
+
+
+def _markdown(sections: dict, label_a: str, label_b: str, better: list[str], png_name: str | None) -> list[str]:
+    """The report's lines in Markdown: summary, regressions, improvements, curves, then each section."""
+    regressions, changes, total = _tally(sections)
     md = [f"# Upgrade report: {label_a} -> {label_b}", "",
           f"{changes} of {total} rows changed, {len(regressions)} regressions (bold). Thresholds: accuracy drop > "
           f"{T.BASELINE_ACCURACY_DROP_POINTS} points, epochs to gate > +{T.BASELINE_EXTRA_EPOCHS}, golden drift > "
@@ -110,32 +126,37 @@ def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]
     if regressions:
         md += ["## Regressions", ""] + [f"- **{s}**: {r[0]}: {_fmt(r[1])} -> {_fmt(r[2])} ({_delta(r[1], r[2])})"
                                         for s, r in regressions] + [""]
-    better = baseline.improvements({**a, "name": label_a}, b)
     md += ["## Improvements", ""] + ([f"- {line}" for line in better] or ["- none"]) + [""]
-    if has_plot:
-        md += ["## Accuracy curves", "", f"![accuracy curves]({png.name})", ""]
-    body = []
+    if png_name is not None:
+        md += ["## Accuracy curves", "", f"![accuracy curves]({png_name})", ""]
     for name, rs in sections.items():
-        changed = [r for r in rs if r[3]]
-        same = len(rs) - len(changed)
-        md += [f"## {name.capitalize()}: {len(changed)} changed, {same} unchanged (not listed)", ""]
-        body.append(f"<h2>{html.escape(name.capitalize())}: {len(changed)} changed, {same} unchanged (not listed)</h2>")
-        if not changed:
-            continue
-        md += [f"| {name} | {label_a} | {label_b} | delta |", "|---|---|---|---|"]
-        body.append(f"<table><tr><th>{html.escape(name)}</th><th>{html.escape(label_a)}</th>"
-                    f"<th>{html.escape(label_b)}</th><th>delta</th></tr>")
-        for key, va, vb, _, worse in changed:
-            mark = "**" if worse else ""
-            md.append(f"| {mark}{key}{mark} | {_fmt(va)} | {mark}{_fmt(vb)}{mark} | {_delta(va, vb)} |")
-            cls = ' class="worse"' if worse else ' class="changed"'
-            body.append(f"<tr{cls}><td>{html.escape(key)}</td><td>{html.escape(_fmt(va))}</td>"
-                        f"<td>{html.escape(_fmt(vb))}</td><td>{html.escape(_delta(va, vb))}</td></tr>")
-        body.append("</table>")
-        md.append("")
+        md += _section_md(name, rs, label_a, label_b)
+    return md
+
+
+def _section_html(name: str, rs: list, label_a: str, label_b: str) -> list[str]:
+    """One section's heading and, when something changed, its table (changes yellow, regressions red)."""
+    changed = [r for r in rs if r[3]]
+    same = len(rs) - len(changed)
+    body = [f"<h2>{html.escape(name.capitalize())}: {len(changed)} changed, {same} unchanged (not listed)</h2>"]
+    if not changed:
+        return body
+    body.append(f"<table><tr><th>{html.escape(name)}</th><th>{html.escape(label_a)}</th>"
+                f"<th>{html.escape(label_b)}</th><th>delta</th></tr>")
+    for key, va, vb, _, worse in changed:
+        cls = ' class="worse"' if worse else ' class="changed"'
+        body.append(f"<tr{cls}><td>{html.escape(key)}</td><td>{html.escape(_fmt(va))}</td>"
+                    f"<td>{html.escape(_fmt(vb))}</td><td>{html.escape(_delta(va, vb))}</td></tr>")
+    return body + ["</table>"]
+
+
+def _html(sections: dict, label_a: str, label_b: str, better: list[str], png: Path | None) -> str:
+    """The report as one self-contained HTML page, the accuracy curves embedded."""
+    regressions, changes, total = _tally(sections)
+    body = [line for name, rs in sections.items() for line in _section_html(name, rs, label_a, label_b)]
     img = (f'<img alt="accuracy curves" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
-           if has_plot else "")
-    page = ("<!doctype html><meta charset='utf-8'><title>upgrade report</title><style>body{font-family:sans-serif}"
+           if png is not None else "")
+    return ("<!doctype html><meta charset='utf-8'><title>upgrade report</title><style>body{font-family:sans-serif}"
             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
             ".changed{background:#fff6cc}.worse{background:#f8c8c8;font-weight:bold}</style>"
             f"<h1>Upgrade report: {html.escape(label_a)} &rarr; {html.escape(label_b)}</h1>"
@@ -143,6 +164,16 @@ def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]
             "unchanged rows are counted, not listed.</p>"
             f"<h2>Improvements</h2><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in better) or '<li>none</li>'}</ul>"
             f"{img}{''.join(body)}")
+
+
+def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]:
+    """Only what changed is listed, with its measured delta; unchanged rows are counted."""
+    sections = rows(a, b)
+    md_path, html_path, png = (out.parent / f"{out.name}{ext}" for ext in (".md", ".html", ".png"))
+    has_plot = _plot(a, b, label_a, label_b, png)
+    better = baseline.improvements({**a, "name": label_a}, b)
+    md = _markdown(sections, label_a, label_b, better, png.name if has_plot else None)
+    page = _html(sections, label_a, label_b, better, png if has_plot else None)
     atomic_write(md_path, "\n".join(md) + "\n")
     atomic_write(html_path, page)
     return [md_path, html_path] + ([png] if has_plot else [])
