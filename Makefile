@@ -37,7 +37,7 @@ test: data
 # junit.xml, speed, detection, convergence, summaries, diagrams).
 conform: data
 	mkdir -p reports
-	$(PY) -m pytest -p no:cacheprovider --conform-report reports --benchmark-autosave $(JUNIT); $(KEEP_JUNIT)
+	$(PY) -m pytest -p no:cacheprovider --conform-report reports --mutants all --benchmark-autosave $(JUNIT); $(KEEP_JUNIT)
 
 # Speed: every benchmark timed (CPU here; `-m gpu` ones too on a GPU machine), the run saved
 # under .benchmarks/ (pytest-benchmark's storage), the table and chart written to reports/.

@@ -25,6 +25,13 @@ from suites.helpers import check_name
 # ------------------------------------------------------------------------------------------
 def pytest_addoption(parser):
     group = parser.getgroup("twinbench", "twinbench conformance suite")
+    _add_subject_options(group)
+    _add_run_options(group)
+    _add_record_options(group)
+
+
+def _add_subject_options(group):
+    """What is checked: the candidates given with --impl, and how much of them."""
     group.addoption(
         "--impl", action="append", default=[], metavar="NAME=PATH:FACTORY",
         help="check your own twin instead of the references. NAME is mnist_cnn or tweet_fasttext; "
@@ -37,6 +44,10 @@ def pytest_addoption(parser):
         help="with --impl: check the architecture only (shapes, parameters, forward, randomness, golden); "
              "the recipe checks (loss, gradient, optimizer, schedule, trajectory, convergence) are deselected "
              "and a passing candidate 'conforms (architecture only)', exit 0.")
+
+
+def _add_run_options(group):
+    """How the checks run: the GPU requirement, the training budget and the seeds."""
     group.addoption(
         "--require-gpu", action="store_true", default=False,
         help="fail the gpu-marked tests when no GPU is visible, instead of skipping them.")
@@ -49,6 +60,15 @@ def pytest_addoption(parser):
         help="convergence: run N shuffling seeds per twin; the gate is the olympic mean of epochs-to-target "
              "(fastest and slowest dropped when N >= 3) with at most one run that does not converge; torch "
              "and Keras are compared as distributions. Default: 1 fixed seed.")
+    group.addoption(
+        "--mutants", choices=("sample", "all", "none"), default="sample",
+        help="detection self-test (-m detection): which generated mutants of the references to judge "
+             "besides the hand-written corpus: the committed stratified sample (default, make test), all "
+             "of them (make conform) or none.")
+
+
+def _add_record_options(group):
+    """What the run writes and is held to: baselines and the conformance report."""
     group.addoption(
         "--save-baseline", metavar="NAME", default=None,
         help="write this run (versions, every outcome, measurements, convergence, benchmark medians) to "
@@ -252,10 +272,13 @@ def pytest_runtest_makereport(item, call):
 def _verdicts(run: report.RunState) -> dict:
     impls, _, _, by_impl = report.matrix(run)
     bad = {s.id for s in run.specs if s.role == "known_bad"}
-    return {i: report.verdict(by_impl[i], i in bad, run.architecture_only,
-                              run.deselected.get(i, set()) - (set(report.RECIPE_FAMILIES) if run.architecture_only
-                                                              else set()))
-            for i in impls}
+    verdicts = {}
+    for i in impls:
+        deselected = run.deselected.get(i, set()) - (set(report.RECIPE_FAMILIES) if run.architecture_only else set())
+        skipped = deselected | (set(report.RECIPE_FAMILIES) if run.architecture_only else set())
+        verdicts[i] = report.verdict(by_impl[i], i in bad, run.architecture_only, deselected,
+                                     report.not_run(by_impl[i], skipped, i in bad))
+    return verdicts
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -298,18 +321,40 @@ def _matrix_summary(tr, run):
             if cell.status in (report.FAIL, report.ERROR, report.XPASS, report.XFAIL) or \
                     (cell.status == report.SKIP and cell.detail.startswith(report.NO_RECIPE)):
                 tr.write_line(f"{'':<{width}}    {cell.status:<5} {check}: {cell.detail}"[:240])
+        for line in run.diagnosis.get(impl, []):
+            tr.write_line(f"{'':<{width}}    {line}")
+        if impl in run.repro:
+            tr.write_line(f"{'':<{width}}    repro: python {run.repro[impl]}  (exits 1 while the fault persists)")
 
 
 def _detection_summary(tr, run):
-    path, payload = report.write_detection(report.REPORTS, run.detection, frameworks.versions())
+    written, d = report.write_detection(report.REPORTS, run.detection, frameworks.versions())
     tr.section("twinbench detection")
-    if payload["faulty"]:
-        tr.write_line(f"kill rate: {payload['killed']}/{payload['faulty']} faulty candidates rejected "
-                      f"({100 * payload['kill_rate']:.1f}%)")
-    tr.write_line(f"false rejections: {payload['false_rejections']} of {payload['correct']} correct candidates")
-    for name in payload["survivors"] + payload["falsely_rejected"]:
+    if d["faulty"]:
+        tr.write_line(f"kill rate: {d['killed']}/{d['faulty']} faulty candidates rejected "
+                      f"({100 * d['kill_rate']:.1f}%), {d['mutants']} of the candidates generated mutants")
+    margin = "none measured" if d["min_margin"] is None else f"{d['min_margin']:.3g}"
+    tr.write_line(f"false rejections: {len(d['false_rejections'])} of {d['equivalent']} correct candidates; "
+                  f"errors: {len(d['errors'])}; smallest margin of a kill: {margin}")
+    for name in list(d["survivors"]) + d["false_rejections"] + d["errors"]:
         tr.write_line(f"  {name}: {run.detection[name]['first_message'] or 'survived every check'}"[:240])
-    tr.write_line(f"written to {path}")
+    tr.write_line(f"written to {', '.join(map(str, written))}")
+
+
+def _diagnose(config, run):
+    """Each rejected candidate: its likely causes (suites/diagnosis.py) and, with --conform-report,
+    a repro script of its first failing check (suites/repro.py)."""
+    from suites import diagnosis, repro
+
+    impls, _, _, by_impl = report.matrix(run)
+    out = config.getoption("--conform-report")
+    for spec in run.candidates:
+        if spec.id not in run.verdicts or not run.verdicts[spec.id][0].startswith("REJECTED"):
+            continue
+        failed = [c for c, cell in sorted(by_impl[spec.id].items()) if cell.status in (report.FAIL, report.ERROR)]
+        run.diagnosis[spec.id] = diagnosis.explain(spec, failed, {c: by_impl[spec.id][c].detail for c in failed})
+        if out and failed:
+            run.repro[spec.id] = repro.write(Path(out) / "repro", spec, failed[0], by_impl[spec.id][failed[0]].nodeid)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -322,6 +367,8 @@ def pytest_sessionfinish(session, exitstatus):
         baseline.save(run.save_to, snap)
         run.saved = run.save_to
     run.verdicts = _verdicts(run)  # once: the exit status here, the terminal summary and the report after
+    if exitstatus != pytest.ExitCode.INTERRUPTED:
+        _diagnose(config, run)
     if run.candidates and exitstatus == pytest.ExitCode.OK:
         if any(not report.passed_verdict(word) for word, _ in run.verdicts.values()):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # INCOMPLETE: nothing failed, but not everything ran

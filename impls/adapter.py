@@ -112,6 +112,7 @@ class Twin(abc.ABC):
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
         self.name, self.network, self.output, self.has_recipe = name, network, output, has_recipe
+        self.declared: dict = {}  # recipe values the twin declares beyond loss and optimizer (batch_size, epochs)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}>"

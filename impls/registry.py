@@ -82,7 +82,9 @@ CORPUS_DIRS = {"known_good": ROOT / "impls" / "known_good", "known_bad": ROOT / 
 class CorpusEntry:
     spec: ImplSpec
     faulty: bool
-    caught_by: tuple  # () for a correct twin
+    caught_by: tuple    # checks its author says must reject it; () for a correct twin or a mutant
+    family: str = "hand-written"   # a mutant's operator family (impls/mutants.py)
+    reason: str = ""    # why an equivalent mutant must be accepted
 
 
 def corpus() -> list:
@@ -117,6 +119,15 @@ def corpus() -> list:
                             "candidate", doc[0])
             entries.append(CorpusEntry(spec, kind == "known_bad", tuple(getattr(module, "CAUGHT_BY", ()))))
     return entries
+
+
+def mutants() -> list:
+    """The generated mutants (impls/mutants.py), as candidate specs judged exactly as the corpus is."""
+    from impls import mutants as M
+
+    return [CorpusEntry(ImplSpec(f"mutant-{m.id}", m.network, m.framework, m.id, f"impls.mutants:{m.key}",
+                                 "candidate", m.doc), not m.equivalent, (), m.family, m.equivalent)
+            for m in M.all_mutants()]
 
 
 # The framework whose reference a candidate is compared with first (its own), then the other.
@@ -283,10 +294,12 @@ def build(spec: ImplSpec, seed: int = 0) -> Twin:
     if framework_of(model) == "torch":
         from impls.torch_adapter import TorchTwin
 
-        return TorchTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"),
+        twin = TorchTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"),
                          channels_last=bool(recipe.get("channels_last", False)),
                          loss=recipe.get("loss"), optimizer=recipe.get("optimizer"),
                          scheduler=recipe.get("scheduler"))
+        twin.declared = {k: recipe[k] for k in ("batch_size", "epochs") if k in recipe}
+        return twin
     from impls.keras_adapter import KerasTwin
 
     return KerasTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"))

@@ -326,7 +326,7 @@ class TorchTwin(Twin):
         opt = self._optimizer()
         for cname, p, kind, tname, flat in self._canonical_items():
             g = _from_canonical(kind, tname.rsplit(".", 1)[1], np.asarray(grads[cname]), flat)
-            p.grad = torch.from_numpy(np.ascontiguousarray(g)).to(p.device, p.dtype)
+            p.grad = torch.tensor(g, dtype=p.dtype, device=p.device)  # a copy: an optimizer may clip it in place
         opt.step()
 
     def learning_rates(self, steps_per_epoch, epochs):

@@ -44,7 +44,7 @@ FAMILIES = (
     ("randomness", ("check_dropout*", "check_stochastic*", "check_train_mode*", "check_random*")),
     ("loss/gradient", ("check_loss_parity*", "check_gradient_parity*")),
     ("optimizer", ("check_optimizer*",)),
-    ("schedule", ("check_lr_schedule*",)),
+    ("schedule", ("check_lr_schedule*", "check_recipe_*")),
     ("trajectory", ("check_trajectory*",)),
     ("convergence", ("check_accuracy_gate*", "check_framework_agreement*", "check_time_to*")),
     ("golden", ("check_golden*",)),
@@ -87,6 +87,8 @@ class RunState:
     save_to: Path | None = None                      # --save-baseline: where to write
     saved: Path | None = None
     verdicts: dict = field(default_factory=dict)     # impl id -> (verdict, summary), set at the end
+    diagnosis: dict = field(default_factory=dict)    # rejected candidate id -> ["likely cause [...]: ..." lines]
+    repro: dict = field(default_factory=dict)        # rejected candidate id -> the repro script written
 
 
 STATE = pytest.StashKey[RunState]()
@@ -136,7 +138,7 @@ def worst(statuses) -> str:
 
 
 def verdict(cells: dict, known_bad: bool = False, architecture_only: bool = False,
-            deselected=()) -> tuple[str, str]:
+            deselected=(), not_run=()) -> tuple[str, str]:
     """(verdict, summary) for one implementation's cells {check: Cell}.
 
     - REJECTED: a check failed, errored or an expected failure passed (the suite lost a catch);
@@ -144,6 +146,9 @@ def verdict(cells: dict, known_bad: bool = False, architecture_only: bool = Fals
       --architecture-only deselected the recipe checks;
     - rejected as expected (known bad): every failure is a registered expected failure;
     - conforms: everything selected passed (skips for the environment, e.g. no GPU, are named).
+
+    The summary names the families deselected (-m/-k) and those not in the run at all (a run of
+    some test files only), so that a partial "conforms" never reads as a whole one.
     """
     counts = {s: sum(1 for c in cells.values() if c.status == s) for s in STATUSES}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -161,7 +166,21 @@ def verdict(cells: dict, known_bad: bool = False, architecture_only: bool = Fals
         summary += "; skipped here: " + ", ".join(skipped)
     if deselected:
         summary += "; deselected: " + ", ".join(sorted(deselected))
+    if not_run:
+        summary += "; not in this run: " + ", ".join(not_run)
     return word, summary
+
+
+# Families every implementation is judged on in a whole run (GPU and speed depend on the machine
+# and the benchmark options; golden outputs are recorded for references and candidates, not known-bad).
+JUDGED_FAMILIES = tuple(f for f, _ in FAMILIES if f not in ("GPU", "speed"))
+
+
+def not_run(cells: dict, deselected=(), known_bad: bool = False) -> list:
+    """The judged families with no check of this implementation in the run, and not deselected."""
+    present = {family(k) for k in cells}
+    return [f for f in JUDGED_FAMILIES if f not in present and f not in deselected
+            and not (known_bad and f == "golden")]
 
 
 def passed_verdict(word: str) -> bool:
@@ -212,11 +231,16 @@ def write_conformance(out: Path, run: RunState, versions: dict, devices: dict, r
         (["other"] if any("other" in fams[i] for i in impls) else [])
     head = ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
             "Devices: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in devices.items()),
-            "Roofline: " + (", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline.items()) or "not measured")]
+            "Roofline: " + (", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline.items()) or "not measured"),
+            "Families with no check in this run: " + (", ".join(f for f, _ in FAMILIES if f not in families) or "none")]
     md = ["# twinbench conformance report", ""] + [f"{h}  " for h in head] + [
         "", "Cells: the worst status of the family's checks and, where the check measures one, the worst "
         "margin (measured / tolerance; below 1 passes).", "", "## Verdicts", ""]
     md += [f"- `{i}`: **{run.verdicts.get(i, ('', ''))[0]}** ({run.verdicts.get(i, ('', ''))[1]})" for i in impls]
+    for impl, lines in run.diagnosis.items():
+        md += ["", f"### Diagnosis of `{impl}`", ""] + [f"- {line}" for line in lines]
+        if impl in run.repro:
+            md.append(f"- repro: `{run.repro[impl]}` (exits 1 while the fault persists)")
     md += ["", "## Matrix", "", "| impl | verdict | " + " | ".join(families) + " |", "|---|---|" + "---|" * len(families)]
     for impl in impls:
         md.append(f"| {impl} | {run.verdicts.get(impl, ('',))[0]} | "
@@ -232,7 +256,9 @@ def write_conformance(out: Path, run: RunState, versions: dict, devices: dict, r
     for title, lines in extras:
         md += ["", f"## {title}", ""] + (lines or ["none written in this run"])
     payload = {"versions": versions, "devices": devices, "roofline_gflops": roofline, "families": families,
-               "verdicts": {i: {"verdict": v, "summary": s} for i, (v, s) in run.verdicts.items()},
+               "verdicts": {i: {"verdict": v, "summary": s, "diagnosis": run.diagnosis.get(i, []),
+                                "repro": str(run.repro[i]) if i in run.repro else None}
+                            for i, (v, s) in run.verdicts.items()},
                "matrix": {i: {f: vars(c) for f, c in fams[i].items()} for i in impls},
                "results": [{"impl": i, "check": c, "family": family(c), **vars(cell)}
                            for i in impls + data for c, cell in sorted(by_impl[i].items())]}
@@ -265,10 +291,21 @@ _SORT_JS = ("<script>document.querySelectorAll('th.s').forEach((th,i)=>th.onclic
             "r.forEach(x=>b.appendChild(x))})</script>")
 
 
-def _conformance_html(run, impls, data, fams, by_impl, families, head, notes, out) -> str:
-    anchor = {(i, c): n for n, (i, c, _) in enumerate(notes)}
+_VERDICT_COLOUR = {"conforms": "#c8f0c8", "REJECTED": "#f8c8c8", "INCOMPLETE": "#f8e0a0", "rejected as expected": "#f0e0c0"}
+
+
+def _verdict_td(run, impl) -> str:
+    word, summary = run.verdicts.get(impl, ("", ""))
+    colour = next((c for k, c in _VERDICT_COLOUR.items() if word.startswith(k)), "#fff")
+    return (f"<td style='background:{colour}' data-k='{H.escape(word)}'><b>{H.escape(word)}</b>"
+            f"<div class='sum'>{H.escape(summary)}</div></td>")
+
+
+def _matrix_rows_html(run, impls, fams, families, notes) -> str:
+    """One row per implementation: the verdict with its summary, then a cell per family that
+    links to the first reason of a cell that did not pass."""
     first_note = {}
-    for (i, c), n in anchor.items():
+    for n, (i, c, _) in enumerate(notes):
         first_note.setdefault((i, family(c)), n)
     rows = []
     for impl in impls:
@@ -276,55 +313,158 @@ def _conformance_html(run, impls, data, fams, by_impl, families, head, notes, ou
         for f in families:
             cell = fams[impl].get(f)
             if cell is None:
-                tds.append("<td data-k='~'>-</td>")
+                tds.append("<td data-k='~' title='no check of this family ran'>-</td>")
                 continue
             text = H.escape(_fmt_cell(cell))
             n = first_note.get((impl, f))
             link = f"<a href='#r{n}'>{text}</a>" if n is not None and cell.status != PASS else text
             tds.append(f"<td style='background:{_COLOUR.get(cell.status, '#fff')}' data-k='{_RANK.get(cell.status, 9)}' "
                        f"title='{H.escape(cell.detail)}'>{link}</td>")
-        word = run.verdicts.get(impl, ("", ""))[0]
-        rows.append(f"<tr><th>{H.escape(impl)}</th><td>{H.escape(word)}</td>{''.join(tds)}</tr>")
+        rows.append(f"<tr><th>{H.escape(impl)}</th>{_verdict_td(run, impl)}{''.join(tds)}</tr>")
+    return "".join(rows)
+
+
+def _diagnosis_html(run) -> str:
+    html = ""
+    for impl, lines in run.diagnosis.items():
+        repro = (f"<li>repro: <code>{H.escape(str(run.repro[impl]))}</code> (exits 1 while the fault persists)</li>"
+                 if impl in run.repro else "")
+        html += (f"<h2>Diagnosis of {H.escape(impl)}</h2><ul>" + "".join(f"<li>{H.escape(x)}</li>" for x in lines)
+                 + repro + "</ul>")
+    return html
+
+
+def _extras_html(out: Path) -> str:
+    html = ""
+    for title, lines in _extras(out):
+        imgs = [p for p in lines if p.startswith("![")]
+        html += f"<h2>{H.escape(title)}</h2>" + ("".join(
+            f"<figure><img src='{H.escape(p.split('(')[1].rstrip(')'))}' style='max-width:100%'></figure>" for p in imgs)
+            + "".join(f"<p>{H.escape(p)}</p>" for p in lines if p not in imgs) or "<p>none written in this run</p>")
+    return html
+
+
+_CSS = ("body{font-family:sans-serif;font-size:13px;max-width:1400px;margin:1em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px;text-align:left;vertical-align:top}"
+        "thead th{position:sticky;top:0;background:#eef}th.s{cursor:pointer}th.s:after{content:' \\2195';color:#888}"
+        "a{color:inherit}li{margin:2px 0}.sum{color:#555;font-size:11px;max-width:34em}.legend span{padding:1px 6px;"
+        "margin-right:4px;border:1px solid #ccc}:target{outline:2px solid #d33}")
+
+
+def _legend_html() -> str:
+    return ("<p class='legend'>" + "".join(f"<span style='background:{c}'>{s}</span>" for s, c in _COLOUR.items())
+            + " Each cell: the worst status of that family's checks and, where measured, the worst margin "
+              "(measured / tolerance: below 1 passes, above 1 fails). '-': no check of that family ran. "
+              "Click a column header to sort, a cell that did not pass to jump to its message.</p>")
+
+
+def _conformance_html(run, impls, data, fams, by_impl, families, head, notes, out) -> str:
     header = "".join(f"<th class='s'>{H.escape(f)}</th>" for f in families)
     reasons = "".join(f"<li id='r{n}'><code>{H.escape(i)}</code> <code>{H.escape(c)}</code> <b>{cell.status}</b>: "
                       f"{H.escape(cell.detail)}</li>" for n, (i, c, cell) in enumerate(notes))
     data_rows = "".join(f"<tr><td>{H.escape(d)}</td><td>{H.escape(c)}</td><td style='background:"
                         f"{_COLOUR.get(cell.status, '#fff')}'>{cell.status}</td><td>{H.escape(cell.detail)}</td></tr>"
                         for d in data for c, cell in sorted(by_impl[d].items()))
-    extras = ""
-    for title, lines in _extras(out):
-        imgs = [p for p in lines if p.startswith("![")]
-        extras += f"<h2>{H.escape(title)}</h2>" + ("".join(
-            f"<figure><img src='{H.escape(p.split('(')[1].rstrip(')'))}' style='max-width:100%'></figure>" for p in imgs)
-            + "".join(f"<p>{H.escape(p)}</p>" for p in lines if p not in imgs) or "<p>none written in this run</p>")
-    return ("<!doctype html><meta charset='utf-8'><title>twinbench conformance</title><style>"
-            "body{font-family:sans-serif;font-size:13px;max-width:1400px}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px;text-align:left}th.s{cursor:pointer;"
-            "background:#eef}th.s:after{content:' \\2195';color:#888}a{color:inherit}li{margin:2px 0}</style>"
-            "<h1>twinbench conformance report</h1>" + "".join(f"<p>{H.escape(h)}</p>" for h in head)
-            + "<p>Cells: the worst status of the family's checks and the worst margin (measured / tolerance; below 1 "
-              "passes). Click a column to sort; click a failed cell for its message.</p>"
+    return (f"<!doctype html><meta charset='utf-8'><title>twinbench conformance</title><style>{_CSS}</style>"
+            "<h1>twinbench conformance report</h1>" + "".join(f"<p>{H.escape(h)}</p>" for h in head) + _legend_html()
             + f"<table><thead><tr><th class='s'>impl</th><th class='s'>verdict</th>{header}</tr></thead>"
-              f"<tbody>{''.join(rows)}</tbody></table>"
-            + f"<h2>Reasons</h2><ul>{reasons or '<li>none</li>'}</ul>"
+              f"<tbody>{_matrix_rows_html(run, impls, fams, families, notes)}</tbody></table>" + _diagnosis_html(run)
+            + f"<h2>Why a cell did not pass (fail, error, xpass, xfail, skip)</h2><ul>{reasons or '<li>none</li>'}</ul>"
             + "<h2>Data checks</h2><table><thead><tr><th class='s'>data</th><th class='s'>check</th><th class='s'>"
-              f"status</th><th>detail</th></tr></thead><tbody>{data_rows}</tbody></table>" + extras + _SORT_JS)
+              f"status</th><th>detail</th></tr></thead><tbody>{data_rows}</tbody></table>" + _extras_html(out) + _SORT_JS)
 
 
 # ------------------------------------------------------------------------------------------
 # Detection
 # ------------------------------------------------------------------------------------------
-def write_detection(out: Path, runs: dict, versions: dict) -> tuple[Path, dict]:
-    """reports/detection.json: kill rate and false rejections of the detection corpus."""
+def detection_summary(runs: dict, versions: dict) -> dict:
+    """The detection self-test's figures: kill rate, false rejections, errors, the smallest margin,
+    and tables per operator family and per check (reports/detection.json)."""
     faulty = {k: v for k, v in runs.items() if v["faulty"]}
     good = {k: v for k, v in runs.items() if not v["faulty"]}
-    killed = sorted(k for k, v in faulty.items() if v["rejected"])
-    false_rejections = sorted(k for k, v in good.items() if v["rejected"])
-    payload = {"versions": versions, "corpus": len(runs), "faulty": len(faulty), "correct": len(good),
-               "killed": len(killed), "kill_rate": len(killed) / len(faulty) if faulty else None,
-               "false_rejections": len(false_rejections), "survivors": sorted(set(faulty) - set(killed)),
-               "falsely_rejected": false_rejections, "candidates": runs}
-    return atomic_write(out / "detection.json", json.dumps(payload, indent=2)), payload
+    killed = {k: v for k, v in faulty.items() if v["rejected"]}
+    margins = [v["margin"] for v in killed.values() if v["margin"] is not None]
+    families = {}
+    for k, v in runs.items():
+        row = families.setdefault(v["family"] if v["faulty"] else "equivalent", {"candidates": 0, "killed": 0, "rejected": 0})
+        row["candidates"] += 1
+        row["killed" if v["faulty"] else "rejected"] += int(v["rejected"])
+    checks = {}
+    for k, v in faulty.items():
+        for name in v["failed"]:
+            checks.setdefault(name, {"kills": [], "only_kills": []})["kills"].append(k)
+            if len(v["failed"]) == 1:
+                checks[name]["only_kills"].append(k)
+    causes = {}
+    for k, v in runs.items():
+        want = v.get("expected_cause")
+        if want:
+            row = causes.setdefault(want, {"mutants": 0, "exact": 0, "among_others": 0, "missed": []})
+            row["mutants"] += 1
+            got = v.get("diagnosis", [])
+            if got == [want]:
+                row["exact"] += 1
+            elif want in got:
+                row["among_others"] += 1
+            else:
+                row["missed"].append(k)
+    return {
+        "versions": versions, "candidates": len(runs), "faulty": len(faulty), "killed": len(killed),
+        "diagnosis": dict(sorted(causes.items())),
+        "kill_rate": len(killed) / len(faulty) if faulty else None, "equivalent": len(good),
+        "false_rejections": sorted(k for k, v in good.items() if v["rejected"]),
+        "errors": sorted(k for k, v in runs.items() if v["errors"]),
+        "min_margin": min(margins) if margins else None,
+        "no_margin": sorted(k for k, v in killed.items() if v["margin"] is None),
+        "mutants": sum(1 for k in runs if k.startswith("mutant-")),
+        "survivors": {k: v["doc"] for k, v in faulty.items() if not v["rejected"]},
+        "families": dict(sorted(families.items())), "checks": dict(sorted(checks.items())),
+        "results": runs,
+    }
+
+
+def _detection_md(d: dict) -> str:
+    rate = f"{d['killed']}/{d['faulty']}" + (f" ({100 * d['kill_rate']:.1f}%)" if d["faulty"] else "")
+    lines = ["# Detection self-test", "",
+             f"- faulty candidates killed: {rate}",
+             f"- equivalent (correct) candidates falsely rejected: {len(d['false_rejections'])} of {d['equivalent']}",
+             f"- candidates with a crashed check: {len(d['errors'])}",
+             f"- smallest margin of a kill (measured / tolerance, the largest over its rejecting checks): "
+             f"{d['min_margin']:.3g}" if d["min_margin"] is not None else "- smallest margin: none measured",
+             f"- kills by exact checks only (shapes, counts: no tolerance, no margin): {len(d['no_margin'])}",
+             f"- generated mutants in this run: {d['mutants']}", "",
+             "## By operator family", "", "| family | candidates | killed | falsely rejected |", "|---|---|---|---|"]
+    for family, row in d["families"].items():
+        lines.append(f"| {family} | {row['candidates']} | {row['killed'] if family != 'equivalent' else '-'} | "
+                     f"{row['rejected'] if family == 'equivalent' else '-'} |")
+    lines += ["", "## By check", "", "| check | kills | only it kills |", "|---|---|---|"]
+    for name, row in sorted(d["checks"].items(), key=lambda kv: -len(kv[1]["kills"])):
+        only = ", ".join(row["only_kills"]) or "-"
+        lines.append(f"| `{name}` | {len(row['kills'])} | {only} |")
+    lines += ["", "## Diagnosis hit rate per cause (mutants whose operator is in the catalogue)", "",
+              "| cause | mutants | named exactly | named among others | missed |", "|---|---|---|---|---|"]
+    for cause, row in d["diagnosis"].items():
+        lines.append(f"| `{cause}` | {row['mutants']} | {row['exact']} | {row['among_others']} | "
+                     f"{', '.join(row['missed']) or '-'} |")
+    lines += ["", "## Survivors", ""]
+    lines += [f"- `{k}`: {doc}: no check rejects it" for k, doc in d["survivors"].items()] or ["none"]
+    lines += ["", "## False rejections", ""]
+    lines += [f"- `{k}`: {d['results'][k]['first_message'][:300]}" for k in d["false_rejections"]] or ["none"]
+    lines += ["", "## Every candidate", "", "| candidate | family | rejected by | margin | diagnosis | s |",
+              "|---|---|---|---|---|---|"]
+    for k, v in d["results"].items():
+        margin = "-" if v["margin"] is None else f"{v['margin']:.3g}"
+        lines.append(f"| `{k}` | {v['family'] if v['faulty'] else 'equivalent'} | {len(v['failed'])} | {margin} | "
+                     f"{', '.join(v.get('diagnosis', [])) or '-'} | {v['seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_detection(out: Path, runs: dict, versions: dict) -> tuple[list, dict]:
+    """reports/detection.json and detection.md (see detection_summary)."""
+    d = detection_summary(runs, versions)
+    written = [atomic_write(out / "detection.json", json.dumps(d, indent=1)),
+               atomic_write(out / "detection.md", _detection_md(d))]
+    return written, d
 
 
 # ------------------------------------------------------------------------------------------

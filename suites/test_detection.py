@@ -1,21 +1,23 @@
 """Detection: the suite rejects faulty twins and accepts correct twins written another way.
 
-The corpus lives in impls/known_bad/ and impls/known_good/ (registry.corpus()). Every candidate
-is written to the --impl contract and judged as a user's --impl is: against both frameworks'
-references, with the same check functions the suite runs (shapes, parameters, equivalence,
-trajectory; not convergence or benchmarks), in this process so that the references' trajectories
-are trained once.
+Two corpora, judged the same way:
+- hand-written candidates in impls/known_bad/ and impls/known_good/ (registry.corpus());
+- generated mutants of the primary references (impls/mutants.py, registry.mutants()): all of them
+  with ``--mutants all`` (``make conform``), the committed sample fixtures.detection.MUTANT_SAMPLE
+  by default (``make test``), none with ``--mutants none``.
 
-- A correct twin must pass every check.
-- A faulty twin must fail every check its CAUGHT_BY patterns name (each pattern must name at
-  least one check). Only those checks are run for it: they are the proof of rejection; the full
-  verdict on any one of them is ``pytest --impl mnist_cnn=impls/known_bad/<file>.py:factory``.
-- A crash anywhere in a candidate is a failed check (helpers.run_one); a crash of a check itself is an
-  ``error``, never a kill.
+Every candidate runs every check the suite runs on a user's ``--impl`` (shapes, parameters,
+equivalence, optimizer, randomness, trajectory; not convergence or benchmarks), in this process
+so that the references' trajectories are trained once. Then:
+- a crash of a check is an ``error``: never a kill, and the test fails;
+- a faulty candidate must be rejected by at least one check, and by every check its CAUGHT_BY
+  names; an equivalent one (a correct twin) by none;
+- the set of rejecting checks must equal its literal in fixtures/detection_expected.json, in both
+  directions (fixtures/detection.py says how to regenerate it, with an argued commit);
+- the margin of a kill is the largest measured / tolerance among the checks that reject it.
 
-The kill rate (faulty candidates rejected / faulty candidates) and the false rejections are
-printed at the end of the run and written to reports/detection.json. A faulty twin that
-survives is a gap in the suite: fix the suite, never the corpus.
+reports/detection.json and .md (suites/report.py) hold the kill rate, the false rejections, the
+smallest margin, a table per operator family and per check, and the survivors.
 
 Candidates run one after another: the checks are CPU-bound and already use both cores (a torch
 CNN step takes 59 ms on 2 threads and 109 ms on 1), so parallel processes would only add the
@@ -27,14 +29,15 @@ import time
 
 import pytest
 
-from impls import registry
-from suites import report, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
+from fixtures import detection as DE
+from impls import frameworks, registry
+from suites import diagnosis, report, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
 from suites.helpers import check_name, run_one
 
 pytestmark = pytest.mark.detection
 
 CHECK_MODULES = (test_shapes, test_parameters, test_equivalence, test_optimizer, test_randomness, test_trajectory)
-CORPUS = registry.corpus()
+EXPECTED = DE.expected()
 
 
 def suite_checks(spec) -> list:
@@ -45,40 +48,103 @@ def suite_checks(spec) -> list:
     return checks
 
 
-def selected_checks(entry) -> list:
-    checks = suite_checks(entry.spec)
-    if not entry.faulty:
-        return checks
-    unknown = [p for p in entry.caught_by if not any(fnmatch.fnmatchcase(check_name(c), p) for c in checks)]
-    assert not unknown, (f"{entry.spec.factory}: CAUGHT_BY names {unknown}, which match none of the suite's "
-                         f"checks for it ({', '.join(sorted({check_name(c).split('(')[0] for c in checks}))})")
-    return [c for c in checks if any(fnmatch.fnmatchcase(check_name(c), p) for p in entry.caught_by)]
+def candidates(which: str) -> list:
+    """The hand-written corpus, then the mutants ``which`` selects (all, sample or none)."""
+    entries = registry.corpus()
+    if which == "none":
+        return entries
+    mutants = registry.mutants()
+    if which == "sample":
+        known = {e.spec.style for e in mutants}
+        missing = sorted(set(DE.MUTANT_SAMPLE) - known)
+        if missing:
+            raise pytest.UsageError(f"fixtures.detection.MUTANT_SAMPLE names mutants impls/mutants.py no longer "
+                                    f"generates: {', '.join(missing)}; update the sample")
+        mutants = [e for e in mutants if e.spec.style in DE.MUTANT_SAMPLE]
+    return entries + mutants
 
 
-@pytest.mark.parametrize("entry", CORPUS, ids=[e.spec.id for e in CORPUS])
+def pytest_generate_tests(metafunc):
+    if "entry" in metafunc.fixturenames:
+        entries = candidates(metafunc.config.getoption("--mutants", "sample"))
+        metafunc.parametrize("entry", entries, ids=[e.spec.id for e in entries])
+
+
+def _declared_problems(entry, failed: dict) -> list:
+    """CAUGHT_BY patterns (hand-written faults) that name no check, or a check that did not reject."""
+    names = [check_name(c) for c in suite_checks(entry.spec)]
+    problems = []
+    for pattern in entry.caught_by:
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not matched:
+            problems.append(f"CAUGHT_BY pattern {pattern!r} matches none of the suite's checks")
+        problems += [f"{n} is declared to reject it but did not" for n in matched if n not in failed]
+    return problems
+
+
+def _record(entry, verdicts: dict, seconds: float) -> dict:
+    spec = entry.spec
+    failed = {name: v for name, v in verdicts.items() if v.status == "fail"}
+    margins = {name: v.measured["margin"] for name, v in verdicts.items() if "margin" in v.measured}
+    return {
+        "file": spec.factory, "network": spec.network, "framework": spec.framework, "doc": spec.doc,
+        "family": entry.family, "faulty": entry.faulty, "equivalent_because": entry.reason,
+        "checks_run": len(verdicts), "failed": sorted(failed), "rejected": bool(failed),
+        "errors": {name: v.message[:300] for name, v in verdicts.items() if v.status == "error"},
+        "margin": max((margins[n] for n in failed if n in margins), default=None),  # None: no tolerance measured
+        "margins": margins, "seconds": round(seconds, 2),
+        "first_message": next((v.message for v in failed.values()), "")[:400],
+    }
+
+
+def _diagnosis(entry) -> list:
+    """The causes diagnosis names for the candidate (suites/diagnosis.py); [] when it cannot run."""
+    try:
+        return [f.cause for f in diagnosis.diagnose(registry.build(entry.spec, seed=0))]
+    except Exception:  # a candidate that cannot be built or probed gets no cause: "unknown", as in a user's run
+        return []
+
+
+def _expected_cause(entry):
+    """The catalogue cause a mutant's operator stands for (None for hand-written ones and operators
+    outside the catalogue): what diagnosis should name, counted in the report's hit rates."""
+    return diagnosis.cause_of(entry.spec.style) if entry.spec.id.startswith("mutant-") else None
+
+
 def test_detection(entry, request):
     spec = entry.spec
     if entry.caught_by == ("unimportable",):
-        pytest.skip(f"{spec.id}: {spec.doc}")
+        if spec.framework == "keras" and frameworks.keras is None:
+            pytest.skip(f"{spec.id}: {frameworks.TF_MISSING}")
+        pytest.fail(f"{spec.id}: {spec.doc}: an unimportable corpus file is a failure, never left out")
     started = time.perf_counter()
-    verdicts = {check_name(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in selected_checks(entry)}
-    failed = {name: v.message for name, v in verdicts.items() if v.status == "fail"}
-    report.state(request.config).detection[spec.id] = {
-        "file": spec.factory.split(":")[0].replace(".", "/") + ".py", "network": spec.network,
-        "framework": spec.framework, "doc": spec.doc, "faulty": entry.faulty,
-        "declared": list(entry.caught_by), "checks_run": len(verdicts), "failed": sorted(failed),
-        "rejected": bool(failed), "seconds": round(time.perf_counter() - started, 2),
-        "first_message": next(iter(failed.values()), "")[:400],
-        "margins": {name: v.measured["margin"] for name, v in verdicts.items() if "margin" in v.measured},
-    }
+    verdicts = {check_name(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in suite_checks(spec)}
+    record = _record(entry, verdicts, time.perf_counter() - started)
+    record["diagnosis"], record["expected_cause"] = _diagnosis(entry), _expected_cause(entry)
+    report.state(request.config).detection[spec.id] = record
+    assert not record["errors"], (f"{spec.id}: checks crashed (an error is never a kill):\n  "
+                                  + "\n  ".join(f"{k}: {v}" for k, v in record["errors"].items()))
+    failed = set(record["failed"])
     if entry.faulty:
-        errors = [f"{name}: {v.message}" for name, v in verdicts.items() if v.status == "error"]
-        assert not errors, f"{spec.id}: checks crashed (an error is never a kill):\n  " + "\n  ".join(errors)
-        survived = [name for name, v in verdicts.items() if v.status != "fail"]
-        assert not survived, (f"{spec.id} ({spec.doc}) is faulty, but {len(survived)} of the {len(verdicts)} checks "
-                              f"it declares did not reject it: " + ", ".join(survived)
-                              + ". A gap in the suite: fix the check, not the candidate.")
+        assert failed, (f"{spec.id} ({spec.doc}) is faulty, but all {len(verdicts)} checks accept it. A gap in the "
+                        "suite: fix the check, not the candidate; or, if no check can honestly tell it apart, "
+                        "list it as equivalent with the reason")
+        problems = _declared_problems(entry, failed)
+        assert not problems, f"{spec.id}: " + "; ".join(problems)
     else:
-        problems = [f"{name}: {v.status}: {v.message}" for name, v in verdicts.items() if v.status != "pass"]
-        assert not problems, (f"{spec.id} ({spec.doc}) is a correct twin written another way, but the suite "
-                              f"rejects it ({len(problems)} of {len(verdicts)} checks):\n  " + "\n  ".join(problems))
+        assert not failed, (f"{spec.id} ({spec.doc}) is a correct twin written another way, but the suite rejects "
+                            f"it ({len(failed)} of {len(verdicts)} checks):\n  "
+                            + "\n  ".join(f"{n}: {verdicts[n].message[:300]}" for n in sorted(failed)))
+        assert not record["diagnosis"], f"{spec.id} is correct, but diagnosis names causes: {record['diagnosis']}"
+    want = EXPECTED.get(spec.id)
+    assert want is not None, (f"{spec.id} has no entry in {DE.EXPECTED_FILE.name}; record it: "
+                              "python -m fixtures.detection reports/detection.json")
+    assert record["diagnosis"] == want["diagnosis"], (
+        f"{spec.id}: its diagnosis changed from {want['diagnosis']} to {record['diagnosis']}; if intended, regenerate "
+        f"{DE.EXPECTED_FILE.name} (python -m fixtures.detection reports/detection.json) and argue it in the commit")
+    want = want["failed"]
+    gained, lost = sorted(failed - set(want)), sorted(set(want) - failed)
+    assert not gained and not lost, (
+        f"{spec.id}: the checks that reject it changed. No longer rejecting: {', '.join(lost) or 'none'}. "
+        f"Newly rejecting: {', '.join(gained) or 'none'}. If that is intended, regenerate "
+        f"{DE.EXPECTED_FILE.name} (python -m fixtures.detection reports/detection.json) and argue it in the commit")

@@ -134,3 +134,26 @@ def test_detection_corpus_is_big_enough():
     for network in ("mnist_cnn", "tweet_fasttext"):
         for framework in ("torch", "keras"):
             assert any(e.spec.network == network and e.spec.framework == framework for e in faulty), (network, framework)
+
+
+def test_mutant_corpus_covers_every_operator_family_on_every_subject():
+    """impls/mutants.py generates at least 150 mutants with unique ids; every family of operators
+    reaches both frameworks of both networks (data handling: the tweets only), and the committed
+    sample that make test runs has at least 40, drawn from every family."""
+    from fixtures import detection
+    from impls import mutants
+
+    every = mutants.all_mutants()
+    ids = [m.id for m in every]
+    assert len(every) >= 150, len(every)
+    assert len(set(ids)) == len(ids), sorted({i for i in ids if ids.count(i) > 1})
+    assert all(m.family in mutants.FAMILIES + ("equivalent",) for m in every)
+    for framework in ("torch", "keras"):
+        for network in ("mnist_cnn", "tweet_fasttext"):
+            have = {m.family for m in every if (m.framework, m.network) == (framework, network)}
+            want = set(mutants.FAMILIES) - ({"data"} if network == "mnist_cnn" else set())
+            assert want <= have, (framework, network, sorted(want - have))
+    assert all(m.equivalent for m in every if m.family == "equivalent"), "an equivalent mutant must say why"
+    sample = [m for m in every if m.id in detection.MUTANT_SAMPLE]
+    assert len(sample) == len(detection.MUTANT_SAMPLE) >= 40
+    assert {m.family for m in sample} == set(mutants.FAMILIES) | {"equivalent"}

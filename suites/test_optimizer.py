@@ -72,8 +72,22 @@ def check_optimizer_dynamics(twin, partner):
     return measured
 
 
+def check_recipe_declarations(twin):
+    """What a recipe declares beyond its loss and optimizer (a torch dict's ``batch_size`` and
+    ``epochs``) must be the literal recipe: the suite trains at ``E.TRAIN_BATCH`` for
+    ``E.BUDGET_EPOCHS``, so a different declared value would otherwise be silently ignored."""
+    want = {"batch_size": E.TRAIN_BATCH[twin.network], "epochs": E.BUDGET_EPOCHS[twin.network]}
+    wrong = [f"{key} {twin.declared[key]!r} (the recipe's is {value})" for key, value in want.items()
+             if key in twin.declared and twin.declared[key] != value]
+    assert not wrong, (f"{twin.name} declares " + " and ".join(wrong) + ": the suite trains every twin with the "
+                       "recipe's values, so this one would not be trained as its author wrote it; declare the recipe's "
+                       "values, or drop the keys")
+    return {"declared": dict(twin.declared)}
+
+
 def checks_for(spec):
-    return [functools.partial(check_optimizer_dynamics, partner=p.id) for p in registry.partners(spec)]
+    return [check_recipe_declarations] + [functools.partial(check_optimizer_dynamics, partner=p.id)
+                                          for p in registry.partners(spec)]
 
 
 def test_optimizer(subject, check, make_twin, record_property):

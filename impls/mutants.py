@@ -1,0 +1,868 @@
+"""Generated mutants: one fault each, applied to the primary reference of each network in each framework.
+
+The detection self-test (suites/test_detection.py) judges every mutant with every check the suite
+runs on a user's ``--impl``, exactly as it judges the hand-written corpus in impls/known_bad. A mutant
+is built by a zero-argument factory (the ``--impl`` contract), reached as ``impls.mutants:<key>``.
+
+Each mutant has a stable id, ``<framework>-<network>.<operator>@<site>``, and one operator family:
+
+- ``hyperparameter``: a recipe constant x0.9 or x1.1 (for Adam's betas, 1 - beta scaled), or left at
+  Keras's default (torch's defaults are the reference's own values);
+- ``structure``: an activation removed or replaced, a bias removed, the pooling's kind, size or stride,
+  the flatten order, a kernel size, the padding;
+- ``randomness``: a dropout rate +-0.05, element-wise <-> channel-wise, a dropout moved or removed, an
+  extra dropout or noise op;
+- ``loss/optimizer``: label smoothing, ``reduction="sum"``, class weights, weight decay (coupled and
+  decoupled), an L1 or L2 penalty on one layer, gradient clipping, AMSGrad, probabilities fed to a
+  loss that expects logits;
+- ``data``: padding counted or masked in the tweets' mean, ``padding_idx=0``, the wrong sequence axis.
+
+``equivalent`` mutants are the same function and training written another way: the suite must accept
+them. Each names its reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+FAMILIES = ("hyperparameter", "structure", "randomness", "loss/optimizer", "data")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str             # "<framework>-<network>.<operator>@<site>", usable in file names
+    network: str
+    framework: str
+    family: str         # one of FAMILIES, or "equivalent"
+    doc: str            # one sentence: what was changed
+    build: Callable     # the zero-argument factory
+    equivalent: str = ""  # why the suite must accept it; "" for a fault
+
+    @property
+    def key(self) -> str:
+        """The factory's attribute name in this module (``impls.mutants:<key>``)."""
+        return "m_" + "".join(c if c.isalnum() else "_" for c in self.id)
+
+
+_MUTANTS: list = []
+
+
+def _add(framework, network, family, operator, site, doc, build, equivalent=""):
+    _MUTANTS.append(Mutant(f"{framework}-{network}.{operator}@{site}", network, framework, family, doc, build,
+                           equivalent))
+
+
+# ------------------------------------------------------------------------------------------
+# torch: the "sequential" reference, its layers edited by name; the recipe dict edited by key
+# ------------------------------------------------------------------------------------------
+def _torch_ref(network):
+    from impls import torch_mnist_cnn, torch_tweet_fasttext
+
+    return torch_mnist_cnn if network == "mnist_cnn" else torch_tweet_fasttext
+
+
+def _resize_head(items, network):
+    """After a shape-changing edit, give fc1 the in-features the new layers produce (a port that
+    changes a kernel or a pool resizes its dense layer too; the parameter checks see the change)."""
+    import torch
+    import torch.nn as nn
+
+    if network != "mnist_cnn":
+        return items
+    names = [n for n, _ in items]
+    with torch.no_grad():
+        x = torch.zeros(1, 1, 28, 28)
+        for name, layer in items[:names.index("fc1")]:
+            x = layer(x)
+    fc1 = dict(items)["fc1"]
+    if x.shape[1] != fc1.in_features:
+        items[names.index("fc1")] = ("fc1", nn.Linear(x.shape[1], fc1.out_features, bias=fc1.bias is not None))
+    return items
+
+
+def _torch(network, layers=None, recipe=None):
+    """A factory: the torch reference (sequential style) with ``layers(items)`` applied to its
+    (name, module) list and ``recipe(recipe_dict, model)`` to its recipe."""
+    def factory():
+        import torch.nn as nn
+
+        ref = _torch_ref(network)
+        items = list(ref.build_sequential().named_children())
+        if layers is not None:
+            items = _resize_head(layers(items), network)
+        model = nn.Sequential(OrderedDict(items))
+        out = ref.recipe(model)
+        if recipe is not None:
+            recipe(out, model)
+        return out
+    return factory
+
+
+def _replace(name, make):
+    def edit(items):
+        return [(n, make(m) if n == name else m) for n, m in items]
+    return edit
+
+
+def _remove(name):
+    return lambda items: [(n, m) for n, m in items if n != name]
+
+
+def _insert_after(name, new_name, make):
+    def edit(items):
+        out = []
+        for n, m in items:
+            out.append((n, m))
+            if n == name:
+                out.append((new_name, make()))
+        return out
+    return edit
+
+
+def _swap(a, b):
+    """Exchange the positions of two layers."""
+    def edit(items):
+        d = dict(items)
+        order = [b if n == a else a if n == b else n for n, _ in items]
+        return [(n, d[n]) for n in order]
+    return edit
+
+
+def _torch_optimizer(network, **changes):
+    """The reference optimizer with some hyperparameters changed."""
+    ref = _torch_ref(network)
+
+    def make(params):
+        import torch
+
+        if network == "mnist_cnn":
+            kw = dict(lr=ref.LR, rho=ref.RHO, eps=ref.EPS, weight_decay=ref.WEIGHT_DECAY) | changes
+            return torch.optim.Adadelta(params, **kw)
+        kw = dict(lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT) | changes
+        return ref.AdamEpsilonHat(params, **kw)
+    return lambda r, model: r.update(optimizer=make)
+
+
+def _torch_optimizer_class(network, make_class, **kwargs):
+    """A subclass of the reference optimizer (``make_class(base)``), built with the reference's values."""
+    ref = _torch_ref(network)
+
+    def make(params):
+        import torch
+
+        if network == "mnist_cnn":
+            cls = make_class(torch.optim.Adadelta)
+            return cls(params, lr=ref.LR, rho=ref.RHO, eps=ref.EPS, **kwargs)
+        cls = make_class(ref.AdamEpsilonHat)
+        return cls(params, lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT, **kwargs)
+    return lambda r, model: r.update(optimizer=make)
+
+
+def _decoupled_decay(wd):
+    def make_class(base):
+        import torch
+
+        class DecoupledDecay(base):
+            @torch.no_grad()
+            def step(self, closure=None):
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        p.mul_(1 - group["lr"] * wd)
+                return super().step(closure)
+        return DecoupledDecay
+    return make_class
+
+
+def _clipped(max_norm):
+    def make_class(base):
+        import torch
+
+        class Clipped(base):
+            @torch.no_grad()
+            def step(self, closure=None):
+                params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+                torch.nn.utils.clip_grad_norm_(params, max_norm)
+                return super().step(closure)
+        return Clipped
+    return make_class
+
+
+def _torch_loss(network, **kw):
+    """The reference loss with keyword changes (label_smoothing, reduction, weight, pos_weight)."""
+    def edit(r, model):
+        import torch
+        import torch.nn.functional as F
+
+        if network == "mnist_cnn":
+            args = dict(reduction="mean") | kw
+            if "weight" in args:
+                args["weight"] = torch.tensor(args["weight"], dtype=torch.float32)
+            r["loss"] = lambda out, y: F.cross_entropy(out, y, **args)
+        else:
+            args = dict(reduction="mean") | kw
+            smooth = args.pop("label_smoothing", 0.0)
+            if "pos_weight" in args:
+                args["pos_weight"] = torch.tensor([args["pos_weight"]])
+
+            def bce(out, y):
+                t = y.reshape(out.shape)
+                return F.binary_cross_entropy_with_logits(out, t * (1 - smooth) + 0.5 * smooth, **args)
+            r["loss"] = bce
+    return edit
+
+
+def _torch_penalty(layer, kind, lam):
+    def edit(r, model):
+        base = r["loss"]
+        weight = getattr(model, layer).weight
+        r["loss"] = (lambda out, y: base(out, y) + lam * weight.pow(2).sum()) if kind == "l2" else \
+            (lambda out, y: base(out, y) + lam * weight.abs().sum())
+    return edit
+
+
+def _gaussian_noise(std):
+    import torch
+    import torch.nn as nn
+
+    class GaussianNoise(nn.Module):
+        """x + N(0, std) in training: a random op the suite cannot feed, so it must refuse it."""
+
+        def forward(self, x):
+            return x + std * torch.randn_like(x) if self.training else x
+    return GaussianNoise()
+
+
+def _nhwc_flatten():
+    import torch.nn as nn
+
+    class FlattenNHWC(nn.Module):
+        def forward(self, x):
+            return x.permute(0, 2, 3, 1).flatten(1)
+    return FlattenNHWC()
+
+
+def _torch_pool(kind):
+    import torch.nn as nn
+
+    class Pool(nn.Module):
+        def forward(self, x):
+            if kind == "max":
+                return x.max(dim=1).values
+            if kind == "sum":
+                return x.sum(dim=1)
+            if kind == "sum/42":
+                return x.sum(dim=1) / 42
+            return x.mean(dim=2)  # the wrong axis
+    return Pool()
+
+
+def _torch_mnist():
+    import torch.nn as nn
+
+    net, ref = "mnist_cnn", _torch_ref("mnist_cnn")
+    add = lambda family, op, site, doc, layers=None, recipe=None, eq="": _add(  # noqa: E731
+        "torch", net, family, op, site, doc, _torch(net, layers, recipe), eq)
+    for name, value, keras_default in (("lr", ref.LR, 0.001), ("rho", ref.RHO, 0.95), ("eps", ref.EPS, 1e-7)):
+        for label, v in (("-x0.9", value * 0.9), ("-x1.1", value * 1.1), ("=keras-default", keras_default)):
+            add("hyperparameter", f"{name}{label}", "optimizer",
+                f"Adadelta {name} {v:g} where the reference has {value:g}", recipe=_torch_optimizer(net, **{name: v}))
+    for label, gamma in (("-x0.9", ref.GAMMA * 0.9), ("-x1.1", ref.GAMMA * 1.1), ("=steplr-default", 0.1)):
+        add("hyperparameter", f"gamma{label}", "scheduler", f"StepLR gamma {gamma:g} (reference 0.7)",
+            recipe=lambda r, m, g=gamma: r.update(scheduler=lambda opt: _steplr(opt, 1, g)))
+    add("hyperparameter", "step_size=2", "scheduler", "StepLR every 2 epochs (reference: every epoch)",
+        recipe=lambda r, m: r.update(scheduler=lambda opt: _steplr(opt, 2, ref.GAMMA)))
+    for label, bs in (("-x0.9", 58), ("-x1.1", 70), ("=keras-default", 32)):
+        add("hyperparameter", f"batch_size{label}", "recipe", f"batch size {bs} (reference 64)",
+            recipe=lambda r, m, b=bs: r.update(batch_size=b))
+    for relu in ("relu1", "relu2", "relu3"):
+        add("structure", "activation-removed", relu, f"{relu} removed", layers=_remove(relu))
+        for act, make in (("gelu", nn.GELU), ("tanh", nn.Tanh), ("leaky_relu", nn.LeakyReLU)):
+            add("structure", f"relu-to-{act}", relu, f"{relu} replaced by {make.__name__}",
+                layers=_replace(relu, lambda m, mk=make: mk()))
+    for layer in ("conv1", "conv2", "fc1", "fc2"):
+        add("structure", "bias-removed", layer, f"{layer} without a bias", layers=_replace(layer, _without_bias))
+    add("structure", "pool-kind=avg", "pool", "AvgPool2d(2) where the reference max-pools",
+        layers=_replace("pool", lambda m: nn.AvgPool2d(2, 2)))
+    add("structure", "pool-size=3", "pool", "MaxPool2d(3, stride 2)", layers=_replace("pool", lambda m: nn.MaxPool2d(3, 2)))
+    add("structure", "pool-stride=1", "pool", "MaxPool2d(2, stride 1)", layers=_replace("pool", lambda m: nn.MaxPool2d(2, 1)))
+    add("structure", "flatten-order=nhwc", "flatten", "flattened channel-last, as Keras does",
+        layers=_replace("flatten", lambda m: _nhwc_flatten()))
+    for conv, cin, cout in (("conv1", 1, 32), ("conv2", 32, 64)):
+        add("structure", "kernel=5", conv, f"{conv} kernel 5 (reference 3)",
+            layers=_replace(conv, lambda m, i=cin, o=cout: nn.Conv2d(i, o, 5)))
+        add("structure", "padding=same", conv, f"{conv} padded 'same' (reference 'valid')",
+            layers=_replace(conv, lambda m, i=cin, o=cout: nn.Conv2d(i, o, 3, padding=1)))
+    for drop, p in (("dropout1", 0.25), ("dropout2", 0.5)):
+        for delta in (-0.05, 0.05):
+            add("randomness", f"rate{delta:+.2f}", drop, f"{drop} rate {p + delta:g} (reference {p:g})",
+                layers=_replace(drop, lambda m, q=p + delta: nn.Dropout(q)))
+        add("randomness", "dropout-removed", drop, f"{drop} removed", layers=_remove(drop))
+    add("randomness", "channel-wise", "dropout1", "Dropout2d(0.25): whole channels dropped",
+        layers=_replace("dropout1", lambda m: nn.Dropout2d(0.25)))
+    add("randomness", "per-sample", "dropout2", "Dropout1d(0.5) on (N, 128): whole rows dropped",
+        layers=_replace("dropout2", lambda m: nn.Dropout1d(0.5)))
+    add("randomness", "moved-before-pool", "dropout1", "dropout1 before the max-pool", layers=_swap("pool", "dropout1"))
+    add("randomness", "moved-after-fc2", "dropout2", "dropout2 after fc2, on the logits", layers=_swap("dropout2", "fc2"))
+    add("randomness", "extra-dropout", "relu1", "an extra Dropout(0.1) after conv1's ReLU",
+        layers=_insert_after("relu1", "dropout0", lambda: nn.Dropout(0.1)))
+    add("randomness", "gaussian-noise", "relu3", "x + N(0, 0.1) after fc1's ReLU in training",
+        layers=_insert_after("relu3", "noise", lambda: _gaussian_noise(0.1)))
+    add("loss/optimizer", "label-smoothing=0.05", "loss", "cross-entropy with label smoothing 0.05",
+        recipe=_torch_loss(net, label_smoothing=0.05))
+    add("loss/optimizer", "reduction=sum", "loss", "cross-entropy summed over the batch", recipe=_torch_loss(net, reduction="sum"))
+    add("loss/optimizer", "class-weights", "loss", "class 0 weighted 1.2 in the cross-entropy",
+        recipe=_torch_loss(net, weight=[1.2] + [1.0] * 9))
+    add("loss/optimizer", "weight-decay-coupled=1e-4", "optimizer", "Adadelta weight_decay 1e-4",
+        recipe=_torch_optimizer(net, weight_decay=1e-4))
+    add("loss/optimizer", "weight-decay-decoupled=1e-4", "optimizer", "decoupled weight decay 1e-4 (p *= 1 - lr*wd)",
+        recipe=_torch_optimizer_class(net, _decoupled_decay(1e-4)))
+    add("loss/optimizer", "l2=1e-4", "fc1", "1e-4 * ||fc1.weight||^2 added to the loss", recipe=_torch_penalty("fc1", "l2", 1e-4))
+    add("loss/optimizer", "l1=1e-5", "fc1", "1e-5 * |fc1.weight| added to the loss", recipe=_torch_penalty("fc1", "l1", 1e-5))
+    add("loss/optimizer", "clip-norm=0.5", "optimizer", "gradients clipped to global norm 0.5",
+        recipe=_torch_optimizer_class(net, _clipped(0.5)))
+    add("loss/optimizer", "probabilities-as-logits", "fc2", "a softmax after fc2, fed to cross-entropy as logits",
+        layers=_insert_after("fc2", "softmax", lambda: nn.Softmax(dim=1)))
+    add("equivalent", "dropout-before-relu", "dropout2", "dropout2 moved before fc1's ReLU",
+        layers=_swap("relu3", "dropout2"),
+        eq="dropout scales by a non-negative mask, and ReLU commutes with that: relu(m*x) = m*relu(x)")
+    add("equivalent", "log-softmax-as-logits", "fc2", "a LogSoftmax after fc2, the output still declared logits",
+        layers=_insert_after("fc2", "log_softmax", lambda: nn.LogSoftmax(dim=1)),
+        eq="logits are defined up to a per-row constant; log-softmax is one choice of it")
+    add("equivalent", "schedule-as-lambda", "scheduler", "LambdaLR(0.7 ** epoch) instead of StepLR",
+        recipe=lambda r, m: r.update(scheduler=_lambda_lr), eq="the same learning rate at every step, written another way")
+
+
+def _steplr(opt, step_size, gamma):
+    from torch.optim.lr_scheduler import StepLR
+
+    return StepLR(opt, step_size=step_size, gamma=gamma)
+
+
+def _lambda_lr(opt):
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(opt, lambda epoch: 0.7 ** epoch)
+
+
+def _without_bias(layer):
+    import torch.nn as nn
+
+    if isinstance(layer, nn.Conv2d):
+        return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, bias=False)
+    return nn.Linear(layer.in_features, layer.out_features, bias=False)
+
+
+def _torch_tweets():
+    import torch.nn as nn
+
+    net, ref = "tweet_fasttext", _torch_ref("tweet_fasttext")
+    add = lambda family, op, site, doc, layers=None, recipe=None, eq="": _add(  # noqa: E731
+        "torch", net, family, op, site, doc, _torch(net, layers, recipe), eq)
+    b1, b2 = ref.BETAS
+    for label, f in (("-x0.9", 0.9), ("-x1.1", 1.1)):
+        add("hyperparameter", f"lr{label}", "optimizer", f"Adam lr {ref.LR * f:g}", recipe=_torch_optimizer(net, lr=ref.LR * f))
+        add("hyperparameter", f"beta1={1 - (1 - b1) * f:g}", "optimizer", f"Adam beta1 {1 - (1 - b1) * f:g} (1 - beta1 x{f:g})",
+            recipe=_torch_optimizer(net, betas=(1 - (1 - b1) * f, b2)))
+        add("hyperparameter", f"beta2={1 - (1 - b2) * f:g}", "optimizer", f"Adam beta2 {1 - (1 - b2) * f:g} (1 - beta2 x{f:g})",
+            recipe=_torch_optimizer(net, betas=(b1, 1 - (1 - b2) * f)))
+        add("hyperparameter", f"epsilon-hat{label}", "optimizer", f"Adam epsilon-hat {ref.EPSILON_HAT * f:g}",
+            recipe=_torch_optimizer(net, epsilon_hat=ref.EPSILON_HAT * f))
+    add("hyperparameter", "eps=torch-default", "optimizer", "plain torch Adam (eps 1e-8 added to sqrt(v-hat))",
+        recipe=lambda r, m: r.update(optimizer=lambda p: __import__("torch").optim.Adam(p, lr=ref.LR)))
+    for label, bs in (("-x0.9", 29), ("-x1.1", 35), ("=torch-default", 1)):
+        add("hyperparameter", f"batch_size{label}", "recipe", f"batch size {bs} (reference 32)",
+            recipe=lambda r, m, b=bs: r.update(batch_size=b))
+    add("structure", "bias-removed", "fc", "fc without a bias",
+        layers=_replace("fc", lambda m: nn.Linear(50, 1, bias=False)))
+    add("structure", "pool-kind=max", "pool", "max over the positions instead of the mean",
+        layers=_replace("pool", lambda m: _torch_pool("max")))
+    add("structure", "pool-kind=sum", "pool", "sum over the positions instead of the mean",
+        layers=_replace("pool", lambda m: _torch_pool("sum")))
+    add("structure", "activation-added", "pool", "a ReLU after the mean",
+        layers=_insert_after("pool", "relu", nn.ReLU))
+    add("randomness", "extra-dropout", "fc", "Dropout(0.1) before the head",
+        layers=_insert_after("pool", "dropout", lambda: nn.Dropout(0.1)))
+    add("randomness", "embedding-dropout", "embedding", "Dropout(0.1) on the embeddings",
+        layers=_insert_after("embedding", "dropout", lambda: nn.Dropout(0.1)))
+    add("randomness", "gaussian-noise", "embedding", "x + N(0, 0.1) on the embeddings in training",
+        layers=_insert_after("embedding", "noise", lambda: _gaussian_noise(0.1)))
+    add("loss/optimizer", "label-smoothing=0.05", "loss", "BCE with label smoothing 0.05",
+        recipe=_torch_loss(net, label_smoothing=0.05))
+    add("loss/optimizer", "reduction=sum", "loss", "BCE summed over the batch", recipe=_torch_loss(net, reduction="sum"))
+    add("loss/optimizer", "class-weights", "loss", "positives weighted 1.2 (pos_weight)", recipe=_torch_loss(net, pos_weight=1.2))
+    add("loss/optimizer", "weight-decay-coupled=1e-4", "optimizer", "Adam weight_decay 1e-4 (added to the gradient)",
+        recipe=_torch_coupled_adam(1e-4))
+    add("loss/optimizer", "weight-decay-decoupled=1e-4", "optimizer", "decoupled weight decay 1e-4 (AdamW)",
+        recipe=_torch_optimizer_class(net, _decoupled_decay(1e-4)))
+    add("loss/optimizer", "l2=1e-3", "fc", "1e-3 * ||fc.weight||^2 added to the loss", recipe=_torch_penalty("fc", "l2", 1e-3))
+    add("loss/optimizer", "l1=1e-3", "fc", "1e-3 * |fc.weight| added to the loss", recipe=_torch_penalty("fc", "l1", 1e-3))
+    add("loss/optimizer", "clip-norm=0.1", "optimizer", "gradients clipped to global norm 0.1",
+        recipe=_torch_optimizer_class(net, _clipped(0.1)))
+    add("loss/optimizer", "amsgrad", "optimizer", "Adam with AMSGrad", recipe=_torch_amsgrad())
+    add("loss/optimizer", "probabilities-as-logits", "fc", "a sigmoid after fc, fed to BCE-with-logits",
+        layers=_insert_after("fc", "sigmoid", nn.Sigmoid))
+    add("data", "padding-idx=0", "embedding", "nn.Embedding(padding_idx=0): row 0 never trained",
+        layers=_replace("embedding", lambda m: nn.Embedding(20000, 50, padding_idx=0)))
+    add("data", "wrong-axis", "pool", "the mean over the embedding axis; the head resized to 42 inputs",
+        layers=lambda items: [(n, _torch_pool("axis") if n == "pool" else nn.Linear(42, 1) if n == "fc" else m)
+                              for n, m in items])
+    add("data", "masked-mean", "pool", "padding (all-zero id 0 embeddings) left out of the mean",
+        layers=_masked_embedding_mean)
+    add("equivalent", "mean-as-sum/42", "pool", "the mean written as a sum divided by 42",
+        layers=_replace("pool", lambda m: _torch_pool("sum/42")), eq="sum/42 is the mean over 42 positions")
+
+
+def _masked_embedding_mean(items):
+    """Embedding -> masked mean over the non-padding ids (one module that sees the ids)."""
+    import torch.nn as nn
+
+    emb = dict(items)["embedding"]
+
+    class MaskedMean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = emb
+
+        def forward(self, ids):
+            keep = (ids != 0).unsqueeze(-1).float()
+            return (self.embedding(ids) * keep).sum(1) / keep.sum(1).clamp(min=1)
+    return [("embedding", MaskedMean()), ("fc", dict(items)["fc"])]
+
+
+def _torch_coupled_adam(wd):
+    ref = _torch_ref("tweet_fasttext")
+
+    def make(params):
+        opt = ref.AdamEpsilonHat(params, lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT)
+        for group in opt.param_groups:
+            group["weight_decay"] = wd
+        return opt
+    return lambda r, model: r.update(optimizer=make)
+
+
+def _torch_amsgrad():
+    ref = _torch_ref("tweet_fasttext")
+
+    def make(params):
+        opt = ref.AdamEpsilonHat(params, lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT)
+        for group in opt.param_groups:
+            group["amsgrad"] = True
+        return opt
+    return lambda r, model: r.update(optimizer=make)
+
+
+# ------------------------------------------------------------------------------------------
+# Keras: the "sequential" reference, its layer list edited by name; compile() arguments edited
+# ------------------------------------------------------------------------------------------
+def _keras_ref(network):
+    from impls import keras_mnist_cnn, keras_tweet_fasttext
+
+    return keras_mnist_cnn if network == "mnist_cnn" else keras_tweet_fasttext
+
+
+def _keras(network, layers=None, optimizer=None, loss=None):
+    """A factory: the Keras reference with ``layers(list)`` applied to its layers, and the compiled
+    optimizer and loss replaced by ``optimizer()`` / ``loss()`` where given."""
+    def factory():
+        import keras
+
+        ref = _keras_ref(network)
+        stack = ref.the_layers()
+        if layers is not None:
+            stack = layers({layer.name: layer for layer in stack}, stack)
+        shape, dtype = ((28, 28, 1), "float32") if network == "mnist_cnn" else ((ref.SEQ_LEN,), "int32")
+        model = keras.Sequential([keras.Input(shape, dtype=dtype)] + stack)
+        ref.compile_recipe(model)
+        if optimizer is not None or loss is not None:
+            model.compile(optimizer=optimizer() if optimizer else model.optimizer,
+                          loss=loss() if loss else model.loss, metrics=None)
+        return model
+    return factory
+
+
+def _k_replace(name, make):
+    return lambda by_name, stack: [make(layer) if layer.name == name else layer for layer in stack]
+
+
+def _k_remove(name):
+    return lambda by_name, stack: [layer for layer in stack if layer.name != name]
+
+
+def _k_insert_after(name, make):
+    def edit(by_name, stack):
+        out = []
+        for layer in stack:
+            out.append(layer)
+            if layer.name == name:
+                out.append(make())
+        return out
+    return edit
+
+
+def _k_swap(a, b):
+    def edit(by_name, stack):
+        return [by_name[b] if layer.name == a else by_name[a] if layer.name == b else layer for layer in stack]
+    return edit
+
+
+def _k_config(name, **changes):
+    """Rebuild one layer from its config with some keys changed (new weights; the checks transfer them)."""
+    def make(layer):
+        config = layer.get_config() | changes
+        return type(layer).from_config(config)
+    return _k_replace(name, make)
+
+
+def _keras_adadelta(**changes):
+    ref = _keras_ref("mnist_cnn")
+
+    def make():
+        import keras
+
+        kw = dict(learning_rate=_keras_schedule(), rho=ref.RHO, epsilon=ref.EPS) | changes
+        return keras.optimizers.Adadelta(**kw)
+    return make
+
+
+def _keras_schedule(**changes):
+    import keras
+
+    ref = _keras_ref("mnist_cnn")
+    kw = dict(initial_learning_rate=ref.LR, decay_steps=ref.STEPS_PER_EPOCH, decay_rate=ref.GAMMA, staircase=True) | changes
+    return keras.optimizers.schedules.ExponentialDecay(**kw)
+
+
+def _keras_adam(**changes):
+    ref = _keras_ref("tweet_fasttext")
+
+    def make():
+        import keras
+
+        kw = dict(learning_rate=ref.LR, beta_1=ref.BETA_1, beta_2=ref.BETA_2, epsilon=ref.ADAM_EPSILON, amsgrad=False)
+        return keras.optimizers.Adam(**(kw | changes))
+    return make
+
+
+def _keras_ce(**changes):
+    def make():
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(**(dict(from_logits=True) | changes))
+    return make
+
+
+def _keras_bce(**changes):
+    def make():
+        import keras
+
+        return keras.losses.BinaryCrossentropy(**(dict(from_logits=True) | changes))
+    return make
+
+
+def _keras_smoothed_ce(eps):
+    def make():
+        import keras
+
+        def loss(y, logits):
+            onehot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y, (-1,)), "int32"), 10)
+            return keras.losses.categorical_crossentropy(onehot, logits, from_logits=True, label_smoothing=eps)
+        return loss
+    return make
+
+
+def _keras_weighted(network, weight):
+    def make():
+        import keras
+
+        def loss(y, logits):
+            y = keras.ops.reshape(y, (-1,))
+            if network == "mnist_cnn":
+                w = keras.ops.where(keras.ops.equal(keras.ops.cast(y, "int32"), 0), weight, 1.0)
+                per = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            else:
+                w = keras.ops.where(keras.ops.equal(y, 1.0), weight, 1.0)
+                per = keras.losses.binary_crossentropy(keras.ops.reshape(y, (-1, 1)), logits, from_logits=True)
+            return keras.ops.mean(per * w)
+        return loss
+    return make
+
+
+def _keras_penalty(layer_name, kind, lam, network):
+    def edit(by_name, stack):
+        import keras
+
+        reg = keras.regularizers.L2(lam) if kind == "l2" else keras.regularizers.L1(lam)
+        return _k_config(layer_name, kernel_regularizer=keras.regularizers.serialize(reg))(by_name, stack)
+    return edit
+
+
+def _keras_all_l2(lam):
+    """L2(lam) on every kernel and bias: torch's coupled weight decay 2*lam, written as a loss."""
+    def edit(by_name, stack):
+        import keras
+
+        reg = keras.regularizers.serialize(keras.regularizers.L2(lam))
+        out = []
+        for layer in stack:
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+                layer = type(layer).from_config(layer.get_config() | {"kernel_regularizer": reg, "bias_regularizer": reg})
+            elif isinstance(layer, keras.layers.Embedding):
+                layer = type(layer).from_config(layer.get_config() | {"embeddings_regularizer": reg})
+            out.append(layer)
+        return out
+    return edit
+
+
+def _keras_mnist():
+    net, ref = "mnist_cnn", _keras_ref("mnist_cnn")
+
+    def add(family, op, site, doc, layers=None, optimizer=None, loss=None, eq=""):
+        _add("keras", net, family, op, site, doc, _keras(net, layers, optimizer, loss), eq)
+
+    for name, key, value, default in (("lr", "initial_learning_rate", ref.LR, 0.001), ("rho", "rho", ref.RHO, 0.95),
+                                      ("eps", "epsilon", ref.EPS, 1e-7)):
+        for label, v in (("-x0.9", value * 0.9), ("-x1.1", value * 1.1), ("=keras-default", default)):
+            opt = (lambda v=v, key=key: _keras_adadelta(learning_rate=_keras_schedule(**{key: v}))()) if name == "lr" \
+                else _keras_adadelta(**{key: v})
+            add("hyperparameter", f"{name}{label}", "optimizer", f"Adadelta {name} {v:g} (reference {value:g})", optimizer=opt)
+    for label, change in (("gamma-x0.9", dict(decay_rate=ref.GAMMA * 0.9)), ("gamma-x1.1", dict(decay_rate=ref.GAMMA * 1.1)),
+                          ("decay_steps-x0.9", dict(decay_steps=844)), ("decay_steps-x1.1", dict(decay_steps=1032)),
+                          ("staircase=False", dict(staircase=False))):
+        add("hyperparameter", label, "schedule", f"ExponentialDecay {label} ({change})",
+            optimizer=lambda c=change: _keras_adadelta(learning_rate=_keras_schedule(**c))())
+    import_layers = _keras_layers
+    for conv in ("conv1", "conv2", "fc1"):
+        add("structure", "activation-removed", conv, f"{conv} without its ReLU", layers=_k_config(conv, activation=None))
+        for act in ("gelu", "tanh", "leaky_relu"):
+            add("structure", f"relu-to-{act}", conv, f"{conv}'s ReLU replaced by {act}", layers=_k_config(conv, activation=act))
+    for layer in ("conv1", "conv2", "fc1", "fc2"):
+        add("structure", "bias-removed", layer, f"{layer} without a bias", layers=_k_config(layer, use_bias=False))
+    add("structure", "pool-kind=avg", "pool", "AveragePooling2D(2)",
+        layers=_k_replace("pool", lambda m: import_layers().AveragePooling2D(2, name="pool")))
+    add("structure", "pool-size=3", "pool", "MaxPooling2D(3, strides 2)", layers=_k_config("pool", pool_size=(3, 3), strides=(2, 2)))
+    add("structure", "pool-stride=1", "pool", "MaxPooling2D(2, strides 1)", layers=_k_config("pool", strides=(1, 1)))
+    add("structure", "flatten-order=channels_first", "flatten", "Flatten(data_format='channels_first') on NHWC data",
+        layers=_k_config("flatten", data_format="channels_first"))
+    add("structure", "flatten-order=nchw", "flatten", "transposed to NCHW before flattening, as torch does",
+        layers=lambda by_name, stack: _k_insert_after("dropout1", lambda: import_layers().Permute((3, 1, 2)))(by_name, stack))
+    for conv in ("conv1", "conv2"):
+        add("structure", "kernel=5", conv, f"{conv} kernel 5", layers=_k_config(conv, kernel_size=(5, 5)))
+        add("structure", "padding=same", conv, f"{conv} padded 'same'", layers=_k_config(conv, padding="same"))
+    for drop, p in (("dropout1", 0.25), ("dropout2", 0.5)):
+        for delta in (-0.05, 0.05):
+            add("randomness", f"rate{delta:+.2f}", drop, f"{drop} rate {p + delta:g}", layers=_k_config(drop, rate=p + delta))
+        add("randomness", "dropout-removed", drop, f"{drop} removed", layers=_k_remove(drop))
+    add("randomness", "channel-wise", "dropout1", "SpatialDropout2D(0.25)",
+        layers=_k_replace("dropout1", lambda m: import_layers().SpatialDropout2D(0.25, name="dropout1")))
+    add("randomness", "moved-before-pool", "dropout1", "dropout1 before the max-pool", layers=_k_swap("pool", "dropout1"))
+    add("randomness", "moved-after-fc2", "dropout2", "dropout2 after fc2, on the logits", layers=_k_swap("dropout2", "fc2"))
+    add("randomness", "extra-dropout", "conv1", "an extra Dropout(0.1) after conv1",
+        layers=_k_insert_after("conv1", lambda: import_layers().Dropout(0.1, name="dropout0")))
+    add("randomness", "gaussian-noise", "fc1", "GaussianNoise(0.1) after fc1",
+        layers=_k_insert_after("fc1", lambda: import_layers().GaussianNoise(0.1, name="noise")))
+    add("randomness", "gaussian-dropout", "fc1", "GaussianDropout(0.1) after fc1",
+        layers=_k_insert_after("fc1", lambda: import_layers().GaussianDropout(0.1, name="noise")))
+    add("loss/optimizer", "label-smoothing=0.05", "loss", "cross-entropy with label smoothing 0.05", loss=_keras_smoothed_ce(0.05))
+    add("loss/optimizer", "reduction=sum", "loss", "cross-entropy summed over the batch", loss=_keras_ce(reduction="sum"))
+    add("loss/optimizer", "class-weights", "loss", "class 0 weighted 1.2", loss=_keras_weighted(net, 1.2))
+    add("loss/optimizer", "weight-decay-coupled=1e-4", "every layer", "L2 5e-5 on every kernel and bias (coupled decay 1e-4)",
+        layers=_keras_all_l2(5e-5))
+    add("loss/optimizer", "weight-decay-decoupled=1e-4", "optimizer", "Adadelta(weight_decay=1e-4), Keras's decoupled decay",
+        optimizer=_keras_adadelta(weight_decay=1e-4))
+    add("loss/optimizer", "l2=1e-4", "fc1", "kernel_regularizer L2(1e-4) on fc1", layers=_keras_penalty("fc1", "l2", 1e-4, net))
+    add("loss/optimizer", "l1=1e-5", "fc1", "kernel_regularizer L1(1e-5) on fc1", layers=_keras_penalty("fc1", "l1", 1e-5, net))
+    add("loss/optimizer", "clip-norm=0.5", "optimizer", "Adadelta(global_clipnorm=0.5)", optimizer=_keras_adadelta(global_clipnorm=0.5))
+    add("loss/optimizer", "from_logits=False", "loss", "logits fed to a loss that expects probabilities",
+        loss=_keras_ce(from_logits=False))
+    add("equivalent", "dropout-before-relu", "dropout2", "fc1 as Dense + Dropout + ReLU",
+        layers=_k_relu_after_dropout, eq="dropout scales by a non-negative mask, and ReLU commutes with that")
+    add("equivalent", "schedule-as-piecewise", "schedule", "PiecewiseConstantDecay at every 938 steps",
+        optimizer=_keras_piecewise, eq="the same learning rate at every step, written another way")
+
+
+def _keras_layers():
+    from keras import layers
+
+    return layers
+
+
+def _k_relu_after_dropout(by_name, stack):
+    layers = _keras_layers()
+    fc1 = by_name["fc1"]
+    linear = type(fc1).from_config(fc1.get_config() | {"activation": None})
+    out = []
+    for layer in stack:
+        if layer.name == "fc1":
+            out.append(linear)
+        elif layer.name == "dropout2":
+            out += [layer, layers.ReLU(name="relu3")]
+        else:
+            out.append(layer)
+    return out
+
+
+def _keras_piecewise():
+    import keras
+
+    ref = _keras_ref("mnist_cnn")
+    bounds = [ref.STEPS_PER_EPOCH * (e + 1) for e in range(30)]
+    values = [ref.LR * ref.GAMMA ** e for e in range(31)]
+    return keras.optimizers.Adadelta(
+        learning_rate=keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values), rho=ref.RHO, epsilon=ref.EPS)
+
+
+def _keras_tweets():
+    net, ref = "tweet_fasttext", _keras_ref("tweet_fasttext")
+
+    def add(family, op, site, doc, layers=None, optimizer=None, loss=None, eq=""):
+        _add("keras", net, family, op, site, doc, _keras(net, layers, optimizer, loss), eq)
+
+    for label, f in (("-x0.9", 0.9), ("-x1.1", 1.1)):
+        add("hyperparameter", f"lr{label}", "optimizer", f"Adam lr {ref.LR * f:g}", optimizer=_keras_adam(learning_rate=ref.LR * f))
+        add("hyperparameter", f"beta1={1 - (1 - ref.BETA_1) * f:g}", "optimizer", f"Adam beta_1 {1 - (1 - ref.BETA_1) * f:g}",
+            optimizer=_keras_adam(beta_1=1 - (1 - ref.BETA_1) * f))
+        add("hyperparameter", f"beta2={1 - (1 - ref.BETA_2) * f:g}", "optimizer", f"Adam beta_2 {1 - (1 - ref.BETA_2) * f:g}",
+            optimizer=_keras_adam(beta_2=1 - (1 - ref.BETA_2) * f))
+        add("hyperparameter", f"epsilon{label}", "optimizer", f"Adam epsilon {ref.ADAM_EPSILON * f:g}",
+            optimizer=_keras_adam(epsilon=ref.ADAM_EPSILON * f))
+    add("hyperparameter", "epsilon=torch-default", "optimizer", "Adam epsilon 1e-8, torch's default",
+        optimizer=_keras_adam(epsilon=1e-8))
+    layers = _keras_layers
+    add("structure", "bias-removed", "fc", "fc without a bias", layers=_k_config("fc", use_bias=False))
+    add("structure", "pool-kind=max", "pool", "GlobalMaxPooling1D",
+        layers=_k_replace("pool", lambda m: layers().GlobalMaxPooling1D(name="pool")))
+    add("structure", "activation-added", "fc", "fc with a ReLU", layers=_k_config("fc", activation="relu"))
+    add("randomness", "extra-dropout", "fc", "Dropout(0.1) before the head",
+        layers=_k_insert_after("pool", lambda: layers().Dropout(0.1, name="dropout")))
+    add("randomness", "embedding-dropout", "embedding", "Dropout(0.1) on the embeddings",
+        layers=_k_insert_after("embedding", lambda: layers().Dropout(0.1, name="dropout")))
+    add("randomness", "extra-spatial-dropout", "embedding", "SpatialDropout1D(0.1) on the embeddings",
+        layers=_k_insert_after("embedding", lambda: layers().SpatialDropout1D(0.1, name="dropout")))
+    add("randomness", "gaussian-noise", "embedding", "GaussianNoise(0.1) on the embeddings",
+        layers=_k_insert_after("embedding", lambda: layers().GaussianNoise(0.1, name="noise")))
+    add("loss/optimizer", "label-smoothing=0.05", "loss", "BCE with label smoothing 0.05", loss=_keras_bce(label_smoothing=0.05))
+    add("loss/optimizer", "reduction=sum", "loss", "BCE summed over the batch", loss=_keras_bce(reduction="sum"))
+    add("loss/optimizer", "class-weights", "loss", "positives weighted 1.2", loss=_keras_weighted(net, 1.2))
+    add("loss/optimizer", "weight-decay-coupled=1e-4", "every layer", "L2 5e-5 on every weight (coupled decay 1e-4)",
+        layers=_keras_all_l2(5e-5))
+    add("loss/optimizer", "weight-decay-decoupled=1e-4", "optimizer", "Adam(weight_decay=1e-4)", optimizer=_keras_adam(weight_decay=1e-4))
+    add("loss/optimizer", "l2=1e-3", "fc", "kernel_regularizer L2(1e-3) on fc", layers=_keras_penalty("fc", "l2", 1e-3, net))
+    add("loss/optimizer", "l1=1e-3", "fc", "kernel_regularizer L1(1e-3) on fc", layers=_keras_penalty("fc", "l1", 1e-3, net))
+    add("loss/optimizer", "clip-norm=0.1", "optimizer", "Adam(global_clipnorm=0.1)", optimizer=_keras_adam(global_clipnorm=0.1))
+    add("loss/optimizer", "amsgrad", "optimizer", "Adam(amsgrad=True)", optimizer=_keras_adam(amsgrad=True))
+    add("loss/optimizer", "from_logits=False", "loss", "logits fed to a BCE that expects probabilities",
+        loss=_keras_bce(from_logits=False))
+    add("data", "mask_zero", "embedding", "Embedding(mask_zero=True): padding left out of the mean",
+        layers=_k_config("embedding", mask_zero=True))
+    add("data", "wrong-axis", "pool", "GlobalAveragePooling1D(data_format='channels_first'): the mean over the embedding axis",
+        layers=lambda by_name, stack: _k_config("pool", data_format="channels_first")(by_name, stack))
+    add("equivalent", "mean-as-lambda", "pool", "the mean written as a Lambda(ops.mean(axis=1))",
+        layers=_k_replace("pool", lambda m: _keras_mean_layer()), eq="the same mean over the 42 positions")
+
+
+def _keras_mean_layer():
+    import keras
+
+    class Mean(keras.layers.Layer):
+        def call(self, x):
+            return keras.ops.mean(x, axis=1)
+    return Mean(name="pool")
+
+
+def _torch_probability_loss(network):
+    """Logits fed to a loss that expects probabilities, as Keras computes it with from_logits=False:
+    outputs renormalised (categorical), clipped to [1e-7, 1 - 1e-7], then the log-likelihood."""
+    def edit(r, model):
+        import torch
+
+        def categorical(out, y):
+            p = (out / out.sum(1, keepdim=True)).clamp(1e-7, 1 - 1e-7)
+            return torch.nn.functional.nll_loss(p.log(), y)
+
+        def binary(out, y):
+            p, t = out.clamp(1e-7, 1 - 1e-7), y.reshape(out.shape)
+            return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+        r["loss"] = categorical if network == "mnist_cnn" else binary
+    return edit
+
+
+def _probability_layer(network):
+    def make():
+        import torch.nn as nn
+
+        return nn.Softmax(dim=1) if network == "mnist_cnn" else nn.Sigmoid()
+    return make
+
+
+def _relu():
+    import torch.nn as nn
+
+    return nn.ReLU()
+
+
+def _torch_l2_everywhere(lam):
+    def edit(r, model):
+        base = r["loss"]
+        r["loss"] = lambda out, y: base(out, y) + lam * sum(p.pow(2).sum() for p in model.parameters())
+    return edit
+
+
+def hypotheses(network: str) -> list:
+    """What diagnosis (suites/diagnosis.py) matches a rejected candidate against: the torch mutants
+    of the network (torch is always installed, and a mutant of either framework has its torch twin
+    here), minus the equivalent ones, plus faults that combine operators or that only the other
+    framework writes naturally."""
+    out = [m for m in all_mutants("torch") if m.network == network and not m.equivalent]
+    extra = []
+    if network == "mnist_cnn":
+        extra.append(("optimizer=keras-defaults", "optimizer", "Adadelta with Keras's defaults (lr 0.001, rho 0.95, eps 1e-7)",
+                      _torch(network, recipe=_torch_optimizer(network, lr=0.001, rho=0.95, eps=1e-7))))
+    else:
+        ref = _torch_ref(network)
+        extra += [
+            ("epsilon=torch-default", "optimizer", "Adam's epsilon-hat at torch's default value, 1e-8",
+             _torch(network, recipe=_torch_optimizer(network, epsilon_hat=1e-8))),
+            ("eps=1e-7-torch-placement", "optimizer", "plain torch Adam with eps 1e-7 (added to sqrt(v-hat))",
+             _torch(network, recipe=lambda r, m: r.update(optimizer=lambda p: __import__("torch").optim.Adam(
+                 p, lr=ref.LR, eps=1e-7)))),
+            ("activation-added", "fc", "a ReLU on the logit",
+             _torch(network, layers=_insert_after("fc", "relu", _relu))),
+        ]
+    extra += [
+        ("probabilities-as-logits", "loss", "probabilities declared as such (output='probs') but fed to a loss on logits",
+         _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
+                recipe=lambda r, m: r.update(output="probs"))),
+        ("from_logits=False", "loss", "logits fed to a loss that expects probabilities (from_logits=False)",
+         _torch(network, recipe=_torch_probability_loss(network))),
+        ("weight-decay-coupled=1e-4", "every layer", "5e-5 * ||w||^2 of every weight added to the loss",
+         _torch(network, recipe=_torch_l2_everywhere(5e-5))),
+    ]
+    for operator, site, doc, build in extra:
+        out.append(Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc, build))
+    return out
+
+
+def _generate():
+    if not _MUTANTS:
+        _torch_mnist()
+        _keras_mnist()
+        _torch_tweets()
+        _keras_tweets()
+    return list(_MUTANTS)
+
+
+def all_mutants(framework: str | None = None) -> list:
+    """Every mutant, torch first; only one framework's with ``framework``. Listing imports torch,
+    never TensorFlow: a Keras mutant imports Keras when it is built."""
+    return [m for m in _generate() if framework in (None, m.framework)]
+
+
+def __getattr__(name):
+    """``impls.mutants:<key>`` is a mutant's factory (the --impl contract)."""
+    for mutant in _generate() + hypotheses("mnist_cnn") + hypotheses("tweet_fasttext"):
+        if mutant.key == name:
+            return mutant.build
+    raise AttributeError(f"impls.mutants has no mutant factory {name!r}")

@@ -1,0 +1,439 @@
+"""Diagnosis: the likely cause of a rejection, by counterfactual matching, never by guessing from names.
+
+Each hypothesis is a known fault applied to the torch reference (impls/mutants.hypotheses: a
+dropout of another kind, Keras's Adadelta defaults, a flatten in the other order...). A hypothesis
+is a cause of a candidate's rejection when the candidate behaves like it, to fp32 noise, on every
+probe where the hypothesis differs from the reference, and unlike the reference there. A probe is
+one cheap thing a twin does from given weights (``Probes``):
+
+- ``forward``: eval-mode log-probabilities of a fixed batch; ``train_forward``: the same in
+  training mode, every stochastic op fed the same masks (impls/randomness.py);
+- ``loss``, ``grads``: the recipe's loss and its canonical gradients on that batch;
+- ``optimizer``: the weight displacement after replaying the recorded real gradients
+  (suites/oracle.py) through the recipe's optimizer, compared up to one global factor (the
+  learning rate's value and schedule are the ``schedule`` probe's);
+- ``schedule``: the learning rate at every step of the budget;
+- ``stochastic``: kind, granularity, rate and position of every stochastic op in training;
+- ``declared``: the batch size and epochs a recipe declares.
+
+A hypothesis that touches only some probes (the optimizer's, say) can confirm one cause of a fault
+that has several. The learning-rate schedule is also fitted directly, so that any per-batch or
+per-k-steps decay is named in its own terms. Where nothing matches, the cause is ``unknown``.
+
+The hypotheses' probes are computed once per network per session, at the shared start weights
+(the torch reference's seed-0 init); a candidate whose weight shapes differ from the reference's is
+matched against the hypotheses that accept its own weights.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fixtures import expected as E
+from fixtures import tolerances as T
+from impls import randomness, registry
+from impls.adapter import CandidateError, NoRecipe, to_log_probs
+from suites import oracle
+from suites.helpers import real_batch
+
+# Cause id -> (what it is, the fix). Every id a hypothesis maps to is here.
+CAUSES = {
+    "flatten-order": ("fc1's inputs are flattened in the other framework's order",
+                      "flatten channel-major in torch and channel-last in Keras, or permute fc1's rows when porting"),
+    "weight-layout": ("a kernel is transposed", "transpose the kernel when porting it"),
+    "pooling-kind": ("the pooling is of another kind", "pool as the reference does (max 2x2 in the CNN, the mean over "
+                                                       "the 42 positions in fastText)"),
+    "pooling-size": ("the pooling's window or stride differs", "pool 2x2 with stride 2"),
+    "pooling-axis": ("the mean runs over the wrong axis", "average over the 42 positions (axis 1)"),
+    "missing-activation": ("an activation is missing", "add the ReLU back"),
+    "activation-kind": ("an activation is of another kind", "use ReLU"),
+    "extra-activation": ("an activation the reference does not have", "remove it"),
+    "missing-bias": ("a layer has no bias", "give the layer its bias"),
+    "kernel-size": ("a kernel has another size", "use the reference's 3x3 kernels"),
+    "padding": ("a convolution is padded", "use 'valid' padding (padding=0)"),
+    "optimizer-defaults": ("the optimizer runs at a framework's default hyperparameters",
+                           "set every hyperparameter explicitly: Adadelta(lr 1.0, rho 0.9, eps 1e-6); "
+                           "Adam(1e-3, 0.9, 0.999) with Keras's epsilon-hat 1e-7"),
+    "epsilon-placement": ("Adam's epsilon sits in torch's place (added to sqrt(v-hat)) instead of Keras's "
+                          "epsilon-hat (added to sqrt(v) before bias correction)",
+                          "use the reference's AdamEpsilonHat (impls/torch_tweet_fasttext.py)"),
+    "optimizer-hyperparameter": ("an optimizer hyperparameter differs", "use the recipe's value"),
+    "optimizer-variant": ("the optimizer is a variant of the recipe's (AMSGrad)", "amsgrad=False"),
+    "lr-schedule": ("the learning-rate schedule differs", "x0.7 once per epoch (every 938 steps): StepLR(step_size=1, "
+                                                           "gamma=0.7) stepped per epoch, or ExponentialDecay(decay_steps="
+                                                           "938, decay_rate=0.7, staircase=True)"),
+    "batch-size": ("the recipe declares another batch size", "declare the recipe's batch size, or none"),
+    "double-softmax": ("the model outputs probabilities that the loss treats as logits (a double softmax)",
+                       "drop the final softmax, or declare output='probs' with a loss on probabilities"),
+    "from-logits": ("the loss expects probabilities but is given logits", "from_logits=True"),
+    "label-smoothing": ("the loss smooths the labels", "label_smoothing=0"),
+    "loss-reduction": ("the loss is summed over the batch instead of averaged", "reduction='mean'"),
+    "class-weights": ("the loss weights classes", "no class weights"),
+    "weight-penalty": ("the loss adds a weight penalty (L1, L2 or coupled weight decay)", "remove the penalty"),
+    "decoupled-weight-decay": ("the optimizer decays the weights (decoupled weight decay)", "weight_decay=0"),
+    "gradient-clipping": ("the gradients are clipped", "no clipping"),
+    "dropout-rate": ("a dropout has another rate", "use the reference's rates (0.25 after conv2, 0.5 after fc1)"),
+    "dropout-kind": ("a dropout drops whole channels or rows instead of elements", "use element-wise Dropout"),
+    "dropout-position": ("a dropout sits elsewhere", "put it where the reference has it"),
+    "missing-dropout": ("a dropout is missing", "add it back"),
+    "extra-stochastic-op": ("a stochastic op the reference does not have", "remove it"),
+    "masked-mean": ("padding is left out of the mean", "average over all 42 positions, padding included (no mask)"),
+    "padding-idx": ("the padding id's embedding is frozen (padding_idx)", "no padding_idx"),
+}
+
+# A hypothesis's operator (the part of its id between the network and "@") -> its cause.
+CAUSE_OF = (
+    ("flatten-order*", "flatten-order"), ("pool-kind*", "pooling-kind"), ("pool-size*", "pooling-size"),
+    ("pool-stride*", "pooling-size"), ("wrong-axis", "pooling-axis"), ("activation-removed", "missing-activation"),
+    ("relu-to-*", "activation-kind"), ("activation-added", "extra-activation"), ("bias-removed", "missing-bias"),
+    ("kernel=*", "kernel-size"), ("padding=*", "padding"), ("*=keras-default*", "optimizer-defaults"),
+    ("epsilon=torch-default", "optimizer-defaults"), ("eps=torch-default", "epsilon-placement"),
+    ("eps=1e-7-torch-placement", "epsilon-placement"),
+    ("lr-x*", "optimizer-hyperparameter"), ("rho-x*", "optimizer-hyperparameter"), ("eps-x*", "optimizer-hyperparameter"),
+    ("epsilon*-x*", "optimizer-hyperparameter"), ("beta?=*", "optimizer-hyperparameter"),
+    ("amsgrad", "optimizer-variant"), ("gamma*", "lr-schedule"), ("step_size*", "lr-schedule"),
+    ("decay_steps*", "lr-schedule"), ("staircase*", "lr-schedule"), ("batch_size*", "batch-size"),
+    ("probabilities-as-logits", "double-softmax"), ("from_logits=False", "from-logits"),
+    ("label-smoothing*", "label-smoothing"), ("reduction=*", "loss-reduction"), ("class-weights", "class-weights"),
+    ("weight-decay-coupled*", "weight-penalty"), ("l1=*", "weight-penalty"), ("l2=*", "weight-penalty"),
+    ("weight-decay-decoupled*", "decoupled-weight-decay"), ("clip-norm*", "gradient-clipping"),
+    ("rate*", "dropout-rate"), ("channel-wise", "dropout-kind"), ("per-sample", "dropout-kind"),
+    ("moved-*", "dropout-position"), ("dropout-removed", "missing-dropout"), ("extra-dropout", "extra-stochastic-op"),
+    ("embedding-dropout", "extra-stochastic-op"), ("extra-spatial-dropout", "extra-stochastic-op"),
+    ("gaussian-*", "extra-stochastic-op"),
+    ("masked-mean", "masked-mean"), ("mask_zero", "masked-mean"), ("padding-idx*", "padding-idx"),
+)
+PROBES = ("forward", "train_forward", "loss", "grads", "optimizer", "schedule", "stochastic", "declared")
+
+
+def cause_of(mutant_id: str) -> str | None:
+    """The cause a mutant or hypothesis operator stands for (None: not in the catalogue)."""
+    operator = mutant_id.split(".", 1)[1].rsplit("@", 1)[0]
+    return next((cause for pattern, cause in CAUSE_OF if fnmatch.fnmatchcase(operator, pattern)), None)
+
+
+@dataclass
+class Probes:
+    """What one twin does from given weights (None where it cannot: no recipe, shapes refused)."""
+
+    shapes: dict
+    values: dict = field(default_factory=dict)   # probe name -> array, float, tuple or dict
+
+
+@dataclass
+class Finding:
+    cause: str
+    sentence: str
+    hypothesis: str = ""
+
+
+def _probe_batch(network):
+    """32 test examples spread over the first 512 (both classes of the tweets, every MNIST digit)."""
+    x, y = real_batch(network, 512)
+    return x[::16], y[::16]
+
+
+def probes(twin, weights: dict | None) -> Probes:
+    """Run every probe on ``twin`` from ``weights`` (its own when None)."""
+    network = twin.network
+    if weights is not None:
+        twin.set_weights(weights)
+    start = twin.get_weights()
+    out = Probes({k: tuple(v.shape) for k, v in start.items()})
+    x, y = _probe_batch(network)
+    out.values["forward"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
+    stream = randomness.Stream(T.TRAIN_MODE_STREAM_SEED)
+    out.values["train_forward"] = to_log_probs(twin.forward(x, training=True, stream=stream), twin.output)
+    out.values["stochastic"] = (tuple(op.signature() for op in stream.ops), tuple(stream.unrecognised))
+    out.values["declared"] = dict(twin.declared)
+    try:
+        loss, grads = twin.loss_and_grads(x, y)
+    except NoRecipe:
+        return out
+    out.values["loss"], out.values["grads"] = float(loss), grads
+    out.values["schedule"] = np.asarray(twin.learning_rates(E.STEPS_PER_EPOCH[network], E.BUDGET_EPOCHS[network]),
+                                        np.float64)
+    rec = oracle.recording(network)
+    if set(start) == set(rec.start) and all(start[k].shape == rec.start[k].shape for k in start):
+        twin.set_weights(start)
+        for g in rec.grads[:T.DIAGNOSIS_OPTIMIZER_STEPS]:
+            twin.optimizer_step(g)
+        moved = twin.get_weights()
+        out.values["optimizer"] = {k: moved[k].astype(np.float64) - start[k] for k in start}
+    return out
+
+
+def _rel(a: dict, b: dict) -> float:
+    """Largest per-tensor max |a - b| / max |b|."""
+    worst = 0.0
+    for k in b:
+        scale = float(np.abs(b[k]).max(initial=0.0)) or 1.0
+        worst = max(worst, float(np.abs(np.asarray(a[k], np.float64) - b[k]).max(initial=0.0)) / scale)
+    return worst
+
+
+def _optimizer_distance(a: dict, b: dict) -> float:
+    """The optimizer dynamics check's own measure (suites/oracle.excess_error: beyond fp32 storage,
+    in units of each tensor's scale of update), after one global factor on ``a``: the learning
+    rate's value and schedule are the ``schedule`` probe's business."""
+    rec = oracle.recording("mnist_cnn" if "conv1.kernel" in b else "tweet_fasttext")
+    dot = sum(float(np.vdot(a[k], b[k])) for k in b)
+    norm = sum(float(np.vdot(b[k], b[k])) for k in b)
+    c = dot / norm if norm > 0 and dot > 0 else 1.0
+    steps = T.DIAGNOSIS_OPTIMIZER_STEPS
+    return max(oracle.excess_error(rec, k, a[k] / c, b[k], steps, rounded_sides=2) for k in b)
+
+
+def distance(name: str, a, b) -> float:
+    """How far probe ``name`` of two twins is apart, in the units of T.DIAGNOSIS_FLOOR[name]."""
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else float("inf")
+    if name == "declared":  # what both declare (a Keras model declares no batch size)
+        return 0.0 if all(a[k] == b[k] for k in a.keys() & b.keys()) else float("inf")
+    if name == "stochastic":
+        return 0.0 if a == b else float("inf")
+    if name in ("grads", "optimizer"):
+        if set(a) != set(b) or any(np.shape(a[k]) != np.shape(b[k]) for k in a):
+            return float("inf")
+        return _optimizer_distance(a, b) if name == "optimizer" else _rel(a, b)
+    if name == "loss":
+        return abs(a - b) / max(abs(b), 1e-12)
+    if np.shape(a) != np.shape(b):
+        return float("inf")
+    d = float(np.max(np.abs(a - b) / (np.abs(b) if name == "schedule" else 1.0), initial=0.0))
+    return d if np.isfinite(d) else float("inf")
+
+
+def _differs(name, a, b) -> bool:
+    return not distance(name, a.values.get(name), b.values.get(name)) <= T.DIAGNOSIS_FLOOR[name]
+
+
+@functools.lru_cache(maxsize=None)
+def _hypothesis_probes(network: str) -> tuple:
+    """(reference probes, [(hypothesis, probes)]) at the shared start weights; once per network."""
+    from impls import mutants
+
+    start = oracle.recording(network).start
+    ref = probes(registry.build(registry.reference("torch", network), seed=0), start)
+    out = []
+    for h in mutants.hypotheses(network):
+        twin = registry.build(_spec(h), seed=0)
+        try:
+            out.append((h, probes(twin, start)))
+        except Exception:  # shapes differ from the reference's: matched on the candidate's own weights
+            out.append((h, None))
+    return ref, out
+
+
+def _spec(h):
+    return registry.ImplSpec(f"hypothesis-{h.id}", h.network, "torch", h.id, f"impls.mutants:{h.key}", "candidate", h.doc)
+
+
+def _explains(cand: Probes, hyp: Probes, ref: Probes) -> list | None:
+    """The probes on which ``hyp`` explains the candidate's departure from the reference, or None
+    when it does not: it must match the candidate on every probe where it differs from the
+    reference, and the candidate must differ from the reference on at least one of them."""
+    domain = [n for n in PROBES if _differs(n, hyp, ref)]
+    if not domain or any(_differs(n, cand, hyp) for n in domain):
+        return None
+    return domain if any(_differs(n, cand, ref) for n in domain) else None
+
+
+def _evidence(name, cand, hyp, ref) -> str:
+    d_h, d_r = (distance(name, cand.values.get(name), p.values.get(name)) for p in (hyp, ref))
+    return f"{name} {d_h:.2g} from it, {d_r:.2g} from the reference"
+
+
+def fit_schedule(lrs: np.ndarray, steps_per_epoch: int) -> str:
+    """The learning-rate schedule in words: constant, x g every k steps, or x g per step."""
+    lrs = np.asarray(lrs, np.float64)
+    changes = np.flatnonzero(~np.isclose(lrs[1:], lrs[:-1], rtol=1e-9, atol=0)) + 1
+    if not len(changes):
+        return f"constant {lrs[0]:.4g}"
+    k = int(changes[0])
+    factor = lrs[k] / lrs[k - 1]
+    if k == 1 and len(changes) >= len(lrs) // 2:
+        return (f"x{factor:.6g} every step (x{factor ** steps_per_epoch:.4g} per {steps_per_epoch} steps): "
+                "decayed per batch")
+    return f"x{factor:.4g} every {k} steps"
+
+
+def _schedule_finding(cand: Probes, ref: Probes, network: str) -> Finding | None:
+    """The learning rate fitted directly: a constant factor on the recipe's at every step is the
+    base learning rate; any other difference is the schedule, named in its own terms."""
+    got, want = cand.values.get("schedule"), ref.values.get("schedule")
+    if got is None or want is None or not _differs("schedule", cand, ref):
+        return None
+    ratio = got / want
+    if np.allclose(ratio, ratio[0], rtol=T.DIAGNOSIS_FLOOR["schedule"], atol=0):
+        what, fix = CAUSES["optimizer-hyperparameter"]
+        return Finding("optimizer-hyperparameter", f"{what}: the learning rate is x{ratio[0]:.6g} the recipe's at every "
+                       f"step ({got[0]:.6g} where the recipe starts at {want[0]:.6g}). Fix: {fix}")
+    steps = E.STEPS_PER_EPOCH[network]
+    what, fix = CAUSES["lr-schedule"]
+    return Finding("lr-schedule", f"{what}: fitted {fit_schedule(got, steps)} from lr {got[0]:.4g}, where the recipe is "
+                   f"{fit_schedule(want, steps)} from {want[0]:.4g}. Fix: {fix}")
+
+
+def _stochastic_findings(cand: Probes, network: str) -> list[Finding]:
+    """The structural check's evidence read directly: each stochastic op against the literal list."""
+    got, unrecognised = cand.values["stochastic"]
+    want = [tuple(w) for w in E.STOCHASTIC_OPS[network]]
+    desc = lambda sig: randomness.StochasticOp(*sig).describe()  # noqa: E731
+    found = []
+
+    def add(cause, evidence):
+        what, fix = CAUSES[cause]
+        found.append(Finding(cause, f"{what}: {evidence}. Fix: {fix}"))
+
+    extra, missing = [g for g in got if g not in want], [w for w in want if w not in got]
+    for w in list(missing):
+        for g in [g for g in extra if g[3] == w[3] and g[0] == w[0]]:
+            cause = "dropout-rate" if g[1] == w[1] else "dropout-kind"
+            add(cause, f"{desc(g)} where the reference has {desc(w)}")
+            extra.remove(g), missing.remove(w)
+            break
+    for w in list(missing):
+        for g in [g for g in extra if g[:3] == w[:3]]:
+            add("dropout-position", f"{desc(g)} where the reference has it after {w[3]}")
+            extra.remove(g), missing.remove(w)
+            break
+    for g in extra:
+        add("extra-stochastic-op", desc(g))
+    for w in missing:
+        add("missing-dropout", f"no {desc(w)}")
+    if unrecognised:
+        add("extra-stochastic-op", f"random numbers drawn in training by {', '.join(unrecognised)}")
+    return found
+
+
+def _smoothing_finding(twin, cand: Probes) -> Finding | None:
+    """Label smoothing, fitted: the smoothed loss is linear in epsilon, (1 - eps) * L(y) + eps * L(u)
+    with u the uniform target, so eps = (L_cand - L(y)) / (L(u) - L(y)); it must come out the
+    same on two batches, within (0, 1)."""
+    if "loss" not in cand.values:
+        return None
+    eps = []
+    for x, y in (_probe_batch(twin.network), _second_batch(twin.network)):
+        out = twin.forward(x)
+        lp = to_log_probs(out, twin.output).astype(np.float64)
+        hard = _nll(lp, y, twin.network)
+        uniform = float(np.mean(-lp.mean(axis=1)))
+        got = twin.loss_value(out, y)
+        eps.append((got - hard) / (uniform - hard) if uniform != hard else 0.0)
+    if not (0.001 < eps[0] < 1 and abs(eps[0] - eps[1]) <= 1e-3 * eps[0]):
+        return None
+    what, fix = CAUSES["label-smoothing"]
+    return Finding("label-smoothing", f"{what}: the loss is (1 - eps) * the recipe's + eps * the loss against uniform "
+                   f"targets, eps fitted {eps[0]:.4g} and {eps[1]:.4g} on two batches. Fix: {fix}")
+
+
+def _second_batch(network):
+    x, y = real_batch(network, 1024)
+    return x[512::16], y[512::16]
+
+
+def _nll(lp, y, network) -> float:
+    """Mean negative log-likelihood of the labels from log-probs (N, K); K = 2 columns for the
+    tweets (log(1 - p), log p)."""
+    return float(np.mean(-lp[np.arange(len(y)), np.asarray(y).astype(int).ravel()]))
+
+
+def _layer_shapes(twin) -> list:
+    """(kind, parameter count) of every parameterised layer, in model order: framework-neutral."""
+    return [(layer.kind, layer.trainable + layer.non_trainable) for layer in twin.param_layers()]
+
+
+def _structural_findings(twin) -> list[Finding]:
+    """For a candidate whose weights cannot be mapped onto the reference's: the hypotheses whose
+    parameterised layers have exactly the candidate's parameter shapes."""
+    ref, hyps = _hypothesis_probes(twin.network)
+    x, _ = _probe_batch(twin.network)
+    twin.forward(x[:2])
+    got, findings = _layer_shapes(twin), []
+    for h, _ in hyps:
+        cause = cause_of(h.id)
+        if cause is None or cause in {f.cause for f in findings}:
+            continue
+        hyp = registry.build(_spec(h), seed=0)
+        hyp.forward(x[:2])
+        if _layer_shapes(hyp) == got:
+            what, fix = CAUSES[cause]
+            findings.append(Finding(cause, f"{what}: its parameterised layers have exactly the parameter counts of the "
+                                    f"reference with {h.doc} ({', '.join(f'{k} {n:,}' for k, n in got)}). Fix: {fix}", h.id))
+    return findings
+
+
+def diagnose(twin) -> list[Finding]:
+    """The catalogue causes whose hypotheses explain the twin's departure from the reference."""
+    ref, hyps = _hypothesis_probes(twin.network)
+    shared = oracle.recording(twin.network).start
+    try:
+        shapes = {k: tuple(v.shape) for k, v in twin.get_weights().items()}
+    except CandidateError:  # weights that map onto no reference weight: compare the layers' shapes
+        return _structural_findings(twin)
+    own_weights = shapes != {k: tuple(v.shape) for k, v in shared.items()}
+    try:
+        cand = probes(twin, None if own_weights else shared)
+    except (CandidateError, FloatingPointError, ValueError, RuntimeError):
+        return []  # it crashes where the probes run: the failing checks' messages say where
+    findings = [f for f in (_schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand)) if f]
+    findings += _stochastic_findings(cand, twin.network)
+    seen = {f.cause for f in findings}
+    for h, hp in hyps:
+        cause = cause_of(h.id)
+        if cause is None or cause in seen:
+            continue
+        if own_weights:
+            hp = _probes_on(h, twin)  # the candidate's own weights, where the hypothesis accepts them
+        domain = _explains(cand, hp, ref) if hp is not None else None
+        if domain is None:
+            continue
+        seen.add(cause)
+        what, fix = CAUSES[cause]
+        evidence = "; ".join(_evidence(n, cand, hp, ref) for n in domain)
+        findings.append(Finding(cause, f"{what}: it behaves as the reference with {h.doc} ({evidence}). Fix: {fix}", h.id))
+    return _merged(findings)
+
+
+def _merged(findings: list) -> list:
+    """One finding per cause (their evidence joined); a framework's defaults, when matched, stand
+    for the bare learning-rate ratio the schedule fit also sees."""
+    causes = [f.cause for f in findings]
+    if "optimizer-defaults" in causes:
+        findings = [f for f in findings if not (f.cause == "optimizer-hyperparameter" and not f.hypothesis)]
+    out: dict = {}
+    for f in findings:
+        if f.cause in out:
+            out[f.cause].sentence = out[f.cause].sentence.split(". Fix: ")[0] + "; and " + \
+                f.sentence.split(": ", 1)[1]
+        else:
+            out[f.cause] = Finding(f.cause, f.sentence, f.hypothesis)
+    return list(out.values())
+
+
+def _probes_on(h, twin) -> Probes | None:
+    hyp = registry.build(_spec(h), seed=0)
+    try:
+        return probes(hyp, twin.get_weights())
+    except Exception:
+        return None
+
+
+def explain(spec, failed: list, details: dict) -> list[str]:
+    """The terminal and report lines for a rejected candidate: one per likely cause, or the
+    unknown cause with the first divergence (never a guess)."""
+    try:
+        findings = diagnose(registry.build(spec, seed=0))
+    except Exception as exc:  # the candidate cannot even be built or probed: its checks say why
+        findings, note = [], f" (the probes could not run: {type(exc).__name__}: {exc})"
+    else:
+        note = ""
+    if findings:
+        return [f"likely cause [{f.cause}]: {f.sentence}" for f in findings]
+    first = f"{failed[0]}: {details.get(failed[0], '')}" if failed else "none"
+    return [f"likely cause: unknown{note}; no hypothesis of the catalogue explains it. First divergence: {first}"[:600]]
