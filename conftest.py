@@ -68,7 +68,11 @@ def _add_run_options(group):
 
 
 def _add_record_options(group):
-    """What the run writes and is held to: baselines and the conformance report."""
+    """What the run writes and is held to: baselines, the conformance report, the diagnosis."""
+    group.addoption(
+        "--no-diagnosis", action="store_true", default=False,
+        help="with --impl: skip the likely-cause search for a rejected candidate (suites/diagnosis.py, "
+             "~1-3 s per candidate after ~1-3 min of probing the hypotheses once per network).")
     group.addoption(
         "--save-baseline", metavar="NAME", default=None,
         help="write this run (versions, every outcome, measurements, convergence, benchmark medians) to "
@@ -217,14 +221,21 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "keras" in _frameworks_involved(item):
                 item.add_marker(pytest.mark.skip(reason=frameworks.TF_MISSING))
-    if not frameworks.gpu_available():
-        for item in items:
-            if "gpu" in item.keywords:
-                if config.getoption("--require-gpu"):
-                    item.twinbench_require_gpu = True
-                else:
-                    item.add_marker(pytest.mark.skip(reason="no GPU visible to torch or tensorflow "
-                                                            "(use --require-gpu to make this a failure)"))
+    for item in items:
+        if "gpu" not in item.keywords:
+            continue
+        involved = _frameworks_involved(item)
+        if frameworks.TF_MISSING and "keras" in involved:
+            continue  # skipped above: TensorFlow is not installed here
+        blind = sorted(f for f in involved if not frameworks.gpu_available(f)) if involved else \
+            ([] if frameworks.gpu_available() else ["torch", "tensorflow"])
+        if not blind:
+            continue
+        if config.getoption("--require-gpu"):
+            item.twinbench_require_gpu = ", ".join(blind)
+        else:
+            item.add_marker(pytest.mark.skip(reason=f"no GPU visible to {' or '.join(blind)} "
+                                                    "(use --require-gpu to make this a failure)"))
     used = xfails.apply(items)
     whole_suite = (not run.candidates and not config.option.keyword
                    and not config.option.markexpr and list(config.args) == config.getini("testpaths"))
@@ -245,7 +256,7 @@ def pytest_deselected(items):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if getattr(item, "twinbench_require_gpu", False):
-        pytest.fail("--require-gpu was given but no GPU is visible to torch or tensorflow", pytrace=False)
+        pytest.fail(f"--require-gpu was given but no GPU is visible to {item.twinbench_require_gpu}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -367,7 +378,7 @@ def pytest_sessionfinish(session, exitstatus):
         baseline.save(run.save_to, snap)
         run.saved = run.save_to
     run.verdicts = _verdicts(run)  # once: the exit status here, the terminal summary and the report after
-    if exitstatus != pytest.ExitCode.INTERRUPTED:
+    if exitstatus != pytest.ExitCode.INTERRUPTED and not config.getoption("--no-diagnosis"):
         _diagnose(config, run)
     if run.candidates and exitstatus == pytest.ExitCode.OK:
         if any(not report.passed_verdict(word) for word, _ in run.verdicts.values()):

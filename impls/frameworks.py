@@ -14,6 +14,9 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")     # keep TF's C++ start-up chatter out of reports
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# cuBLAS needs a fixed workspace for deterministic results, set before CUDA initialises: without
+# it torch.use_deterministic_algorithms raises (or, with warn_only, silently is not deterministic).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 # TensorFlow's C++ start-up lines, written to fd 2 before absl logging is initialised (so
 # TF_CPP_MIN_LOG_LEVEL cannot silence them): dropped. Every other line is passed on.
@@ -123,5 +126,9 @@ def bench_devices() -> list:
     return ["cpu", "gpu"] + (["mps"] if mps else [])
 
 
-def gpu_available() -> bool:
-    return torch.cuda.is_available() or (tf is not None and bool(tf.config.list_physical_devices("GPU")))
+def gpu_available(framework: str | None = None) -> bool:
+    """Whether ``framework`` (torch, keras) sees a GPU; either of them with None. One predicate per
+    framework: a lent machine may have a GPU that torch sees and TensorFlow does not."""
+    torch_gpu = torch.cuda.is_available()
+    keras_gpu = tf is not None and bool(tf.config.list_physical_devices("GPU"))
+    return {"torch": torch_gpu, "keras": keras_gpu}.get(framework, torch_gpu or keras_gpu)

@@ -87,7 +87,10 @@ class KerasTwin(Twin):
         return out
 
     def forward_on(self, device, x):
-        with tf.device("/GPU:0"):
+        """The eval-mode forward pinned to ``device`` ("cpu" or "gpu"): TensorFlow would otherwise
+        place it on the GPU whenever it sees one, and a CPU-vs-GPU comparison would compare the GPU
+        with itself."""
+        with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
             return self.forward(x)
 
     # -- structure -----------------------------------------------------------------------------

@@ -679,7 +679,7 @@ def _keras_mnist():
         loss=_keras_ce(from_logits=False))
     add("equivalent", "dropout-before-relu", "dropout2", "fc1 as Dense + Dropout + ReLU",
         layers=_k_relu_after_dropout, eq="dropout scales by a non-negative mask, and ReLU commutes with that")
-    add("equivalent", "schedule-as-piecewise", "schedule", "PiecewiseConstantDecay at every 938 steps",
+    add("equivalent", "schedule-as-piecewise", "schedule", "PiecewiseConstantDecay from step 938 on, every 938 steps",
         optimizer=_keras_piecewise, eq="the same learning rate at every step, written another way")
 
 
@@ -708,7 +708,7 @@ def _keras_piecewise():
     import keras
 
     ref = _keras_ref("mnist_cnn")
-    bounds = [ref.STEPS_PER_EPOCH * (e + 1) for e in range(30)]
+    bounds = [ref.STEPS_PER_EPOCH * (e + 1) - 1 for e in range(30)]  # values[i] while step <= bounds[i]
     values = [ref.LR * ref.GAMMA ** e for e in range(31)]
     return keras.optimizers.Adadelta(
         learning_rate=keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values), rho=ref.RHO, epsilon=ref.EPS)

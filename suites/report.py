@@ -570,10 +570,29 @@ def _targets(rows, roofline: dict) -> list[str]:
     return lines
 
 
+def _merged_rows(rows: list, previous: Path) -> list:
+    """This run's rows, plus the rows of an earlier run in the same folder that this run did not
+    time (a ``-m gpu`` run after a CPU one keeps the CPU figures, and the other way round). Each
+    row carries the time of the run that measured it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    rows = [dict(r, measured_at=r.get("measured_at", stamp)) for r in rows]
+    if not previous.exists():
+        return rows
+    try:
+        old = json.loads(previous.read_text()).get("rows", [])
+    except (ValueError, OSError):
+        return rows
+    key = lambda r: (r.get("network"), r.get("figure"), r.get("device"), r.get("name"))  # noqa: E731
+    seen = {key(r) for r in rows}
+    kept = [dict(r, measured_at=r.get("measured_at", "an earlier run")) for r in old if key(r) not in seen]
+    return sorted(rows + kept, key=lambda r: (r["network"] or "", r["figure"] or "", r["device"] or "", r["name"]))
+
+
 def write_speed_report(benchmarks, out: Path, versions: dict, devices: dict, roofline: dict) -> list[Path]:
     rows = benchmark_rows(benchmarks)
     if not rows:
         return []
+    rows = _merged_rows(rows, out / "speed.json")
     lines = ["# twinbench speed", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
              "Devices: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in devices.items()),
@@ -581,14 +600,15 @@ def write_speed_report(benchmarks, out: Path, versions: dict, devices: dict, roo
              + ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline.items()), "",
              "## Against the targets", ""] + _targets(rows, roofline) + [
              "", "## Figures", "",
-             "Median and interquartile range over the timed rounds. samples/s = samples per timed unit / median.", "",
-             "| network | figure | device | impl | median | IQR | rounds | samples/s | roofline |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Median and interquartile range over the timed rounds. samples/s = samples per timed unit / median. "
+             "Rows this run did not time are kept from earlier runs in this folder, with when they were measured.", "",
+             "| network | figure | device | impl | median | IQR | rounds | samples/s | roofline | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rate = f"{r['samples_per_s']:.4g}" if r["samples_per_s"] else "-"
         roof = f"{100 * r['roofline_fraction']:.2f}%" if r["roofline_fraction"] is not None else "-"
         lines.append(f"| {r['network']} | {r['figure']} | {r['device']} | {r['name']} | {_fmt_s(r['median_s'])} | "
-                     f"{_fmt_s(r['iqr_s'])} | {r['rounds']} | {rate} | {roof} |")
+                     f"{_fmt_s(r['iqr_s'])} | {r['rounds']} | {rate} | {roof} | {r['measured_at']} |")
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "speed.md", out / "speed.json", out / "speed.png"]
     atomic_write(written[0], "\n".join(lines) + "\n")

@@ -32,7 +32,7 @@ IMPL = {impl_arg!r}
 TEST = {nodeid!r}
 
 if __name__ == "__main__":
-    cmd = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", TEST, "--impl", IMPL]
+    cmd = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis", TEST, "--impl", IMPL]
     print("running:", " ".join(cmd), flush=True)
     sys.exit(1 if subprocess.call(cmd, cwd=ROOT) else 0)
 '''

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gpu
 
 def check_forward_parity_on_gpu(twin):
     x, _ = real_batch(twin.network, T.PARITY_BATCH)
-    cpu = twin.forward(x)
+    cpu = twin.forward_on("cpu", x)  # pinned: TensorFlow places an unpinned forward on the GPU
     gpu = twin.forward_on("gpu", x)
     diff, worst, ok = max_violation(gpu, cpu, T.FORWARD_ATOL, T.FORWARD_RTOL)
     assert ok, (f"{twin.name}: GPU output differs from CPU, max |diff| {diff:.3g} at {worst}, tolerance atol "

@@ -157,3 +157,19 @@ def test_mutant_corpus_covers_every_operator_family_on_every_subject():
     sample = [m for m in every if m.id in detection.MUTANT_SAMPLE]
     assert len(sample) == len(detection.MUTANT_SAMPLE) >= 40
     assert {m.family for m in sample} == set(mutants.FAMILIES) | {"equivalent"}
+
+
+def test_speed_report_keeps_the_rows_an_earlier_run_timed(tmp_path):
+    """A `-m gpu` run after a CPU run in the same folder adds its rows; it replaces only the rows
+    it timed again."""
+    import json
+
+    from suites import report
+
+    def row(device, median):
+        return {"network": "mnist_cnn", "figure": "epoch", "device": device, "name": "torch-module", "median_s": median}
+
+    (tmp_path / "speed.json").write_text(json.dumps({"rows": [row("cpu", 57.0), row("gpu", 2.4)]}))
+    merged = report._merged_rows([row("gpu", 0.6)], tmp_path / "speed.json")
+    assert [(r["device"], r["median_s"]) for r in merged] == [("cpu", 57.0), ("gpu", 0.6)]
+    assert merged[0]["measured_at"] == "an earlier run" and merged[1]["measured_at"] != "an earlier run"

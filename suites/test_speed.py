@@ -194,6 +194,7 @@ def test_variant_inference_batch1000(benchmark, spec, device, variant):
 
 @pytest.mark.gpu
 @pytest.mark.convergence
+@pytest.mark.frameworks("torch")
 def test_time_to_gate_gpu(benchmark, request):
     """Time-to-99% of the torch MNIST reference on the GPU (eager, data on the device)."""
     spec = registry.reference("torch", "mnist_cnn")

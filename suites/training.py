@@ -239,6 +239,6 @@ def trajectory(twin, dropout: bool, against: Trajectory | None = None) -> Trajec
     losses = twin.train_steps(x, y, TRAJECTORY_BATCH[network], T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,
                               dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None, after_step=keep)
     run = Trajectory(np.asarray(losses), weights, len(losses) == T.TRAJECTORY_STEPS)
-    if run.complete:
-        _TRAJECTORIES[key] = run
+    if run.complete and against is None:  # a partner's run, reused by every subject compared with it; a subject's
+        _TRAJECTORIES[key] = run          # is used once (its ~20 weight snapshots are ~100 MB for the CNN)
     return run
