@@ -847,10 +847,12 @@ def hypotheses(network: str) -> list:
 
 def _generate():
     if not _MUTANTS:
-        _torch_mnist()
-        _keras_mnist()
-        _torch_tweets()
-        _keras_tweets()
+        from impls import frameworks
+
+        keras = frameworks.keras is not None  # a torch-only machine: the Keras mutants cannot be built there
+        for generate in (_torch_mnist, _keras_mnist if keras else None, _torch_tweets, _keras_tweets if keras else None):
+            if generate is not None:
+                generate()
     return list(_MUTANTS)
 
 
