@@ -394,14 +394,14 @@ def _torch_tweets():
     add("loss/optimizer", "reduction=sum", "loss", "BCE summed over the batch", recipe=_torch_loss(net, reduction="sum"))
     add("loss/optimizer", "class-weights", "loss", "positives weighted 1.2 (pos_weight)", recipe=_torch_loss(net, pos_weight=1.2))
     add("loss/optimizer", "weight-decay-coupled=1e-4", "optimizer", "Adam weight_decay 1e-4 (added to the gradient)",
-        recipe=_torch_coupled_adam(1e-4))
+        recipe=_torch_adam_group(weight_decay=1e-4))
     add("loss/optimizer", "weight-decay-decoupled=1e-4", "optimizer", "decoupled weight decay 1e-4 (AdamW)",
         recipe=_torch_optimizer_class(net, _decoupled_decay(1e-4)))
     add("loss/optimizer", "l2=1e-3", "fc", "1e-3 * ||fc.weight||^2 added to the loss", recipe=_torch_penalty("fc", "l2", 1e-3))
     add("loss/optimizer", "l1=1e-3", "fc", "1e-3 * |fc.weight| added to the loss", recipe=_torch_penalty("fc", "l1", 1e-3))
     add("loss/optimizer", "clip-norm=0.1", "optimizer", "gradients clipped to global norm 0.1",
         recipe=_torch_optimizer_class(net, _clipped(0.1)))
-    add("loss/optimizer", "amsgrad", "optimizer", "Adam with AMSGrad", recipe=_torch_amsgrad())
+    add("loss/optimizer", "amsgrad", "optimizer", "Adam with AMSGrad", recipe=_torch_adam_group(amsgrad=True))
     add("loss/optimizer", "probabilities-as-logits", "fc", "a sigmoid after fc, fed to BCE-with-logits",
         layers=_insert_after("fc", "sigmoid", nn.Sigmoid))
     add("data", "padding-idx=0", "embedding", "nn.Embedding(padding_idx=0): row 0 never trained",
@@ -432,24 +432,15 @@ def _masked_embedding_mean(items):
     return [("embedding", MaskedMean()), ("fc", dict(items)["fc"])]
 
 
-def _torch_coupled_adam(wd):
+def _torch_adam_group(**settings):
+    """The reference's Adam (epsilon-hat) with param-group settings changed, e.g. weight_decay
+    (coupled: added to the gradient) or amsgrad."""
     ref = _torch_ref("tweet_fasttext")
 
     def make(params):
         opt = ref.AdamEpsilonHat(params, lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT)
         for group in opt.param_groups:
-            group["weight_decay"] = wd
-        return opt
-    return lambda r, model: r.update(optimizer=make)
-
-
-def _torch_amsgrad():
-    ref = _torch_ref("tweet_fasttext")
-
-    def make(params):
-        opt = ref.AdamEpsilonHat(params, lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT)
-        for group in opt.param_groups:
-            group["amsgrad"] = True
+            group.update(settings)
         return opt
     return lambda r, model: r.update(optimizer=make)
 
