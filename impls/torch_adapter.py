@@ -11,7 +11,7 @@ from impls import frameworks  # noqa: F401  (import order)
 import torch
 
 from fixtures import expected as E
-from impls import randomness
+from impls import randomness, torch_graph
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, layer_kind,
                            nchw_flat_to_nhwc_flat)
@@ -64,6 +64,7 @@ class TorchTwin(Twin):
         self.loss_fn, self.optimizer_fn, self.scheduler_fn = loss, optimizer, scheduler
         self.opt = None
         self.device = torch.device("cpu")
+        self.variant = "eager"  # or "graph" (impls/torch_graph.py); compile variants replace the model
         # Opt-in (recipe key "channels_last"): NHWC memory for convs, ~20% faster CPU training with
         # oneDNN, same results to fp32 rounding. Not imposed on candidates: x.view() breaks on it.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -319,6 +320,8 @@ class TorchTwin(Twin):
                 self.sched = self.scheduler_fn(self.opt) if self.scheduler_fn else None
             except Exception as exc:
                 raise CandidateError(f"the recipe's optimizer or scheduler raised {type(exc).__name__}: {exc}") from exc
+            if self.variant == "graph" and torch_graph.can_capture(self.device):
+                torch_graph.make_capturable(self.opt)
         return self.opt
 
     def optimizer_step(self, grads):
@@ -346,10 +349,17 @@ class TorchTwin(Twin):
         self._need_recipe()
         opt = self._optimizer()
         if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
-            self._fit_cache = (x, self._input(x), self._target(y))
-        _, xt, yt = self._fit_cache
+            xt, yt = self._input(x), self._target(y)
+            graphs = torch_graph.StepGraphs(self, xt, yt) if self.variant == "graph" else None
+            self._fit_cache = (x, xt, yt, graphs)
+        _, xt, yt, graphs = self._fit_cache
         order = torch.from_numpy(batch_order(len(x), epoch, seed)).to(self.device)
         self.model.train(True)
+        if graphs is not None:
+            mean = graphs.epoch(order, batch_size)
+            if self.sched is not None:
+                self.sched.step()
+            return mean
         total = torch.zeros((), dtype=torch.float32 if self.device.type == "mps" else torch.float64,
                             device=self.device)
         for start in range(0, len(order), batch_size):
@@ -362,6 +372,12 @@ class TorchTwin(Twin):
         if self.sched is not None:
             self.sched.step()
         return float(total) / len(order)
+
+    @property
+    def step_graphs(self):
+        """The graph variant's runner (impls/torch_graph.StepGraphs) for the dataset trained last;
+        None for eager training."""
+        return getattr(self, "_fit_cache", (None,) * 4)[3]
 
     def place(self, device):
         dev = torch.device({"gpu": "cuda"}.get(device, device))
@@ -389,12 +405,15 @@ class TorchTwin(Twin):
         return run
 
     def use_variant(self, variant):
-        if variant == "compile":
+        self.__dict__.pop("_fit_cache", None)
+        if variant == "graph":  # the whole training step in CUDA graphs (impls/torch_graph.py)
+            self.variant = "graph"
+        elif variant == "compile":
             self.model = torch.compile(self.model)
         elif variant == "cudagraphs":  # CUDA graphs through torch.compile's cudagraph trees
             self.model = torch.compile(self.model, mode="reduce-overhead")
         else:
-            raise ValueError(f"unknown torch variant {variant!r}; use 'compile' or 'cudagraphs'")
+            raise ValueError(f"unknown torch variant {variant!r}; use 'compile', 'cudagraphs' or 'graph'")
         self.opt = None
 
     def summary(self):

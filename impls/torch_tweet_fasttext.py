@@ -90,10 +90,35 @@ class AdamEpsilonHat(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure=None):
+        if any(group["capturable"] for group in self.param_groups):
+            return self._capturable_step()
         self.t += 1
         for group in self.param_groups:
             group["eps"] = self.epsilon_hat / math.sqrt(1 - group["betas"][1] ** self.t)
         return super().step(closure)
+
+    def _capturable_step(self):
+        """The same update with ``capturable=True`` (the speed suite's CUDA-graph variant): the step
+        count, bias corrections and eps are float64 tensors on the device, so a captured step
+        replays correctly at every t. Each operation mirrors torch's single-tensor Adam above."""
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float64, device=p.device)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                step += 1
+                exp_avg.lerp_(p.grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                bias_correction2_sqrt = (1 - beta2 ** step).sqrt()
+                step_size = group["lr"] / (1 - beta1 ** step)
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.epsilon_hat / bias_correction2_sqrt)
+                p.sub_(exp_avg / denom * step_size)
 
 
 def optimizer(params):

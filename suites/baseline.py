@@ -215,8 +215,8 @@ def current_snapshot(config) -> dict:
     from suites import report, training
 
     conv = {}
-    for (impl, seed, device), run in sorted(training.runs().items(), key=lambda kv: kv[0][1]):
-        key = impl if device == "cpu" else f"{impl}@{device}"
+    for (impl, seed, device, variant), run in sorted(training.runs().items(), key=lambda kv: kv[0][1]):
+        key = (impl if device == "cpu" else f"{impl}@{device}") + ("" if variant == "eager" else f"-{variant}")
         if key not in conv and run.epochs:  # the first (default) seed
             conv[key] = {"accuracy": run.epochs[-1]["accuracy"], "epochs_to_target": run.epochs_to_target,
                          "seconds_to_target": run.seconds_to_target, "seed": seed, "curve": run.curve}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import expected as E
 from fixtures.files import atomic_write, plot
 
 # Where checks write side products (summaries, plots); `make conform` and `make test` use reports/.
@@ -506,7 +507,9 @@ def write_trajectory_plot(out: Path, name: str, partner: str, a, b, label: str) 
 # Targets: figures to report against, never asserts (fixtures/expected.py holds expectations of
 # correctness; these are aspirations of speed, from the speed issue).
 CPU_TRAIN_ROOFLINE_TARGET = 0.7     # each framework's CPU training throughput / 2-thread sgemm roofline
-GPU_TORCH_EPOCH_TARGET_S = 1.0      # a torch MNIST epoch on an H100-class GPU, fastest variant with parity
+# A torch epoch on an H100-class GPU, fp32, TF32 off, fastest variant with parity (the whole step
+# in CUDA graphs, measured 0.618 s for MNIST and 0.132 s for the tweets in the speed issue's probes).
+GPU_TORCH_EPOCH_TARGET_S = {"mnist_cnn": 0.6, "tweet_fasttext": 0.15}
 
 
 def benchmark_rows(benchmarks) -> list[dict]:
@@ -550,16 +553,7 @@ def _targets(rows, roofline: dict) -> list[str]:
                              f"{best['achieved_gflops']:.3g} GFLOP/s = {100 * best['roofline_fraction']:.1f}% of the "
                              f"{roofline.get('cpu', float('nan')):.0f} GFLOP/s sgemm roofline; target "
                              f"{100 * CPU_TRAIN_ROOFLINE_TARGET:.0f}%: **{met}** ({best['name']})")
-    gpu = [r for r in rows if r["figure"] == "epoch" and r["device"] == "gpu" and r["framework"] == "torch"
-           and r["network"] == "mnist_cnn"]
-    if gpu:
-        best = min(gpu, key=lambda r: r["median_s"])
-        met = "meets" if best["median_s"] <= GPU_TORCH_EPOCH_TARGET_S else "misses"
-        lines.append(f"- GPU torch MNIST epoch: fastest variant with forward parity {best['name']}: "
-                     f"{_fmt_s(best['median_s'])}; target {GPU_TORCH_EPOCH_TARGET_S:g} s: **{met}**")
-    else:
-        lines.append(f"- GPU torch MNIST epoch (target {GPU_TORCH_EPOCH_TARGET_S:g} s): not measured in this run "
-                     "(no GPU visible; see reports/gpu/ for runs on a lent GPU machine)")
+    lines += _gpu_targets(rows, roofline)
     pipe = {r["name"]: r for r in rows if r["figure"] == "pipeline"}
     for fw in ("torch", "keras"):
         ours, seed = pipe.get(f"{fw}-ours"), pipe.get(f"{fw}-seed")
@@ -567,6 +561,45 @@ def _targets(rows, roofline: dict) -> list[str]:
             lines.append(f"- Input pipeline, {fw} MNIST: the seed's pipeline takes {seed['median_s'] / ours['median_s']:.2f}x "
                          f"ours ({_fmt_s(seed['median_s'])} vs {_fmt_s(ours['median_s'])} for "
                          f"{ours['extra_info'].get('steps')} steps)")
+    return lines
+
+
+def _gpu_targets(rows, roofline: dict) -> list[str]:
+    """Each network's torch GPU epoch (the fastest variant that passed its parity gates: a variant
+    that failed them is never timed), against the target, pytorch/examples' pipeline and the
+    roofline; and the time-to-gate of each variant."""
+    lines = []
+    for net, target in GPU_TORCH_EPOCH_TARGET_S.items():
+        gpu = [r for r in rows if r["figure"] == "epoch" and r["device"] == "gpu" and r["framework"] == "torch"
+               and r["network"] == net]
+        ours = [r for r in gpu if r["variant"] != "examples pipeline"]
+        if not ours:
+            lines.append(f"- GPU torch {net} epoch (target {target:g} s): not measured in this run (no GPU visible; "
+                         "see reports/gpu/ for runs on a lent GPU machine)")
+            continue
+        best = min(ours, key=lambda r: r["median_s"])
+        met = "meets" if best["median_s"] <= target else "misses"
+        each = ", ".join(f"{r['name']} {_fmt_s(r['median_s'])}" for r in sorted(ours, key=lambda r: r["median_s"]))
+        line = f"- GPU torch {net} epoch: fastest {best['name']} {_fmt_s(best['median_s'])}; target {target:g} s: **{met}** ({each})"
+        examples = next((r for r in gpu if r["variant"] == "examples pipeline"), None)
+        if examples:
+            line += f"; pytorch/examples' pipeline {_fmt_s(examples['median_s'])}, {examples['median_s'] / best['median_s']:.1f}x slower"
+        flops = E.FLOPS_PER_SAMPLE[net]["train"] * (best["extra_info"].get("samples") or 0)
+        if net == "tweet_fasttext":
+            line += "; memory-bound (~7 kFLOP per tweet), so the sgemm roofline is no yardstick"
+        elif roofline.get("gpu") and flops:
+            floor = flops / (roofline["gpu"] * 1e9)
+            line += f"; at the sgemm roofline an epoch would take {_fmt_s(floor)} (the fastest takes {best['median_s'] / floor:.1f}x that)"
+        lines.append(line)
+    for r in rows:
+        info = r["extra_info"]
+        if r["figure"] == "time-to-gate" and info.get("seconds_to_gate"):
+            mean = info.get("olympic_seconds_to_gate")
+            lines.append(f"- GPU time to {E.GATE_PERMILLE[r['network']] / 10:g}% ({r['name']}): "
+                         + (f"olympic mean {mean:.3g} s, {info.get('olympic_epochs_to_gate'):.3g} epochs, over seeds "
+                            if len(info["seeds"]) >= 3 and mean is not None else "seed ")
+                         + ", ".join(f"{s}: {e} epochs {t:.3g} s" if t is not None else f"{s}: not reached"
+                                     for s, e, t in zip(info["seeds"], info["epochs_to_gate"], info["seconds_to_gate"])))
     return lines
 
 
@@ -592,7 +625,17 @@ def write_speed_report(benchmarks, out: Path, versions: dict, devices: dict, roo
     rows = benchmark_rows(benchmarks)
     if not rows:
         return []
-    rows = _merged_rows(rows, out / "speed.json")
+    return write_speed_rows(_merged_rows(rows, out / "speed.json"), out, versions, devices, roofline)
+
+
+def rerender_speed(out: Path) -> list[Path]:
+    """Write speed.md and .png again from ``out/speed.json`` (its rows, versions and devices as
+    measured): a report from a lent GPU machine, re-rendered after a change to this module."""
+    payload = json.loads((out / "speed.json").read_text())
+    return write_speed_rows(payload["rows"], out, payload["versions"], payload["devices"], payload["roofline_gflops"])
+
+
+def write_speed_rows(rows: list, out: Path, versions: dict, devices: dict, roofline: dict) -> list[Path]:
     lines = ["# twinbench speed", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
              "Devices: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in devices.items()),

@@ -50,3 +50,23 @@ def test_mnist_input_pipeline(benchmark, framework, pipeline):
     benchmark.pedantic(run, args=(twin, steps), rounds=3, warmup_rounds=1, iterations=1)
     if not benchmark.disabled:
         benchmark.extra_info["samples_per_s"] = steps * BATCH / benchmark.stats.stats.median
+
+
+@pytest.mark.gpu
+@pytest.mark.frameworks("torch")
+def test_mnist_examples_pipeline_epoch_gpu(benchmark):
+    """One epoch of pytorch/examples' own pipeline on the GPU (DataLoader with per-sample transforms,
+    1 worker, pin_memory): what test_speed's epoch figures (eager, graph) are compared with."""
+    from impls import seed_pipelines
+
+    twin = registry.build(registry.reference("torch", "mnist_cnn"))
+    twin.place("gpu")
+    benchmark.group = "mnist_cnn epoch gpu"
+    benchmark.name = "torch-module-examples-pipeline"
+    samples = len(D.mnist_idx_arrays("train")[1])
+    benchmark.extra_info.update({"network": "mnist_cnn", "framework": "torch", "device": "gpu",
+                                 "variant": "examples pipeline", "figure": "epoch", "samples": samples})
+    benchmark.pedantic(seed_pipelines.examples_pipeline_epoch, args=(twin,), rounds=1, warmup_rounds=0,
+                       iterations=1)
+    if not benchmark.disabled:
+        benchmark.extra_info["samples_per_s"] = samples / benchmark.stats.stats.median

@@ -40,6 +40,7 @@ class Run:
     spec: object
     seed: int
     device: str = "cpu"
+    variant: str = "eager"  # a speed variant of torch training (test_speed: "graph")
     epochs: list = field(default_factory=list)  # one record per trained epoch
     twin: object = field(default=None, repr=False)
     started: float = field(default_factory=time.perf_counter)
@@ -64,16 +65,16 @@ class Run:
 
     def record(self) -> dict:
         return {"impl": self.spec.id, "framework": self.spec.framework, "network": self.network,
-                "seed": self.seed, "device": self.device, "epochs": list(self.epochs),
+                "seed": self.seed, "device": self.device, "variant": self.variant, "epochs": list(self.epochs),
                 "epochs_to_target": self.epochs_to_target, "seconds_to_target": self.seconds_to_target,
                 "wall_seconds": time.perf_counter() - self.started}
 
 
-_RUNS: dict = {}  # (impl id, seed, device) -> Run
+_RUNS: dict = {}  # (impl id, seed, device, variant) -> Run
 
 
 def runs() -> dict:
-    """Every convergence run of this session: (impl id, seed, device) -> Run."""
+    """Every convergence run of this session: (impl id, seed, device, variant) -> Run."""
     return dict(_RUNS)
 
 
@@ -90,6 +91,8 @@ def _train_one_epoch(run: Run, progress=None) -> dict:
         run.twin = registry.build(run.spec, seed=run.seed)
         if run.device != "cpu":
             run.twin.place(run.device)
+        if run.variant != "eager":
+            run.twin.use_variant(run.variant)
     epoch = len(run.epochs)
     t0 = time.perf_counter()
     loss = run.twin.fit_epoch(xtr, ytr, epoch, E.TRAIN_BATCH[run.network], run.seed)
@@ -104,28 +107,28 @@ def _train_one_epoch(run: Run, progress=None) -> dict:
 
 
 def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, device: str = "cpu",
-          progress=None) -> Run:
+          progress=None, variant: str = "eager") -> Run:
     """Train ``spec`` (resuming this session's run if there is one) until it has trained
     ``epochs`` epochs, or, with ``to_gate``, until it first meets the gate, whichever comes first
     within the budget. ``epochs=None`` means the whole budget."""
-    key = (spec.id, seed, device)
-    run = _RUNS.setdefault(key, Run(spec, seed, device))
+    key = (spec.id, seed, device, variant)
+    run = _RUNS.setdefault(key, Run(spec, seed, device, variant))
     want = min(epochs or E.BUDGET_EPOCHS[spec.network], E.BUDGET_EPOCHS[spec.network])
     while len(run.epochs) < want and not (to_gate and run.epochs_to_target):
         _train_one_epoch(run, progress)
     return run
 
 
-def train_to_gate(spec, seed: int, full: bool, progress=None, device: str = "cpu") -> Run:
+def train_to_gate(spec, seed: int, full: bool, progress=None, device: str = "cpu", variant: str = "eager") -> Run:
     """Time-to-accuracy: the first epoch at or above the gate; ``full`` trains the whole budget."""
-    return train(spec, seed, None, to_gate=not full, device=device, progress=progress)
+    return train(spec, seed, None, to_gate=not full, device=device, progress=progress, variant=variant)
 
 
 def same_epochs(runs_: list, progress=None) -> int:
     """Extend every run to the epochs of the longest one (agreement compares equal curves)."""
     n = max(len(r.epochs) for r in runs_)
     for r in runs_:
-        train(r.spec, r.seed, n, to_gate=False, device=r.device, progress=progress)
+        train(r.spec, r.seed, n, to_gate=False, device=r.device, progress=progress, variant=r.variant)
     return n
 
 
