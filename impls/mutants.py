@@ -801,6 +801,19 @@ def _torch_l2_everywhere(lam):
     return edit
 
 
+def _kernel_transposed(conv):
+    """``conv`` applying its kernel with height and width exchanged (a kernel ported in the wrong
+    layout; its shape, 3 x 3, gives nothing away)."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class KernelTransposedConv2d(nn.Conv2d):
+        def forward(self, x):
+            return F.conv2d(x, self.weight.transpose(2, 3), self.bias, self.stride, self.padding)
+
+    return KernelTransposedConv2d(conv.in_channels, conv.out_channels, conv.kernel_size)
+
+
 def hypotheses(network: str) -> list:
     """What diagnosis (suites/diagnosis.py) matches a rejected candidate against: the torch mutants
     of the network (torch is always installed, and a mutant of either framework has its torch twin
@@ -811,6 +824,8 @@ def hypotheses(network: str) -> list:
     if network == "mnist_cnn":
         extra.append(("optimizer=keras-defaults", "optimizer", "Adadelta with Keras's defaults (lr 0.001, rho 0.95, eps 1e-7)",
                       _torch(network, recipe=_torch_optimizer(network, lr=0.001, rho=0.95, eps=1e-7))))
+        extra += [("kernel-transposed", conv, f"{conv}'s kernel applied transposed (height <-> width)",
+                   _torch(network, layers=_replace(conv, _kernel_transposed))) for conv in ("conv1", "conv2")]
     else:
         ref = _torch_ref(network)
         extra += [

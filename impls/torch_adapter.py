@@ -54,6 +54,29 @@ def _from_canonical(kind: str, pname: str, value: np.ndarray, flat_hwc) -> np.nd
     return value
 
 
+class _ParameterUse(torch.overrides.TorchFunctionMode):
+    """Sees every torch function that takes a layer's parameter directly, and calls
+    ``on_use(owner name, activation, result)`` with the call's first tensor argument that is not a
+    parameter. Module hooks see a layer only when it is called as a module; a functional forward
+    (``F.conv2d(x, self.conv2.weight, self.conv2.bias)``) uses it without calling it."""
+
+    def __init__(self, owners, on_use):
+        super().__init__()
+        self.owner_of = {id(p): name for name, m in owners for p in m.parameters(recurse=False)}
+        self.on_use = on_use
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        values = (*args, *kwargs.values())
+        owner = next((self.owner_of[id(v)] for v in values if id(v) in self.owner_of), None)
+        if owner is not None and isinstance(result, torch.Tensor):
+            activation = next((v for v in values if isinstance(v, torch.Tensor) and id(v) not in self.owner_of), None)
+            if activation is not None:  # a layer applied (not its weight transposed, say)
+                self.on_use(owner, activation, result)
+        return result
+
+
 class TorchTwin(Twin):
     framework = "torch"
 
@@ -167,17 +190,31 @@ class TorchTwin(Twin):
                 rec.out_value = _canon_value(output, None)
             records.append(rec)
 
+        functional = []  # records of layers used without a module call, as (index in records, owner)
+        owners = dict(self._owners())
+
+        def used(owner, activation, result):
+            kind = layer_kind(type(owners[owner]).__name__)
+            if kind != "other":
+                hook(owners[owner], (activation,), result, owner)
+                functional.append((len(records) - 1, owner))
+
         for name, m in self._leaves():
             hooks.append(m.register_forward_hook(functools.partial(hook, name=name)))
         output, error = None, None
         try:
-            output = self.forward(x, training=training)
+            with _ParameterUse(owners.items(), used):
+                output = self.forward(x, training=training)
         except CandidateError as exc:
             error = str(exc)
         finally:
             for h in hooks:
                 h.remove()
-        return Trace(records, output, error)
+        # A layer called as a module is recorded by its hook (its own parameters' use inside it is not
+        # a second layer); one only ever used functionally keeps the records of its uses.
+        called = {rec.name for i, rec in enumerate(records) if i not in {j for j, _ in functional}}
+        drop = {j for j, owner in functional if owner in called}
+        return Trace([rec for i, rec in enumerate(records) if i not in drop], output, error)
 
     def _flat_inputs(self) -> dict:
         """Modules whose input is NCHW-flattened conv features: name -> (H, W, C)."""
@@ -232,12 +269,17 @@ class TorchTwin(Twin):
                 stream.unrecognised.append(f"{name} ({type(module).__name__})")
                 state[0] = now
 
+        def used(owner, activation, result):  # a layer applied functionally, F.conv2d(x, self.conv2.weight, ...)
+            if owner in refs:
+                stream.after = refs[owner]
+
         hooks = [m.register_forward_hook(functools.partial(after, name=n))
                  for n, m in dict(self._leaves() + self._owners()).items()]
         for name, granularity in _DROPOUT_FUNCTIONS.items():
             setattr(F, name, self._fed_dropout(stream, name, granularity))
         try:
-            yield
+            with _ParameterUse(self._owners(), used):
+                yield
         finally:
             for name, fn in saved.items():
                 setattr(F, name, fn)

@@ -87,7 +87,7 @@ CAUSES = {
 
 # A hypothesis's operator (the part of its id between the network and "@") -> its cause.
 CAUSE_OF = (
-    ("flatten-order*", "flatten-order"), ("pool-kind*", "pooling-kind"), ("pool-size*", "pooling-size"),
+    ("flatten-order*", "flatten-order"), ("kernel-transposed", "weight-layout"), ("pool-kind*", "pooling-kind"), ("pool-size*", "pooling-size"),
     ("pool-stride*", "pooling-size"), ("wrong-axis", "pooling-axis"), ("activation-removed", "missing-activation"),
     ("relu-to-*", "activation-kind"), ("activation-added", "extra-activation"), ("bias-removed", "missing-bias"),
     ("kernel=*", "kernel-size"), ("padding=*", "padding"), ("*=keras-default*", "optimizer-defaults"),

@@ -3,7 +3,8 @@
 ``--conform-report DIR`` writes ``DIR/repro/<candidate-id>.py``. The script runs that one check on
 the candidate, as the conformance run did (same ``--impl``, same test id), with the interpreter that
 wrote it; the check's message prints the divergence (the layer, the values, the tolerance). It
-exits 1 while the fault persists and 0 once it is fixed, so it can guard the fix in a user's CI.
+exits 1 while the fault persists and 0 once it is fixed, so it can guard the fix in a user's CI
+(2: the check could not run at all, e.g. the file or factory was renamed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ TEMPLATE = '''#!/usr/bin/env python3
 """twinbench repro: {impl} fails {check}.
 
 Reruns that one check on the candidate, as the conformance run that wrote this file did, and prints
-the divergence. Exit status 1 while the fault persists, 0 once it is fixed.
+the divergence. Exit status 1 while the fault persists, 0 once it is fixed, 2 when the check
+cannot be run any more.
 
     python {path}
 """
@@ -34,7 +36,12 @@ TEST = {nodeid!r}
 if __name__ == "__main__":
     cmd = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis", TEST, "--impl", IMPL]
     print("running:", " ".join(cmd), flush=True)
-    sys.exit(1 if subprocess.call(cmd, cwd=ROOT) else 0)
+    rc = subprocess.call(cmd, cwd=ROOT)
+    if rc not in (0, 1):  # not a verdict: the check could not run (renamed, not collected, usage error)
+        print(f"twinbench repro: the check could not be run (pytest exit status {{rc}}); the candidate's file, "
+              f"factory or test id has changed since this script was written: run the conformance again")
+        sys.exit(2)
+    sys.exit(rc)
 '''
 
 

@@ -126,3 +126,29 @@ def test_framework_skips_are_keyed_on_frameworks_not_names(tmp_path):
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert re.search(r"\b3 passed\b", out), out[-2000:]
+
+
+def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_path):
+    """As a user: a port rejected under --conform-report is told its likely cause and gets
+    DIR/repro/<candidate-id>.py; run in a subprocess, the repro prints the divergence and exits 1;
+    once the port's file is fixed, the same script exits 0."""
+    port = tmp_path / "port.py"
+    port.write_text("from impls.known_bad.torch_tweet_fasttext_masked_mean import factory  # noqa: F401\n")
+    out = tmp_path / "report"
+    proc = _pytest(f"--impl=tweet_fasttext={port}:factory", "-m", "equivalence", "-k", "check_forward_parity and into",
+                   f"--conform-report={out}")
+    assert proc.returncode == 1, f"exit {proc.returncode}\n{proc.stdout[-3000:]}"
+    assert "likely cause [masked-mean]" in proc.stdout, proc.stdout[-3000:]
+    scripts = sorted((out / "repro").glob("*.py"))
+    assert len(scripts) == 1, scripts
+    assert f"repro: python {scripts[0]}" in proc.stdout, proc.stdout[-3000:]
+
+    def repro():
+        return subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, timeout=600)
+
+    run = repro()
+    assert run.returncode == 1, f"exit {run.returncode}\n{run.stdout[-3000:]}{run.stderr[-2000:]}"
+    assert "max |diff|" in run.stdout, run.stdout[-3000:]   # the divergence, with its tolerance
+    port.write_text("from impls.torch_tweet_fasttext import module as factory  # noqa: F401\n")
+    run = repro()
+    assert run.returncode == 0, f"exit {run.returncode} after the fix\n{run.stdout[-3000:]}"
