@@ -55,25 +55,38 @@ def _from_canonical(kind: str, pname: str, value: np.ndarray, flat_hwc) -> np.nd
 
 
 class _ParameterUse(torch.overrides.TorchFunctionMode):
-    """Sees every torch function that takes a layer's parameter directly, and calls
-    ``on_use(owner name, activation, result)`` with the call's first tensor argument that is not a
-    parameter. Module hooks see a layer only when it is called as a module; a functional forward
-    (``F.conv2d(x, self.conv2.weight, self.conv2.bias)``) uses it without calling it."""
+    """Sees a layer applied without a module call: ``on_use(owner name, activation, result)`` for
+    every torch function given an activation and one of the layer's parameters, or a tensor made
+    from them alone (``self.fc.weight.T``). Module hooks see a layer only when it is called as a
+    module; a functional forward (``F.conv2d(x, self.conv2.weight, self.conv2.bias)``,
+    ``x @ self.fc.weight.T``) uses it without calling it. An activation is a tensor that is not
+    made from parameters and, when ``batch`` is given, has the batch as its first axis (a scalar,
+    a buffer of another shape, a regulariser's target are not)."""
 
-    def __init__(self, owners, on_use):
+    def __init__(self, owners, on_use, batch: int | None = None):
         super().__init__()
-        self.owner_of = {id(p): name for name, m in owners for p in m.parameters(recurse=False)}
-        self.on_use = on_use
+        self.derived = torch.utils.weak.WeakIdKeyDictionary()  # parameter, or tensor made from them -> owner
+        for name, m in owners:
+            for p in m.parameters(recurse=False):
+                self.derived[p] = name
+        self.on_use, self.batch = on_use, batch
+
+    def _batched(self, t) -> bool:
+        return t.dim() >= 1 and (self.batch is None or t.shape[0] == self.batch)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
-        values = (*args, *kwargs.values())
-        owner = next((self.owner_of[id(v)] for v in values if id(v) in self.owner_of), None)
-        if owner is not None and isinstance(result, torch.Tensor):
-            activation = next((v for v in values if isinstance(v, torch.Tensor) and id(v) not in self.owner_of), None)
-            if activation is not None:  # a layer applied (not its weight transposed, say)
-                self.on_use(owner, activation, result)
+        tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)]
+        owners = [self.derived.get(t) for t in tensors]
+        owner = next((o for o in owners if o is not None), None)
+        if owner is None or not isinstance(result, torch.Tensor):
+            return result
+        activation = next((t for t, o in zip(tensors, owners) if o is None and self._batched(t)), None)
+        if activation is not None and self._batched(result):
+            self.on_use(owner, activation, result)
+        elif activation is None and all(o is not None for o in owners):
+            self.derived[result] = owner  # the weight transposed, scaled, reshaped: still the layer's
         return result
 
 
@@ -114,7 +127,7 @@ class TorchTwin(Twin):
             raise CandidateError(f"forward raised {type(exc).__name__}: {exc}") from exc
 
     def forward(self, x, training=False, stream=None):
-        with torch.no_grad(), self._shared_randomness(stream if training else None):
+        with torch.no_grad(), self._shared_randomness(stream if training else None, len(x)):
             self.model.train(training)  # after the context: setting it up may run an eval-mode probe
             out = self._call(x)
         if not isinstance(out, torch.Tensor):
@@ -146,8 +159,9 @@ class TorchTwin(Twin):
         for name, m in self._leaves():
             hooks.append(m.register_forward_hook(lambda mod, i, o, name=name: order.setdefault(name, len(order))))
         shape = (2, 28, 28, 1) if self.network == "mnist_cnn" else (2, 42)
-        try:
-            self.forward(np.ones(shape, np.float32 if self.network == "mnist_cnn" else np.int64))
+        try:  # a layer applied functionally counts where it is first used
+            with _ParameterUse(self._owners(), lambda owner, a, r: order.setdefault(owner, len(order)), batch=2):
+                self.forward(np.ones(shape, np.float32 if self.network == "mnist_cnn" else np.int64))
         except CandidateError:
             pass  # fall back to registration order for what did not run
         finally:
@@ -203,7 +217,7 @@ class TorchTwin(Twin):
             hooks.append(m.register_forward_hook(functools.partial(hook, name=name)))
         output, error = None, None
         try:
-            with _ParameterUse(owners.items(), used):
+            with _ParameterUse(owners.items(), used, batch=len(x)):
                 output = self.forward(x, training=training)
         except CandidateError as exc:
             error = str(exc)
@@ -248,7 +262,7 @@ class TorchTwin(Twin):
         return dropout
 
     @contextlib.contextmanager
-    def _shared_randomness(self, stream):
+    def _shared_randomness(self, stream, batch=None):
         """Training mode with masks from ``stream``: F.dropout/dropout1d/2d/3d (what nn.Dropout* call)
         are fed the stream's masks; parameterised layers advance ``stream.after``; a module after
         which torch's generator advanced is recorded as unrecognised."""
@@ -278,7 +292,7 @@ class TorchTwin(Twin):
         for name, granularity in _DROPOUT_FUNCTIONS.items():
             setattr(F, name, self._fed_dropout(stream, name, granularity))
         try:
-            with _ParameterUse(self._owners(), used):
+            with _ParameterUse(self._owners(), used, batch):
                 yield
         finally:
             for name, fn in saved.items():
@@ -343,7 +357,7 @@ class TorchTwin(Twin):
 
     def loss_and_grads(self, x, y, training=False, stream=None):
         self._need_recipe()
-        with self._shared_randomness(stream if training else None):
+        with self._shared_randomness(stream if training else None, len(x)):
             self.model.train(training)
             self.model.zero_grad(set_to_none=True)
             out = self._call(x)
@@ -447,6 +461,9 @@ class TorchTwin(Twin):
         return run
 
     def use_variant(self, variant):
+        if self.opt is not None and any(self.opt.state.values()):
+            raise ValueError(f"{self.name}: choose the variant before training (it rebuilds the optimizer and "
+                             f"scheduler, which would reset their state)")
         self.__dict__.pop("_fit_cache", None)
         if variant == "graph":  # the whole training step in CUDA graphs (impls/torch_graph.py)
             self.variant = "graph"

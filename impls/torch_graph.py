@@ -17,6 +17,9 @@ no Python per layer, no kernel launches one by one, one synchronisation per epoc
   (the optimizer state, cuBLAS and cuDNN initialise outside capture). It is a real step of the
   recipe: nothing is trained twice or skipped.
 
+After replays, ``p.grad`` holds the buffers of the graph captured last, not necessarily the last
+step's gradients: read gradients from an eager step, never from this runner.
+
 Where CUDA graphs are not available (the CPU), capture is skipped: the same code path runs, with
 ``_Eager`` standing in for ``torch.cuda.CUDAGraph``, whose ``replay()`` runs the step from the same
 static buffers. That is what the CPU tests check (suites/test_speed.py): bit-identical training
@@ -92,14 +95,16 @@ class StepGraphs:
         self.captures = 0
         self.capture_seconds = 0.0  # host time spent capturing (re-captures included)
         self.eager_steps = 0
-        self.total = torch.zeros((), dtype=torch.float64, device=self.device)  # sum of loss x batch length
+        # sum of loss x batch length (float32 where the device has no float64: MPS)
+        self.total = torch.zeros((), dtype=torch.float32 if self.device.type == "mps" else torch.float64,
+                                 device=self.device)
 
     # -- the step, as captured ---------------------------------------------------------------
     def _body(self, index: torch.Tensor) -> None:
         loss = self.twin._loss(self.twin.model(self.xt[index]), self.yt[index])
         loss.backward()
         self.opt.step()
-        self.total += loss.detach().to(torch.float64) * index.numel()
+        self.total += loss.detach().to(self.total.dtype) * index.numel()
 
     def _zero_grad(self) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -118,7 +123,7 @@ class StepGraphs:
         torch.cuda.current_stream(self.device).wait_stream(side)
 
     def _capture(self, length: int, hyper: tuple) -> _Graph:
-        self.graphs.pop(length, None)  # a stale graph: its pool memory returns for the new capture
+        self.graphs.pop(length, None)  # a stale graph: released once the new one replaces it (the caller holds it)
         index = torch.zeros(length, dtype=torch.long, device=self.device)
         self.captures += 1
         if not self.capture:

@@ -102,6 +102,9 @@ class AdamEpsilonHat(torch.optim.Adam):
         count, bias corrections and eps are float64 tensors on the device, so a captured step
         replays correctly at every t. Each operation mirrors torch's single-tensor Adam above."""
         for group in self.param_groups:
+            unsupported = [k for k in ("weight_decay", "amsgrad", "maximize") if group.get(k)]
+            if unsupported:
+                raise NotImplementedError(f"AdamEpsilonHat's capturable step does not implement {', '.join(unsupported)}")
             beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p.grad is None:

@@ -321,7 +321,7 @@ def _smoothing_finding(twin, cand: Probes) -> Finding | None:
     for x, y in (_probe_batch(twin.network), _second_batch(twin.network)):
         out = twin.forward(x)
         lp = to_log_probs(out, twin.output).astype(np.float64)
-        hard = _nll(lp, y, twin.network)
+        hard = _nll(lp, y)
         uniform = float(np.mean(-lp.mean(axis=1)))
         got = twin.loss_value(out, y)
         eps.append((got - hard) / (uniform - hard) if uniform != hard else 0.0)
@@ -337,7 +337,7 @@ def _second_batch(network):
     return x[512::16], y[512::16]
 
 
-def _nll(lp, y, network) -> float:
+def _nll(lp, y) -> float:
     """Mean negative log-likelihood of the labels from log-probs (N, K); K = 2 columns for the
     tweets (log(1 - p), log p)."""
     return float(np.mean(-lp[np.arange(len(y)), np.asarray(y).astype(int).ravel()]))
