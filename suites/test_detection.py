@@ -154,3 +154,17 @@ def test_detection(entry, request):
         f"{spec.id}: the checks that reject it changed. No longer rejecting: {', '.join(lost) or 'none'}. "
         f"Newly rejecting: {', '.join(gained) or 'none'}. If that is intended, regenerate "
         f"{DE.EXPECTED_FILE.name} (python -m fixtures.detection reports/detection.json) and argue it in the commit")
+
+
+def test_every_cause_in_the_catalogue_is_named_alone_for_some_candidate():
+    """Each cause id of the diagnosis catalogue is, for at least one faulty candidate of the corpus
+    (hand-written or mutant), the one cause diagnosed, as the detection literal records it (the
+    detection runs hold the literal to what they measure: make conform all of it, make test the
+    hand-written corpus and the sample)."""
+    alone = {}
+    for cid, want in sorted(EXPECTED.items()):
+        if len(want["diagnosis"]) == 1:
+            alone.setdefault(want["diagnosis"][0], cid)
+    missing = sorted(set(diagnosis.CAUSES) - set(alone))
+    assert not missing, (f"{len(missing)} of {len(diagnosis.CAUSES)} catalogue causes are never the one cause "
+                         f"named for a candidate: {', '.join(missing)}")
