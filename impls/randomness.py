@@ -24,7 +24,7 @@ class StochasticOp:
     """One stochastic op seen in a training-mode forward pass."""
 
     kind: str         # "dropout" | "gaussian_noise" | "gaussian_dropout"
-    granularity: str  # "element" | "channel" (one draw per sample and channel: Dropout2d, SpatialDropout2D)
+    granularity: str  # "element" | "channel" (one draw per sample and channel: Dropout2d, SpatialDropout2D) | "sample"
     rate: float       # drop probability (dropout) or stddev (noise)
     after: str        # the canonical parameterised layer it follows ("input" before the first)
     where: str = ""   # the framework's name for it (a layer, or the function called)
@@ -62,10 +62,13 @@ class Stream:
 
 def noise_granularity(canonical_noise_shape: tuple, canonical_shape: tuple) -> str:
     """"element" when the noise varies over every axis; "channel" when it is shared over the
-    spatial (or sequence) axes of each sample and channel."""
+    spatial (or sequence) axes of each sample and channel; "sample" when each sample draws once
+    (torch's Dropout1d on a (N, features) batch, which it reads as one unbatched (C, L))."""
     if tuple(canonical_noise_shape) == tuple(canonical_shape):
         return "element"
     shared = [i for i, (a, b) in enumerate(zip(canonical_noise_shape, canonical_shape)) if a == 1 and b != 1]
+    if len(canonical_shape) >= 2 and shared == list(range(1, len(canonical_shape))):
+        return "sample"
     return "channel" if shared and 0 not in shared and len(canonical_shape) - 1 not in shared else "other"
 
 

@@ -243,6 +243,8 @@ class TorchTwin(Twin):
             n, c, h, w = shape
             canon, noise = (n, h, w, c), ((n, 1, 1, c) if channel else (n, h, w, c))
             return canon, noise, lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+        if x.dim() == 2 and channel:  # Dropout1d on (N, F) reads it as one unbatched (C, L): one draw per row
+            return shape, (shape[0], 1), lambda a: torch.from_numpy(np.ascontiguousarray(a))
         if x.dim() == 3 and channel:  # Dropout1d on (N, C, L): canonical (N, L, C), one draw per (N, C)
             n, c, length = shape
             return (n, length, c), (n, 1, c), lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1)))
