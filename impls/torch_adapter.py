@@ -226,8 +226,9 @@ class TorchTwin(Twin):
                 h.remove()
         # A layer called as a module is recorded by its hook (its own parameters' use inside it is not
         # a second layer); one only ever used functionally keeps the records of its uses.
-        called = {rec.name for i, rec in enumerate(records) if i not in {j for j, _ in functional}}
-        drop = {j for j, owner in functional if owner in called}
+        uses = dict(functional)
+        called = {rec.name for i, rec in enumerate(records) if i not in uses}
+        drop = {j for j, owner in uses.items() if owner in called}
         return Trace([rec for i, rec in enumerate(records) if i not in drop], output, error)
 
     def _flat_inputs(self) -> dict:
