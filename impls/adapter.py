@@ -113,6 +113,7 @@ class Twin(abc.ABC):
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
         self.name, self.network, self.output, self.has_recipe = name, network, output, has_recipe
         self.declared: dict = {}  # recipe values the twin declares beyond loss and optimizer (batch_size, epochs)
+        self.spec = None  # the registry.ImplSpec it was built from (registry.build sets it)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}>"

@@ -299,7 +299,9 @@ def build(spec: ImplSpec, seed: int = 0) -> Twin:
                          loss=recipe.get("loss"), optimizer=recipe.get("optimizer"),
                          scheduler=recipe.get("scheduler"))
         twin.declared = {k: recipe[k] for k in ("batch_size", "epochs") if k in recipe}
-        return twin
-    from impls.keras_adapter import KerasTwin
+    else:
+        from impls.keras_adapter import KerasTwin
 
-    return KerasTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"))
+        twin = KerasTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"))
+    twin.spec = spec
+    return twin

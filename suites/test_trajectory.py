@@ -5,8 +5,10 @@ loss after every step and each layer's weights relative to that layer's movement
 after). Curves are plotted to reports/trajectories/.
 
 Runs for every twin: each build style, the known-bad twins and --impl candidates. The partner is
-trained in full once per session (suites/training.py caches it); the twin's run stops at the
-first step whose loss is out of tolerance, so a faulty twin costs a step or two, not 200.
+trained in full once per session (suites/training.py caches it). The twin is trained once for all
+its partners (a candidate has two) and stops at the first step whose loss is out of tolerance
+against all of them, so a faulty twin costs a step or two, not 200; each partner's check sees the
+run cut at its own first such step.
 """
 
 import functools
@@ -39,9 +41,10 @@ def _weight_problems(network, a: dict, b: dict, start: dict):
 
 def check_trajectory_parity(twin, partner, dropout=False):
     mode = "dropout on, shared masks" if dropout else "dropout off"
-    other = registry.build(registry.by_id(partner), seed=1)
-    b = training.trajectory(other, dropout)
-    a = training.trajectory(twin, dropout, against=b)
+    ids = [p.id for p in registry.partners(twin.spec)] if twin.spec is not None else [partner]
+    partners = {p: training.partner_trajectory(p, dropout) for p in ids + [partner] * (partner not in ids)}
+    a = training.subject_trajectory(twin, dropout, partner, partners)
+    b = partners[partner]
     report.write_trajectory_plot(report.REPORTS, twin.name, partner, a.losses, b.losses, mode)
     diff = np.abs(a.losses - b.losses[:len(a.losses)])
     tol = training.loss_tolerance(twin.network, len(diff))

@@ -218,22 +218,52 @@ def weight_tolerance(network: str, step: int) -> float:
     return drift[min(step // 20, len(drift) - 1)] * T.TRAJECTORY_DRIFT_MARGIN
 
 
-def trajectory(twin, dropout: bool, against: Trajectory | None = None) -> Trajectory:
-    """Train ``twin`` TRAJECTORY_STEPS steps from the shared start (eval mode, or training mode
-    with shared masks). With ``against`` (the partner's complete run), stop at the first step whose
-    loss is out of tolerance; a cut run is not cached (another partner retrains)."""
-    key = (twin.name, dropout)
-    run = _TRAJECTORIES.get(key)
-    if run is not None:
+def partner_trajectory(impl_id: str, dropout: bool) -> Trajectory:
+    """A partner's complete run: the reference ``impl_id`` trained TRAJECTORY_STEPS steps from the
+    shared start (eval mode, or training mode with shared masks), once per session and reused by
+    every subject compared with it."""
+    key = (impl_id, dropout)
+    if key not in _TRAJECTORIES:
+        _TRAJECTORIES[key] = _train_trajectory(registry.build(registry.by_id(impl_id), seed=1), dropout)
+    return _TRAJECTORIES[key]
+
+
+_SUBJECT: dict = {}  # the latest subject run: key, run, first step out of tolerance per partner
+
+
+def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Trajectory:
+    """The subject's run as ``partner`` sees it. The subject is trained once for all of
+    ``partners`` (id -> complete Trajectory) and stops at the first step whose loss is out of
+    tolerance against every one of them; each partner's view is cut at its own first such step
+    (that loss included, the weights before it), exactly as a run stopped against that partner
+    alone. Only the latest subject run is kept (its ~20 CNN weight snapshots are ~100 MB); the
+    checks of one subject run partner after partner, so the second reuses the first's training."""
+    key = (twin.name, repr(twin.spec), dropout, tuple(partners))
+    if _SUBJECT.get("key") != key:
+        _SUBJECT.clear()
+        run = _TRAJECTORIES.get((twin.name, dropout))  # a subject that is itself a partner: its complete run
+        if run is None:
+            tols = {p: loss_tolerance(twin.network, len(t.losses)) for p, t in partners.items()}
+            stop = lambda i, loss: all(not abs(loss - t.losses[i]) <= tols[p][i]  # noqa: E731 (NaN stops too)
+                                       for p, t in partners.items())
+            run = _train_trajectory(twin, dropout, stop)
+        first_bad = {}
+        for p, t in partners.items():
+            n = min(len(run.losses), len(t.losses))
+            bad = np.flatnonzero(~(np.abs(run.losses[:n] - t.losses[:n]) <= loss_tolerance(twin.network, n)))
+            first_bad[p] = int(bad[0]) if len(bad) else None
+        _SUBJECT.update(key=key, run=run, first_bad=first_bad)
+    run, s = _SUBJECT["run"], _SUBJECT["first_bad"][partner]
+    if s is None:
         return run
+    return Trajectory(run.losses[:s + 1], {k: w for k, w in run.weights.items() if k < s}, False)
+
+
+def _train_trajectory(twin, dropout: bool, stop=None) -> Trajectory:
     network = twin.network
     twin.set_weights(trajectory_start(network))
     x, y = D.split(network, "train", T.TRAJECTORY_STEPS * TRAJECTORY_BATCH[network])
     steps, weights = compared_steps(network), {}
-    stop = None
-    if against is not None:
-        tol = loss_tolerance(network, len(against.losses))
-        stop = lambda i, loss: not abs(loss - against.losses[i]) <= tol[i]  # noqa: E731  (NaN stops too)
 
     def keep(i):
         if i in steps:
@@ -241,7 +271,4 @@ def trajectory(twin, dropout: bool, against: Trajectory | None = None) -> Trajec
 
     losses = twin.train_steps(x, y, TRAJECTORY_BATCH[network], T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,
                               dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None, after_step=keep)
-    run = Trajectory(np.asarray(losses), weights, len(losses) == T.TRAJECTORY_STEPS)
-    if run.complete and against is None:  # a partner's run, reused by every subject compared with it; a subject's
-        _TRAJECTORIES[key] = run          # is used once (its ~20 weight snapshots are ~100 MB for the CNN)
-    return run
+    return Trajectory(np.asarray(losses), weights, len(losses) == T.TRAJECTORY_STEPS)
