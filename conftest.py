@@ -16,7 +16,7 @@ import pytest
 from fixtures import data as fixture_data
 from fixtures import xfails
 from impls import registry
-from suites import baseline, report
+from suites import baseline, refcache, report
 from suites.helpers import check_name
 
 
@@ -61,6 +61,11 @@ def _add_run_options(group):
              "(fastest and slowest dropped when N >= 3) with at most one run that does not converge; torch "
              "and Keras are compared as distributions. Default: 1 fixed seed.")
     group.addoption(
+        "--reference-cache", choices=refcache.MODES, default=None,
+        help="reference work (the partners' trajectories, the references' CPU convergence runs) kept in the data "
+             "cache under a key of the versions, the thread count and the reference code, and verified on reuse by "
+             "re-running its first steps: use it (default), refresh it, or keep it off (also TWINBENCH_REFCACHE).")
+    group.addoption(
         "--mutants", choices=("sample", "all", "none"), default="sample",
         help="detection self-test (-m detection): which generated mutants of the references to judge "
              "besides the hand-written corpus: the committed stratified sample (default, make test), all "
@@ -90,6 +95,10 @@ def _add_record_options(group):
 
 def pytest_configure(config):
     frameworks.set_determinism()
+    try:
+        refcache.set_mode(config.getoption("--reference-cache") or refcache.mode())
+    except refcache.RefCacheError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     if config.getoption("--seeds") < 1:
         raise pytest.UsageError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
     values = list(config.getoption("--impl")) + registry.impls_from_env()
@@ -311,6 +320,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                             roofline())
         if written:
             tr.write_line(f"speed table and chart written to {', '.join(map(str, written))}")
+    if refcache.summary():
+        tr.write_line(refcache.summary())
     if run.detection:
         _detection_summary(tr, run)
     if run.verdicts:

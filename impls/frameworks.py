@@ -86,6 +86,21 @@ def versions() -> dict:
             "numpy": numpy.__version__}
 
 
+def numeric_environment() -> dict:
+    """What the references' arithmetic depends on beyond their code: the versions, torch's thread
+    count and CPU kernel path (reductions split by thread), TF's thread pools and the determinism
+    settings. suites/refcache.py keys reused reference work by it."""
+    env = dict(versions(), torch_threads=torch.get_num_threads(), torch_cpu=torch.backends.cpu.get_cpu_capability(),
+               torch_deterministic=torch.are_deterministic_algorithms_enabled())
+    if tf is not None:
+        from tensorflow.python.framework import config as tf_config  # no public getter for op determinism
+
+        env.update(tf_intra=tf.config.threading.get_intra_op_parallelism_threads(),
+                   tf_inter=tf.config.threading.get_inter_op_parallelism_threads(),
+                   tf_deterministic=tf_config.is_op_determinism_enabled(), cpus=os.cpu_count())
+    return env
+
+
 def devices() -> dict:
     gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
     return {

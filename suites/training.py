@@ -23,6 +23,7 @@ from fixtures import data as D
 from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import registry
+from suites import refcache
 
 
 # ------------------------------------------------------------------------------------------
@@ -44,6 +45,8 @@ class Run:
     epochs: list = field(default_factory=list)  # one record per trained epoch
     twin: object = field(default=None, repr=False)
     started: float = field(default_factory=time.perf_counter)
+    stored: list = field(default_factory=list, repr=False)  # epochs of the reference cache, verified
+    cached: dict | None = None  # the reference cache's manifest while the epochs come from it
 
     @property
     def network(self) -> str:
@@ -67,10 +70,16 @@ class Run:
         return {"impl": self.spec.id, "framework": self.spec.framework, "network": self.network,
                 "seed": self.seed, "device": self.device, "variant": self.variant, "epochs": list(self.epochs),
                 "epochs_to_target": self.epochs_to_target, "seconds_to_target": self.seconds_to_target,
-                "wall_seconds": time.perf_counter() - self.started}
+                "wall_seconds": time.perf_counter() - self.started,
+                "reference_cache": self.cached if self.twin is None and self.epochs else None}
 
 
 _RUNS: dict = {}  # (impl id, seed, device, variant) -> Run
+# The networks whose partner trajectories are kept in the data cache: an MNIST one takes ~10 s
+# to train and ~96 MB to keep (20 weight snapshots); a tweets one 0.8 s and ~110 MB (the 1M-entry
+# embedding in every snapshot), which takes longer to read back than to retrain.
+CACHED_TRAJECTORIES = {"mnist_cnn"}
+VERIFY_STEPS = 2  # the steps of a reused reference run (data cache) recomputed live and compared bit for bit
 
 
 def runs() -> dict:
@@ -110,13 +119,73 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
           progress=None, variant: str = "eager") -> Run:
     """Train ``spec`` (resuming this session's run if there is one) until it has trained
     ``epochs`` epochs, or, with ``to_gate``, until it first meets the gate, whichever comes first
-    within the budget. ``epochs=None`` means the whole budget."""
+    within the budget. ``epochs=None`` means the whole budget.
+
+    A primary reference on the CPU is reference work: its epochs come from the data cache when
+    stored under this environment and code (suites/refcache.py), and a run that trains further
+    than the stored epochs is retrained from its start (the reused epochs must come out equal)
+    and stored again."""
     key = (spec.id, seed, device, variant)
-    run = _RUNS.setdefault(key, Run(spec, seed, device, variant))
+    run = _RUNS.get(key)
+    if run is None:
+        run = _RUNS[key] = Run(spec, seed, device, variant)
+        if _cacheable(run):
+            entry = refcache.load(_run_name(run), lambda arrays, meta: _verify_run(run, arrays))
+            if entry is not None:
+                run.stored, run.cached = entry[1]["epochs"], entry[1]["cached"]
     want = min(epochs or E.BUDGET_EPOCHS[spec.network], E.BUDGET_EPOCHS[spec.network])
     while len(run.epochs) < want and not (to_gate and run.epochs_to_target):
-        _train_one_epoch(run, progress)
+        _next_epoch(run, progress)
+    if _cacheable(run) and run.twin is not None and len(run.epochs) > len(run.stored):
+        started = time.perf_counter()
+        fingerprint = _fingerprint(run)
+        refcache.put(_run_name(run), {"fingerprint": fingerprint}, {"epochs": run.epochs},
+                     sum(e["seconds"] for e in run.epochs) + time.perf_counter() - started,
+                     f"{_run_name(run)}: trained past its {len(run.stored)} stored epochs" if run.stored else None)
+        run.stored = list(run.epochs)
     return run
+
+
+def _cacheable(run: Run) -> bool:
+    return run.spec.role == "reference" and run.device == "cpu" and run.variant == "eager"
+
+
+def _run_name(run: Run) -> str:
+    return f"run-{run.spec.id}-seed{run.seed}"
+
+
+def _fingerprint(run: Run) -> np.ndarray:
+    """The first VERIFY_STEPS steps of the seed's model on the seed's first batches (eval mode):
+    what a reused run's arithmetic is checked by."""
+    x, y = D.split(run.network, "train")
+    twin = registry.build(run.spec, seed=run.seed)
+    return np.asarray(twin.train_steps(x, y, E.TRAIN_BATCH[run.network], VERIFY_STEPS, run.seed))
+
+
+def _verify_run(run: Run, arrays: dict) -> str:
+    live = _fingerprint(run)
+    if np.array_equal(live, arrays["fingerprint"]):
+        return ""
+    return f"losses of the first {VERIFY_STEPS} steps {live.tolist()} vs stored {arrays['fingerprint'].tolist()}"
+
+
+def _next_epoch(run: Run, progress=None) -> None:
+    """One more epoch: the next stored one while the run has not trained live, else trained."""
+    done = len(run.epochs)
+    if run.twin is None and done < len(run.stored):
+        run.epochs.append(dict(run.stored[done]))
+        if progress is not None:
+            progress(_progress_line(run, run.epochs[-1]) + f" (reference cache, {run.cached['created']})")
+        return
+    if run.twin is None and done:  # past the stored epochs: retrain from the start, the reused ones included
+        reused, run.epochs = run.epochs, []
+        while len(run.epochs) < done:
+            _train_one_epoch(run, progress)
+        differ = [a["epoch"] for a, b in zip(reused, run.epochs)
+                  if (a["correct"], a["train_loss"]) != (b["correct"], b["train_loss"])]
+        if differ:
+            refcache.note(_run_name(run), f"retrained, epochs {differ} differ from the stored ones (the live ones are used)")
+    _train_one_epoch(run, progress)
 
 
 def train_to_gate(spec, seed: int, full: bool, progress=None, device: str = "cpu", variant: str = "eager") -> Run:
@@ -224,8 +293,43 @@ def partner_trajectory(impl_id: str, dropout: bool) -> Trajectory:
     every subject compared with it."""
     key = (impl_id, dropout)
     if key not in _TRAJECTORIES:
-        _TRAJECTORIES[key] = _train_trajectory(registry.build(registry.by_id(impl_id), seed=1), dropout)
+        spec = registry.by_id(impl_id)
+        build = lambda: registry.build(spec, seed=1)  # noqa: E731
+        if spec.role != "reference" or spec.network not in CACHED_TRAJECTORIES:
+            _TRAJECTORIES[key] = _train_trajectory(build(), dropout)
+        else:  # reference work: kept in the data cache (suites/refcache.py), its first steps re-run on reuse
+            arrays, meta = refcache.get(f"trajectory-{impl_id}-{'dropout' if dropout else 'eval'}",
+                                        lambda: _pack(_train_trajectory(build(), dropout)),
+                                        lambda arrays, meta: _verify_trajectory(build(), dropout, _unpack(arrays, meta)))
+            _TRAJECTORIES[key] = _unpack(arrays, meta)
     return _TRAJECTORIES[key]
+
+
+def _pack(run: Trajectory) -> tuple:
+    arrays = {"losses": np.asarray(run.losses)}
+    arrays.update({f"w{step}|{name}": w for step, ws in run.weights.items() for name, w in ws.items()})
+    return arrays, {"complete": run.complete}
+
+
+def _unpack(arrays: dict, meta: dict) -> Trajectory:
+    weights: dict = {}
+    for k, v in arrays.items():
+        if k.startswith("w"):
+            step, name = k[1:].split("|", 1)
+            weights.setdefault(int(step), {})[name] = v
+    return Trajectory(arrays["losses"], dict(sorted(weights.items())), bool(meta["complete"]))
+
+
+def _verify_trajectory(twin, dropout: bool, stored: Trajectory) -> str:
+    """'' when the first VERIFY_STEPS steps, recomputed, equal the stored run bit for bit."""
+    live = _train_trajectory(twin, dropout, stop=lambda i, loss: i >= VERIFY_STEPS - 1)
+    if not np.array_equal(live.losses, stored.losses[:len(live.losses)]):
+        return f"losses of the first {len(live.losses)} steps {live.losses.tolist()} vs stored {stored.losses[:len(live.losses)].tolist()}"
+    for step, ws in live.weights.items():
+        bad = [n for n, w in ws.items() if not np.array_equal(w, stored.weights[step][n])]
+        if bad:
+            return f"weights after step {step} differ in {', '.join(bad)}"
+    return ""
 
 
 _SUBJECT: dict = {}  # the latest subject run: key, run, first step out of tolerance per partner

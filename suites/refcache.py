@@ -1,0 +1,194 @@
+"""Reference work kept in the data cache: computed once per pinned environment, then reused and
+verified.
+
+What is kept is work that is a pure function of the pinned versions, the reference code and the
+data, and never a candidate's: the partners' trajectories (``training.partner_trajectory``) and
+the primary references' convergence runs on the CPU (``training.train``).
+
+- **Key.** sha256 over the numeric environment (``frameworks.numeric_environment()``: the
+  versions, torch's thread count and CPU kernel path, TF's thread pools, the determinism
+  settings) and the bytes of every file of the reference code (``CODE``: impls/*.py,
+  fixtures/*.py, this module and suites/training.py, less ``NOT_REFERENCE_CODE``). Any change to them is a new key: nothing
+  made under another key is ever reused. Entries live in ``<data cache>/refcache/<key>/``; the
+  ``KEEP_KEYS`` most recently used keys are kept, older ones deleted.
+- **Integrity.** Each entry is ``NAME.npz`` (arrays, and its metadata as JSON) and ``NAME.json``
+  (the npz's sha256, when and in how long it was made), both written atomically, the npz first.
+  An entry whose npz does not hash to its manifest is damaged: it is recomputed, never trusted.
+- **Verified on reuse.** The first steps of every entry are recomputed live (the caller's
+  ``verify``) and must equal the stored ones bit for bit. The same code on a machine whose
+  arithmetic differs gets a fresh run, not a stale one, and the run says so.
+- ``--reference-cache off`` (or ``TWINBENCH_REFCACHE=off``) computes everything afresh and keeps
+  nothing; ``refresh`` recomputes and overwrites.
+
+Every use is logged (``events()``); the run's terminal summary and conformance.json say what was
+reused, computed or recomputed, and why.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fixtures import data as D
+from fixtures.files import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("impls/*.py", "fixtures/*.py", "suites/refcache.py", "suites/training.py")
+# Code no reference run touches: the mutant generator and the self-test's literals and lists.
+NOT_REFERENCE_CODE = ("impls/mutants.py", "fixtures/detection.py", "fixtures/xfails.py", "fixtures/golden.py")
+KEEP_KEYS = 4
+MODES = ("use", "refresh", "off")
+
+_MODE = {"mode": os.environ.get("TWINBENCH_REFCACHE", "use")}
+_EVENTS: list = []
+_PENDING: dict = {}  # name -> why the stored entry was not used, until the fresh one is put
+
+
+class RefCacheError(ValueError):
+    """A bad --reference-cache / TWINBENCH_REFCACHE value."""
+
+
+def set_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise RefCacheError(f"reference cache mode must be one of {', '.join(MODES)}, got {mode!r} "
+                            "(--reference-cache or TWINBENCH_REFCACHE)")
+    _MODE["mode"] = mode
+
+
+def mode() -> str:
+    set_mode(_MODE["mode"])  # an environment value is checked on first use
+    return _MODE["mode"]
+
+
+def events() -> list:
+    """What this process did with the cache: dicts of name, outcome (reused, computed,
+    recomputed), reason and seconds."""
+    return list(_EVENTS)
+
+
+def code_files() -> list:
+    return sorted({p for pattern in CODE for p in ROOT.glob(pattern)
+                   if p.is_file() and p.relative_to(ROOT).as_posix() not in NOT_REFERENCE_CODE})
+
+
+@functools.cache
+def key() -> str:
+    from impls import frameworks
+
+    h = hashlib.sha256(json.dumps(frameworks.numeric_environment(), sort_keys=True).encode())
+    for path in code_files():
+        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:24]
+
+
+def folder() -> Path:
+    return D.cache_root() / "refcache" / key()
+
+
+def _load(name: str):
+    """(arrays, meta), or (None, why) when the entry is absent or damaged."""
+    npz, manifest = folder() / f"{name}.npz", folder() / f"{name}.json"
+    if not npz.exists() or not manifest.exists():
+        return None, "not in the cache"
+    try:
+        want = json.loads(manifest.read_text())["sha256"]
+    except (ValueError, KeyError) as exc:
+        return None, f"its manifest {manifest} is unreadable ({exc})"
+    got = D.sha256_file(npz)
+    if got != want:
+        return None, f"{npz.name} is damaged (sha256 {got[:12]}, manifest says {want[:12]})"
+    with np.load(npz, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files if k != "__meta__"}
+        meta = json.loads(str(f["__meta__"]))
+    return (arrays, meta), ""
+
+
+def _store(name: str, arrays: dict, meta: dict, seconds: float) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(meta)), **arrays)
+    data = buf.getvalue()
+    here = folder()
+    atomic_write(here / f"{name}.npz", data)
+    atomic_write(here / f"{name}.json", json.dumps({
+        "sha256": hashlib.sha256(data).hexdigest(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(seconds, 3)}, indent=1) + "\n")
+    _evict(here)
+
+
+def _evict(here: Path) -> None:
+    """Keep the KEEP_KEYS most recently used key folders (another thread count, another clone's
+    code), delete the rest."""
+    os.utime(here)
+    folders = sorted((p for p in here.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in folders[KEEP_KEYS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load(name: str, verify):
+    """The stored entry ``name`` as (arrays, meta) when it is under this key, intact, and
+    ``verify(arrays, meta)`` (which recomputes its first steps live) returns "" (equal bit for
+    bit; else what differs). None otherwise: the reason is kept for the event logged when the
+    entry is computed. meta["cached"] says when a reused entry was made."""
+    started = time.perf_counter()
+    how = mode()
+    if how != "use":
+        _PENDING[name] = {"off": "the reference cache is off", "refresh": "--reference-cache refresh"}[how]
+        return None
+    entry, reason = _load(name)
+    if entry is not None:
+        arrays, meta = entry
+        reason = verify(arrays, meta)
+        if not reason:
+            manifest = json.loads((folder() / f"{name}.json").read_text())
+            _EVENTS.append({"name": name, "outcome": "reused", "reason": "",
+                            "seconds": round(time.perf_counter() - started, 3)})
+            os.utime(folder())
+            return arrays, dict(meta, cached={"created": manifest["created"], "key": key()})
+        reason = f"{name}: the stored entry did not verify: {reason}"
+    _PENDING[name] = reason
+    return None
+
+
+def put(name: str, arrays: dict, meta: dict, seconds: float, reason: str | None = None) -> None:
+    """Store a freshly computed entry (not with the cache off) and log it, with the reason the
+    stored one was not used (``reason``, or the one ``load`` found)."""
+    reason = _PENDING.pop(name, "not in the cache") if reason is None else reason
+    if mode() != "off":
+        _store(name, arrays, meta, seconds)
+    outcome = "computed" if reason in ("not in the cache", "the reference cache is off") else "recomputed"
+    _EVENTS.append({"name": name, "outcome": outcome, "reason": reason, "seconds": round(seconds, 3)})
+
+
+def note(name: str, problem: str) -> None:
+    """A reused entry found wrong later (a run retrained past its stored epochs that differs)."""
+    _EVENTS.append({"name": name, "outcome": "recomputed", "reason": f"{name}: {problem}", "seconds": 0.0})
+
+
+def get(name: str, compute, verify):
+    """``load(name, verify)``, else ``compute()`` (returning (arrays, meta): numpy arrays and
+    JSON-able metadata), stored with ``put``."""
+    entry = load(name, verify)
+    if entry is not None:
+        return entry
+    started = time.perf_counter()
+    arrays, meta = compute()
+    put(name, arrays, meta, time.perf_counter() - started)
+    return arrays, meta
+
+
+def summary() -> str:
+    """One line for the terminal: counts by outcome, the time spent, the key."""
+    if not _EVENTS:
+        return ""
+    counts = {o: sum(e["outcome"] == o for e in _EVENTS) for o in ("reused", "computed", "recomputed")}
+    why = sorted({e["reason"] for e in _EVENTS if e["outcome"] == "recomputed"})
+    return (f"reference cache ({mode()}, key {key()[:12]}): " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+            + f" in {sum(e['seconds'] for e in _EVENTS):.1f} s" + (f"; recomputed because: {'; '.join(why)}" if why else ""))

@@ -1,0 +1,144 @@
+"""The reference cache (suites/refcache.py): reused only when intact, under the same key and
+verified by recomputing its first steps; a candidate's work is never kept."""
+
+import json
+
+import numpy as np
+import pytest
+
+from impls import frameworks, registry
+from suites import refcache, training
+
+pytestmark = pytest.mark.selftest
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache folder of its own, the mode "use", and a clean event log and session state."""
+    monkeypatch.setattr(refcache, "folder", lambda: tmp_path / refcache.key())
+    monkeypatch.setattr(refcache, "_EVENTS", [])
+    monkeypatch.setattr(refcache, "_PENDING", {})
+    monkeypatch.setitem(refcache._MODE, "mode", "use")
+    monkeypatch.setattr(training, "_RUNS", {})
+    return tmp_path / refcache.key()
+
+
+def _entry(calls):
+    def compute():
+        calls.append(1)
+        return {"x": np.arange(5, dtype=np.float32)}, {"n": 5}
+    return compute
+
+
+def _outcomes():
+    return [(e["outcome"], e["reason"]) for e in refcache.events()]
+
+
+def test_a_stored_entry_is_reused_with_when_it_was_made(cache):
+    calls = []
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    arrays, meta = refcache.get("e", _entry(calls), lambda a, m: "")
+    assert len(calls) == 1 and np.array_equal(arrays["x"], np.arange(5)) and meta["n"] == 5
+    assert meta["cached"]["key"] == refcache.key() and meta["cached"]["created"]
+    assert [o for o, _ in _outcomes()] == ["computed", "reused"]
+
+
+def test_a_damaged_entry_is_recomputed_never_trusted(cache):
+    calls = []
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    npz = cache / "e.npz"
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    assert len(calls) == 2
+    outcome, reason = _outcomes()[-1]
+    assert outcome == "recomputed" and "e.npz is damaged" in reason
+    assert refcache.get("e", _entry(calls), lambda a, m: "")[1]["cached"]  # the fresh one was stored intact
+    assert len(calls) == 2
+
+
+def test_an_entry_whose_first_steps_differ_is_recomputed(cache):
+    calls = []
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "step 0: 0.5 vs 0.25")
+    assert len(calls) == 2 and _outcomes()[-1] == ("recomputed", "e: the stored entry did not verify: step 0: 0.5 vs 0.25")
+    assert "recomputed because: e: the stored entry did not verify" in refcache.summary()
+
+
+def test_off_keeps_nothing_and_refresh_overwrites(cache, monkeypatch):
+    calls = []
+    monkeypatch.setitem(refcache._MODE, "mode", "off")
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    assert not cache.exists() and _outcomes() == [("computed", "the reference cache is off")]
+    monkeypatch.setitem(refcache._MODE, "mode", "refresh")
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    monkeypatch.setitem(refcache._MODE, "mode", "use")
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    assert len(calls) == 2 and [o for o, _ in _outcomes()] == ["computed", "recomputed", "reused"]
+    with pytest.raises(refcache.RefCacheError, match="one of use, refresh, off.*TWINBENCH_REFCACHE"):
+        refcache.set_mode("yes")
+
+
+def test_the_key_covers_the_environment_and_the_reference_code(monkeypatch):
+    files = {p.relative_to(refcache.ROOT).as_posix() for p in refcache.code_files()}
+    assert {"impls/torch_mnist_cnn.py", "impls/keras_adapter.py", "impls/torch_adapter.py", "impls/randomness.py",
+            "fixtures/tolerances.py", "fixtures/data.py", "suites/training.py", "suites/refcache.py"} <= files
+    assert not any(f.startswith(("impls/known_", "suites/test_")) for f in files)
+    before = refcache.key.__wrapped__()
+    env = frameworks.numeric_environment()
+    monkeypatch.setattr(frameworks, "numeric_environment", lambda: dict(env, torch_threads=env["torch_threads"] + 1))
+    assert refcache.key.__wrapped__() != before
+
+
+def test_only_the_newest_keys_are_kept(tmp_path, monkeypatch):
+    import os
+
+    for i in range(refcache.KEEP_KEYS + 2):
+        (tmp_path / f"k{i}").mkdir()
+        os.utime(tmp_path / f"k{i}", (i, i))
+    refcache._evict(tmp_path / "k0")  # k0 is used now: the newest
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert len(kept) == refcache.KEEP_KEYS and "k0" in kept and "k1" not in kept and "k2" not in kept
+
+
+def test_a_reference_run_is_stored_reused_and_retrained_when_it_must_grow(cache):
+    spec = registry.reference("torch", "tweet_fasttext")
+    first = training.train(spec, 1, epochs=1, to_gate=False)
+    stored = json.loads(str(np.load(cache / f"run-{spec.id}-seed1.npz")["__meta__"]))
+    assert stored["epochs"] == first.epochs and first.record()["reference_cache"] is None
+    training._RUNS.clear()
+    again = training.train(spec, 1, epochs=1, to_gate=False)
+    assert again.epochs == first.epochs and again.twin is None and again.record()["reference_cache"]["created"]
+    grown = training.train(spec, 1, epochs=2, to_gate=False)  # past the stored epoch: retrained from the start
+    assert grown.twin is not None and grown.epochs[0]["correct"] == first.epochs[0]["correct"]
+    assert grown.epochs[0]["train_loss"] == first.epochs[0]["train_loss"] and len(grown.epochs) == 2
+    assert _outcomes()[1:] == [("reused", ""), ("recomputed", f"run-{spec.id}-seed1: trained past its 1 stored epochs")]
+    assert len(json.loads(str(np.load(cache / f"run-{spec.id}-seed1.npz")["__meta__"]))["epochs"]) == 2
+
+
+def test_a_stored_run_whose_first_steps_differ_is_not_used(cache):
+    spec = registry.reference("torch", "tweet_fasttext")
+    run = training.Run(spec, 1)
+    fingerprint = training._fingerprint(run)
+    assert training._verify_run(run, {"fingerprint": fingerprint}) == ""
+    tampered = fingerprint.copy()
+    tampered[1] = np.nextafter(tampered[1], np.inf)
+    assert "losses of the first 2 steps" in training._verify_run(run, {"fingerprint": tampered})
+
+
+def test_a_stored_trajectory_whose_first_steps_differ_is_not_used():
+    spec = registry.reference("torch", "tweet_fasttext")
+    stored = training._train_trajectory(registry.build(spec, seed=1), True)
+    assert training._verify_trajectory(registry.build(spec, seed=1), True, stored) == ""
+    name = next(iter(stored.weights[0]))
+    stored.weights[0][name] = np.nextafter(stored.weights[0][name], np.float32(np.inf))  # one ulp
+    assert training._verify_trajectory(registry.build(spec, seed=1), True, stored) == \
+        f"weights after step 0 differ in {name}"
+
+
+def test_a_candidate_is_never_kept(cache):
+    spec = registry.reference("torch", "tweet_fasttext")
+    candidate = registry.ImplSpec("candidate-tweets", spec.network, spec.framework, "c", spec.factory, "candidate")
+    training.train(candidate, 1, epochs=1, to_gate=False)
+    assert not cache.exists() and not refcache.events()
