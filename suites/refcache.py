@@ -8,9 +8,10 @@ the primary references' convergence runs on the CPU (``training.train``).
 - **Key.** sha256 over the numeric environment (``frameworks.numeric_environment()``: the
   versions, torch's thread count and CPU kernel path, TF's thread pools, the determinism
   settings) and the bytes of every file of the reference code (``CODE``: impls/*.py,
-  fixtures/*.py, this module and suites/training.py, less ``NOT_REFERENCE_CODE``). Any change to them is a new key: nothing
-  made under another key is ever reused. Entries live in ``<data cache>/refcache/<key>/``; the
-  ``KEEP_KEYS`` most recently used keys are kept, older ones deleted.
+  fixtures/*.py, this module and suites/training.py, less ``NOT_REFERENCE_CODE``). Any change to
+  them is a new key: nothing made under another key is ever reused. Entries live in
+  ``<data cache>/refcache/<key>/``; the ``KEEP_KEYS`` most recently used keys are kept, older ones
+  deleted.
 - **Integrity.** Each entry is ``NAME.npz`` (arrays, and its metadata as JSON) and ``NAME.json``
   (the npz's sha256, when and in how long it was made), both written atomically, the npz first.
   An entry whose npz does not hash to its manifest is damaged: it is recomputed, never trusted.
