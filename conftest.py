@@ -118,6 +118,7 @@ def pytest_configure(config):
     except baseline.BaselineError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[report.STATE] = run
+    config.pluginmanager.register(_Recorder(run), "twinbench-recorder")
     config.pluginmanager.register(_BaselineComparisonsLast(), "twinbench-baseline-comparisons")
 
 
@@ -270,20 +271,50 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """The conformance cell travels on the report (to a pytest-xdist controller too)."""
     rep = (yield).get_result()
-    if not (rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed")):
-        return
-    run = report.state(item.config)
-    status = report.outcome(rep)
-    run.outcomes[item.nodeid] = status
-    measured = {k: v for k, v in item.user_properties if isinstance(v, (int, float, str, type(None)))}
-    if measured:
-        run.measured[item.nodeid] = measured
     key = getattr(item, "twinbench_cell", None)
     if key is not None:
+        rep.twinbench_cell = key
+
+
+class _Recorder:
+    """Outcomes, measurements and cells, from the test reports: in this process, or on the
+    controller of a pytest-xdist run as the workers' reports arrive."""
+
+    def __init__(self, run: report.RunState):
+        self.run = run
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            _record(self.run, report)
+
+
+def _record(run, rep):
+    status = report.outcome(rep)
+    run.outcomes[rep.nodeid] = status
+    measured = {k: v for k, v in rep.user_properties if isinstance(v, (int, float, str, type(None)))}
+    if measured:
+        run.measured[rep.nodeid] = measured
+    key = getattr(rep, "twinbench_cell", None)
+    if key is not None:
         margin = measured.get("margin")
-        run.cells[key] = report.Cell(status, report.detail_of(rep), margin if isinstance(margin, float) else None,
-                                     item.nodeid)
+        run.cells[tuple(key)] = report.Cell(status, report.detail_of(rep), margin if isinstance(margin, float) else None,
+                                            rep.nodeid)
+
+
+def _is_worker(config) -> bool:
+    """A pytest-xdist worker: it runs tests and hands its state to the controller, which merges
+    and writes every report once."""
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist: a worker finished; merge what the reports did not carry."""
+    exported = getattr(node, "workeroutput", {}).get("twinbench")
+    if exported:
+        refcache.merge(report.state(node.config).merge(exported))
 
 
 # ------------------------------------------------------------------------------------------
@@ -302,6 +333,8 @@ def _verdicts(run: report.RunState) -> dict:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _is_worker(config):
+        return
     tr, run = terminalreporter, report.state(config)
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         tr.write_line("run interrupted: no report, baseline or detection file written; the previous ones are intact")
@@ -382,6 +415,12 @@ def _diagnose(config, run):
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     run = report.state(config)
+    if _is_worker(config):
+        from suites import training
+
+        config.workeroutput["twinbench"] = run.export([r.record() for r in training.runs().values()],
+                                                      refcache.events())
+        return
     if run.save_to is not None and run.outcomes and exitstatus != pytest.ExitCode.INTERRUPTED:
         snap = baseline.current_snapshot(config)
         snap["devices"] = frameworks.devices()

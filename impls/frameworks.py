@@ -48,6 +48,7 @@ def quiet_startup():
 
 import torch  # noqa: E402
 import torch._dynamo  # noqa: E402,F401  (loads triton before tensorflow)
+
 try:  # a lent GPU machine may have torch only: the torch side still runs, Keras is skipped with the reason
     with quiet_startup():
         import tensorflow as tf  # noqa: E402

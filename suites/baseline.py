@@ -215,15 +215,18 @@ def current_snapshot(config) -> dict:
     from suites import report, training
 
     conv = {}
-    for (impl, seed, device, variant), run in sorted(training.runs().items(), key=lambda kv: kv[0][1]):
-        key = (impl if device == "cpu" else f"{impl}@{device}") + ("" if variant == "eager" else f"-{variant}")
-        if key not in conv and run.epochs:  # the first (default) seed
-            conv[key] = {"accuracy": run.epochs[-1]["accuracy"], "epochs_to_target": run.epochs_to_target,
-                         "seconds_to_target": run.seconds_to_target, "seed": seed, "curve": run.curve}
+    state = report.state(config)
+    records = [run.record() for run in training.runs().values()] + state.worker_runs  # pytest-xdist workers' too
+    for r in sorted(records, key=lambda r: r["seed"]):
+        key = (r["impl"] if r["device"] == "cpu" else f"{r['impl']}@{r['device']}") + \
+            ("" if r["variant"] == "eager" else f"-{r['variant']}")
+        if key not in conv and r["epochs"]:  # the first (default) seed
+            conv[key] = {"accuracy": r["epochs"][-1]["accuracy"], "epochs_to_target": r["epochs_to_target"],
+                         "seconds_to_target": r["seconds_to_target"], "seed": r["seed"],
+                         "curve": [e["accuracy"] for e in r["epochs"]]}
     bench = getattr(config, "_benchmarksession", None)
     medians = {}
     if bench is not None and not bench.disabled:
         medians = {b.fullname: b.stats.median for b in bench.benchmarks if b.stats and b.stats.data}
-    state = report.state(config)
     return {"versions": frameworks.versions(), "outcomes": dict(state.outcomes),
             "measured": dict(state.measured), "convergence": conv, "benchmarks": medians}

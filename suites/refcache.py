@@ -185,6 +185,11 @@ def get(name: str, compute, verify):
     return arrays, meta
 
 
+def merge(events: list) -> None:
+    """A pytest-xdist worker's events, on the controller."""
+    _EVENTS.extend(events)
+
+
 def summary() -> str:
     """One line for the terminal: counts by outcome, the time spent, the key."""
     if not _EVENTS:

@@ -90,6 +90,22 @@ class RunState:
     verdicts: dict = field(default_factory=dict)     # impl id -> (verdict, summary), set at the end
     diagnosis: dict = field(default_factory=dict)    # rejected candidate id -> ["likely cause [...]: ..." lines]
     repro: dict = field(default_factory=dict)        # rejected candidate id -> the repro script written
+    worker_runs: list = field(default_factory=list)  # pytest-xdist: the workers' training.Run records
+
+    def export(self, runs: list, cache_events: list) -> str:
+        """What a pytest-xdist worker hands its controller (config.workeroutput): what the
+        controller cannot see in the test reports it receives."""
+        return json.dumps({"deselected": {k: sorted(v) for k, v in self.deselected.items()},
+                           "detection": self.detection, "runs": runs, "refcache": cache_events}, default=float)
+
+    def merge(self, exported: str) -> list:
+        """A worker's export merged into the controller's state; returns its reference cache events."""
+        got = json.loads(exported)
+        for impl, families in got["deselected"].items():
+            self.deselected.setdefault(impl, set()).update(families)
+        self.detection.update(got["detection"])
+        self.worker_runs += got["runs"]
+        return got["refcache"]
 
 
 STATE = pytest.StashKey[RunState]()

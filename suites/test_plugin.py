@@ -1,6 +1,7 @@
 """The plug-in contract: --impl NAME=PATH:FACTORY gives a verdict, and bad values give one clear
 usage error before any test runs."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -32,8 +33,8 @@ def test_bad_impl_value_is_a_usage_error(value, expected):
     assert expected in str(err.value), str(err.value)
 
 
-def _pytest(*args):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _pytest(*args, env=None):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env.pop("TWINBENCH_IMPL", None)
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -152,3 +153,35 @@ def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_p
     port.write_text("from impls.torch_tweet_fasttext import module as factory  # noqa: F401\n")
     run = repro()
     assert run.returncode == 0, f"exit {run.returncode} after the fix\n{run.stdout[-3000:]}"
+
+
+def _cells(folder) -> dict:
+    import json
+
+    got = json.loads((folder / "conformance.json").read_text())
+    return {(c["impl"], c["check"]): c["status"] for c in got["results"]}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
+def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
+    """pytest -n 2: the controller merges the workers' results. The verdict, the conformance
+    report's every cell and the detection report equal a run in one process, and the reports
+    are written once, by the controller."""
+    args = ("--impl", "tweet_fasttext=impls/known_bad/torch_tweet_fasttext_masked_mean.py:factory", "--no-diagnosis",
+            "-m", "parameters or equivalence")
+    one = _pytest(*args, f"--conform-report={tmp_path / 'one'}")
+    two = _pytest(*args, f"--conform-report={tmp_path / 'two'}", "-n", "2")
+    assert one.returncode == two.returncode == 1, f"{one.returncode} {two.returncode}\n{two.stdout[-3000:]}"
+    verdict = re.compile(r"(candidate-\S+ +REJECTED +\([^)]*\))")
+    assert verdict.findall(one.stdout) == verdict.findall(two.stdout) != [], two.stdout[-3000:]
+    assert _cells(tmp_path / "one") == _cells(tmp_path / "two") and len(_cells(tmp_path / "two")) > 15
+    reports = tmp_path / "reports"
+    env = {"TWINBENCH_REPORTS": str(reports)}
+    ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
+    det = _pytest("-m", "detection", "-k", " or ".join(ids), "--mutants", "none", "-n", "2", env=env)
+    assert det.returncode == 0, det.stdout[-3000:]
+    import json
+
+    got = json.loads((reports / "detection.json").read_text())
+    assert sorted(got["results"]) == sorted(ids) and got["killed"] == got["faulty"] == 1, got["results"].keys()
+    assert det.stdout.count("written to") == 1, det.stdout[-2000:]
