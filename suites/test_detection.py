@@ -23,8 +23,11 @@ reports/detection.json and .md (suites/report.py) hold the kill rate, the false 
 smallest margin, a table per operator family and per check, and the survivors.
 
 Candidates run one after another: the checks are CPU-bound and already use both cores (a torch
-CNN step takes 59 ms on 2 threads and 109 ms on 1), so parallel processes would only add the
-~8 s start-up of each and retrain the references' trajectories.
+CNN step takes 59 ms on 2 threads and 109 ms on 1). ``pytest -n 2`` works (the controller merges
+the records, conftest.py) but is slower on 2 cores, and splitting the threads between workers
+changes torch's summation order (measured in the commit that added it). The references' side is
+computed once per data cache (suites/refcache.py); a candidate is trained once for both its
+trajectory partners (training.subject_trajectory).
 """
 
 import fnmatch
