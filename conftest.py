@@ -396,11 +396,14 @@ def _detection_summary(tr, run):
     tr.write_line(f"written to {', '.join(map(str, written))}")
 
 
-def _diagnose(config, run):
+def _diagnose(config, run, items):
     """Each rejected candidate: its likely causes (suites/diagnosis.py) and, with --conform-report,
-    a repro script of its first failing check (suites/repro.py)."""
+    a repro script of its first failing check (suites/repro.py), minimised when the check ran in
+    this process (not on a pytest-xdist worker)."""
     from suites import diagnosis, repro
 
+    checks = {i.nodeid: i.callspec.params["check"] for i in items
+              if "check" in getattr(getattr(i, "callspec", None), "params", {})}
     impls, _, _, by_impl = report.matrix(run)
     out = config.getoption("--conform-report")
     for spec in run.candidates:
@@ -409,7 +412,9 @@ def _diagnose(config, run):
         failed = [c for c, cell in sorted(by_impl[spec.id].items()) if cell.status in (report.FAIL, report.ERROR)]
         run.diagnosis[spec.id] = diagnosis.explain(spec, failed, {c: by_impl[spec.id][c].detail for c in failed})
         if out and failed:
-            run.repro[spec.id] = repro.write(Path(out) / "repro", spec, failed[0], by_impl[spec.id][failed[0]].nodeid)
+            nodeid = by_impl[spec.id][failed[0]].nodeid
+            run.repro[spec.id] = repro.write(Path(out) / "repro", spec, failed[0], nodeid, checks.get(nodeid),
+                                             lambda spec=spec: registry.build(spec, seed=0))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -429,7 +434,7 @@ def pytest_sessionfinish(session, exitstatus):
         run.saved = run.save_to
     run.verdicts = _verdicts(run)  # once: the exit status here, the terminal summary and the report after
     if exitstatus != pytest.ExitCode.INTERRUPTED and not config.getoption("--no-diagnosis"):
-        _diagnose(config, run)
+        _diagnose(config, run, session.items)
     if run.candidates and exitstatus == pytest.ExitCode.OK:
         if any(not report.passed_verdict(word) for word, _ in run.verdicts.values()):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # INCOMPLETE: nothing failed, but not everything ran

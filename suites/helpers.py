@@ -6,6 +6,7 @@ Suites never import torch or tensorflow; they speak to twins through ``impls.ada
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,13 +117,21 @@ def fmt(n: int) -> str:
     return f"{n:,}"
 
 
+REPRO_BATCH_ENV = "TWINBENCH_REPRO_BATCH"  # a repro script's cap on real batches (suites/repro.py)
+BATCHES_ASKED: list = []  # the sizes real_batch was asked for, for repro minimisation
+
+
 def real_batch(network: str, n: int):
     """n test examples spread evenly over the test split (every len/n-th), canonical layout:
     normalised MNIST images or tweet ids. Spread, not the first n: the tweets' test split starts
     with over a thousand negatives, and a batch of one class cannot see a fault that weighs the
-    other (class weights, pos_weight)."""
+    other (class weights, pos_weight). A minimised repro caps n with TWINBENCH_REPRO_BATCH."""
     from fixtures import data as D
 
+    BATCHES_ASKED.append(n)
+    cap = os.environ.get(REPRO_BATCH_ENV)
+    if cap:
+        n = min(n, int(cap))
     x, y = D.split(network, "test")
     idx = (np.arange(n) * len(x)) // n
     return x[idx], y[idx]

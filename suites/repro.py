@@ -9,6 +9,7 @@ exits 1 while the fault persists and 0 once it is fixed, so it can guard the fix
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,9 +23,11 @@ TEMPLATE = '''#!/usr/bin/env python3
 Reruns that one check on the candidate, as the conformance run that wrote this file did, and prints
 the divergence. Exit status 1 while the fault persists, 0 once it is fixed, 2 when the check
 cannot be run any more.
+{minimised}
 
     python {path}
 """
+import os
 import subprocess
 import sys
 
@@ -32,11 +35,12 @@ ROOT = {root!r}
 PYTHON = {python!r}  # the interpreter of the run that wrote this script
 IMPL = {impl_arg!r}
 TEST = {nodeid!r}
+ENV = {env!r}  # {minimised}
 
 if __name__ == "__main__":
     cmd = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis", TEST, "--impl", IMPL]
-    print("running:", " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd, cwd=ROOT)
+    print("running:", " ".join(f"{{k}}={{v}}" for k, v in ENV.items()), " ".join(cmd), flush=True)
+    rc = subprocess.call(cmd, cwd=ROOT, env={{**os.environ, **ENV}})
     if rc not in (0, 1):  # not a verdict: the check could not run (renamed, not collected, usage error)
         print(f"twinbench repro: the check could not be run (pytest exit status {{rc}}); the candidate's file, "
               f"factory or test id has changed since this script was written: run the conformance again")
@@ -45,9 +49,42 @@ if __name__ == "__main__":
 '''
 
 
-def write(folder: Path, spec, check: str, nodeid: str) -> Path:
-    """Write the repro of ``check`` (its pytest node id ``nodeid``) for candidate ``spec``."""
+def minimise(check, build) -> dict:
+    """The smallest real batch (1, 2, 4, ... test examples, spread over the test split as the
+    check's own batch is) with which ``check`` still fails, as ai-edge-torch's culprit finder
+    shrinks its inputs: {"batch": k, "of": n}. {} when the check reads no real batch, or fails
+    only at its full size. (Trajectories need no shrinking: a run stops at its first divergent
+    step.)"""
+    from suites import helpers
+
+    helpers.BATCHES_ASKED.clear()
+    if helpers.run_one(check, build).status != "fail" or not helpers.BATCHES_ASKED:
+        return {}
+    full, k = max(helpers.BATCHES_ASKED), 1
+    while k < full:
+        os.environ[helpers.REPRO_BATCH_ENV] = str(k)
+        try:
+            failed = helpers.run_one(check, build).status == "fail"
+        finally:
+            del os.environ[helpers.REPRO_BATCH_ENV]
+        if failed:
+            return {"batch": k, "of": full}
+        k *= 2
+    return {}
+
+
+def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=None) -> Path:
+    """Write the repro of ``check`` (its pytest node id ``nodeid``) for candidate ``spec``; with
+    the check's ``callable_`` and the twin's ``build``, minimised first (``minimise``)."""
+    from suites.helpers import REPRO_BATCH_ENV
+
+    small = minimise(callable_, build) if callable_ is not None and build is not None else {}
+    env = {REPRO_BATCH_ENV: str(small["batch"])} if small else {}
+    note = (f"Minimised: it still fails on {small['batch']} of the check's {small['of']} real test examples."
+            if small else "Not minimised: the check reads no real test batch, or fails only at its full size."
+            if callable_ is not None else "Not minimised: the check did not run in the process that wrote it.")
     path = Path(folder) / f"{spec.id}.py"
     atomic_write(path, TEMPLATE.format(impl=spec.id, check=check, path=path, root=str(ROOT), python=sys.executable,
-                                       impl_arg=f"{spec.network}={spec.factory}", nodeid=nodeid))
+                                       impl_arg=f"{spec.network}={spec.factory}", nodeid=nodeid, env=env,
+                                       minimised=note))
     return path

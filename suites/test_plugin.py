@@ -131,8 +131,9 @@ def test_framework_skips_are_keyed_on_frameworks_not_names(tmp_path):
 
 def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_path):
     """As a user: a port rejected under --conform-report is told its likely cause and gets
-    DIR/repro/<candidate-id>.py; run in a subprocess, the repro prints the divergence and exits 1;
-    once the port's file is fixed, the same script exits 0."""
+    DIR/repro/<candidate-id>.py, minimised to the smallest real batch that still fails; run in a
+    subprocess, the repro prints the divergence and exits 1; once the port's file is fixed, the
+    same script exits 0."""
     port = tmp_path / "port.py"
     port.write_text("from impls.known_bad.torch_tweet_fasttext_masked_mean import factory  # noqa: F401\n")
     out = tmp_path / "report"
@@ -143,6 +144,10 @@ def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_p
     scripts = sorted((out / "repro").glob("*.py"))
     assert len(scripts) == 1, scripts
     assert f"repro: python {scripts[0]}" in proc.stdout, proc.stdout[-3000:]
+    text = scripts[0].read_text()
+    small = re.search(r"Minimised: it still fails on (\d+) of the check's (\d+) real test examples", text)
+    assert small and int(small[1]) < int(small[2]), text[:1500]
+    assert f"ENV = {{'TWINBENCH_REPRO_BATCH': '{small[1]}'}}" in text, text
 
     def repro():
         return subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, timeout=600)
@@ -150,6 +155,7 @@ def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_p
     run = repro()
     assert run.returncode == 1, f"exit {run.returncode}\n{run.stdout[-3000:]}{run.stderr[-2000:]}"
     assert "max |diff|" in run.stdout, run.stdout[-3000:]   # the divergence, with its tolerance
+    assert f"TWINBENCH_REPRO_BATCH={small[1]}" in run.stdout, run.stdout[:1000]
     port.write_text("from impls.torch_tweet_fasttext import module as factory  # noqa: F401\n")
     run = repro()
     assert run.returncode == 0, f"exit {run.returncode} after the fix\n{run.stdout[-3000:]}"
