@@ -826,6 +826,10 @@ def hypotheses(network: str) -> list:
                       _torch(network, recipe=_torch_optimizer(network, lr=0.001, rho=0.95, eps=1e-7))))
         extra += [("kernel-transposed", conv, f"{conv}'s kernel applied transposed (height <-> width)",
                    _torch(network, layers=_replace(conv, _kernel_transposed))) for conv in ("conv1", "conv2")]
+        # Keras's "leaky_relu" slopes 0.2 where torch's LeakyReLU slopes 0.01 (the torch mutants' default)
+        extra += [("relu-to-leaky_relu-0.2", relu, f"{relu} replaced by LeakyReLU(0.2), Keras's default slope",
+                   _torch(network, layers=_replace(relu, lambda m: __import__("torch").nn.LeakyReLU(0.2))))
+                  for relu in ("relu1", "relu2", "relu3")]
     else:
         ref = _torch_ref(network)
         extra += [
