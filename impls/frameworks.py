@@ -87,12 +87,22 @@ def versions() -> dict:
             "numpy": numpy.__version__}
 
 
+# Environment variables that change either framework's kernels or thread pools once imported.
+NUMERIC_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "TF_DETERMINISTIC_OPS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY",
+                    "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "CUBLAS_WORKSPACE_CONFIG")
+
+
 def numeric_environment() -> dict:
     """What the references' arithmetic depends on beyond their code: the versions, torch's thread
-    count and CPU kernel path (reductions split by thread), TF's thread pools and the determinism
-    settings. suites/refcache.py keys reused reference work by it."""
+    count and CPU kernel path (reductions split by thread), TF's thread pools, the determinism
+    settings, Keras's float type and image layout (keras.json), and the environment variables
+    that switch kernels (``NUMERIC_ENV_VARS``). suites/refcache.py keys reused reference work by it."""
     env = dict(versions(), torch_threads=torch.get_num_threads(), torch_cpu=torch.backends.cpu.get_cpu_capability(),
-               torch_deterministic=torch.are_deterministic_algorithms_enabled())
+               torch_deterministic=torch.are_deterministic_algorithms_enabled(),
+               environ={k: os.environ[k] for k in NUMERIC_ENV_VARS if k in os.environ})
+    if keras is not None:
+        env.update(keras_floatx=keras.config.floatx(), keras_image_data_format=keras.config.image_data_format())
     if tf is not None:
         from tensorflow.python.framework import config as tf_config  # no public getter for op determinism
 

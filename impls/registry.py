@@ -244,6 +244,31 @@ def seed_everything(seed: int) -> None:
         keras.utils.set_random_seed(seed)
 
 
+def rng_state(cuda: bool = True):
+    """The global random generators' state: python's, numpy's, torch's CPU one and, once CUDA is
+    initialised, torch's CUDA ones. A run trained epoch by epoch (suites/training.py) keeps its
+    own and restores it before each epoch, so that twins built between its epochs (``build``
+    reseeds every generator) do not change the dropout masks of its later epochs. Keras layers
+    draw from their own SeedGenerator state, which no reseeding touches. ``cuda=False`` leaves the
+    CUDA generators out (a captured CUDA graph holds its own offsets into them)."""
+    from impls.frameworks import torch
+
+    cuda = torch.cuda.get_rng_state_all() if cuda and torch.cuda.is_initialized() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def set_rng_state(state) -> None:
+    """Restore what ``rng_state`` returned."""
+    from impls.frameworks import torch
+
+    py, nps, cpu, cuda = state
+    random.setstate(py)
+    np.random.set_state(nps)
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def call_factory(factory, seed: int = 0):
     seed_everything(seed)
     return factory()

@@ -15,18 +15,23 @@ the primary references' convergence runs on the CPU (``training.train``).
 - **Integrity.** Each entry is ``NAME.npz`` (arrays, and its metadata as JSON) and ``NAME.json``
   (the npz's sha256, when and in how long it was made), both written atomically, the npz first.
   An entry whose npz does not hash to its manifest is damaged: it is recomputed, never trusted.
+  The pair is written and read under the key folder's lock (``_locked``), so concurrent runs
+  (pytest-xdist workers, clones sharing a data cache) never mix two writers' halves, and a key
+  folder in use by another process is not evicted.
 - **Verified on reuse.** The first steps of every entry are recomputed live (the caller's
   ``verify``) and must equal the stored ones bit for bit. The same code on a machine whose
   arithmetic differs gets a fresh run, not a stale one, and the run says so.
 - ``--reference-cache off`` (or ``TWINBENCH_REFCACHE=off``) computes everything afresh and keeps
   nothing; ``refresh`` recomputes and overwrites.
 
-Every use is logged (``events()``); the run's terminal summary and conformance.json say what was
-reused, computed or recomputed, and why.
+Every use is logged (``events()``); the run's terminal summary and conformance.json (its
+"refcache" list) say what was reused, computed, recomputed or extended, and why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import io
@@ -71,7 +76,7 @@ def mode() -> str:
 
 def events() -> list:
     """What this process did with the cache: dicts of name, outcome (reused, computed,
-    recomputed), reason and seconds."""
+    recomputed, extended), reason and seconds."""
     return list(_EVENTS)
 
 
@@ -94,8 +99,38 @@ def folder() -> Path:
     return D.cache_root() / "refcache" / key()
 
 
+@contextlib.contextmanager
+def _locked(here: Path, wait: bool = True):
+    """Hold ``here``'s lock (yields False when ``wait`` is off and another process holds it): an
+    entry's npz and manifest are written and read as one, so concurrent runs (pytest-xdist
+    workers, two clones sharing a data cache) never pair one writer's npz with another's
+    manifest, and a folder is never evicted while another process reads or writes it."""
+    if wait:
+        here.mkdir(parents=True, exist_ok=True)
+    elif not here.is_dir():  # gone meanwhile
+        yield False
+        return
+    with open(here / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _load(name: str):
     """(arrays, meta), or (None, why) when the entry is absent or damaged."""
+    if not folder().is_dir():
+        return None, "not in the cache"
+    with _locked(folder()):
+        return _load_unlocked(name)
+
+
+def _load_unlocked(name: str):
     npz, manifest = folder() / f"{name}.npz", folder() / f"{name}.json"
     if not npz.exists() or not manifest.exists():
         return None, "not in the cache"
@@ -117,10 +152,11 @@ def _store(name: str, arrays: dict, meta: dict, seconds: float) -> None:
     np.savez(buf, __meta__=np.array(json.dumps(meta)), **arrays)
     data = buf.getvalue()
     here = folder()
-    atomic_write(here / f"{name}.npz", data)
-    atomic_write(here / f"{name}.json", json.dumps({
-        "sha256": hashlib.sha256(data).hexdigest(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "seconds": round(seconds, 3)}, indent=1) + "\n")
+    with _locked(here):
+        atomic_write(here / f"{name}.npz", data)
+        atomic_write(here / f"{name}.json", json.dumps({
+            "sha256": hashlib.sha256(data).hexdigest(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(seconds, 3)}, indent=1) + "\n")
     _evict(here)
 
 
@@ -130,7 +166,9 @@ def _evict(here: Path) -> None:
     os.utime(here)
     folders = sorted((p for p in here.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in folders[KEEP_KEYS:]:
-        shutil.rmtree(old, ignore_errors=True)
+        with _locked(old, wait=False) as free:
+            if free:  # else another process is using it now: it is the newest again, and stays
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def load(name: str, verify):
@@ -158,13 +196,16 @@ def load(name: str, verify):
     return None
 
 
-def put(name: str, arrays: dict, meta: dict, seconds: float, reason: str | None = None) -> None:
+def put(name: str, arrays: dict, meta: dict, seconds: float, reason: str | None = None,
+        outcome: str | None = None) -> None:
     """Store a freshly computed entry (not with the cache off) and log it, with the reason the
-    stored one was not used (``reason``, or the one ``load`` found)."""
+    stored one was not used (``reason``, or the one ``load`` found). ``outcome="extended"``: a
+    reused entry grown past what was stored (a run trained further), not a replaced one."""
     reason = _PENDING.pop(name, "not in the cache") if reason is None else reason
     if mode() != "off":
         _store(name, arrays, meta, seconds)
-    outcome = "computed" if reason in ("not in the cache", "the reference cache is off") else "recomputed"
+    if outcome is None:
+        outcome = "computed" if reason in ("not in the cache", "the reference cache is off") else "recomputed"
     _EVENTS.append({"name": name, "outcome": outcome, "reason": reason, "seconds": round(seconds, 3)})
 
 
@@ -194,7 +235,7 @@ def summary() -> str:
     """One line for the terminal: counts by outcome, the time spent, the key."""
     if not _EVENTS:
         return ""
-    counts = {o: sum(e["outcome"] == o for e in _EVENTS) for o in ("reused", "computed", "recomputed")}
+    counts = {o: sum(e["outcome"] == o for e in _EVENTS) for o in ("reused", "computed", "recomputed", "extended")}
     why = sorted({e["reason"] for e in _EVENTS if e["outcome"] == "recomputed"})
     return (f"reference cache ({mode()}, key {key()[:12]}): " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
             + f" in {sum(e['seconds'] for e in _EVENTS):.1f} s" + (f"; recomputed because: {'; '.join(why)}" if why else ""))

@@ -113,8 +113,57 @@ def test_a_reference_run_is_stored_reused_and_retrained_when_it_must_grow(cache)
     grown = training.train(spec, 1, epochs=2, to_gate=False)  # past the stored epoch: retrained from the start
     assert grown.twin is not None and grown.epochs[0]["correct"] == first.epochs[0]["correct"]
     assert grown.epochs[0]["train_loss"] == first.epochs[0]["train_loss"] and len(grown.epochs) == 2
-    assert _outcomes()[1:] == [("reused", ""), ("recomputed", f"run-{spec.id}-seed1: trained past its 1 stored epochs")]
+    assert _outcomes()[1:] == [("reused", ""), ("extended", f"run-{spec.id}-seed1: trained past its 1 stored epochs")]
+    assert "1 extended" in refcache.summary()
     assert len(json.loads(str(np.load(cache / f"run-{spec.id}-seed1.npz")["__meta__"]))["epochs"]) == 2
+
+
+def test_a_runs_later_epochs_do_not_depend_on_what_was_built_between_them(cache, monkeypatch):
+    """Dropout draws from torch's global generator, which every registry.build reseeds: a run
+    extended after other twins were built (the reference cache's fingerprint, another test's
+    twins) must train on as if nothing had happened in between."""
+    from fixtures import data as D
+
+    split = D.split
+    monkeypatch.setattr(D, "split", lambda network, part: tuple(a[:640 if part == "train" else 200]
+                                                                for a in split(network, part)))
+    spec = registry.reference("torch", "mnist_cnn")
+    monkeypatch.setitem(refcache._MODE, "mode", "off")
+    straight = [e["train_loss"] for e in training.train(spec, 3, epochs=2, to_gate=False).epochs]
+    training._RUNS.clear()
+    monkeypatch.setitem(refcache._MODE, "mode", "use")
+    training.train(spec, 3, epochs=1, to_gate=False)  # stored: its fingerprint builds the twin anew
+    registry.build(registry.reference("keras", "mnist_cnn"), seed=99)
+    interrupted = [e["train_loss"] for e in training.train(spec, 3, epochs=2, to_gate=False).epochs]
+    assert interrupted == straight
+
+
+def test_concurrent_writers_never_pair_one_npz_with_anothers_manifest(cache):
+    """Writers of one entry (pytest-xdist workers, two clones on one data cache) and a reader at
+    the same time: the reader only ever sees an npz with its own manifest, never "damaged"."""
+    import threading
+
+    done, seen = threading.Event(), []
+
+    def write(i):
+        for _ in range(8):
+            refcache._store("e", {"x": np.full(100_000, i, dtype=np.float32)}, {"writer": i}, 0.0)
+
+    def read():
+        while not done.is_set():
+            entry, reason = refcache._load("e")
+            seen.append(reason if entry is None else ("" if entry[0]["x"][0] == entry[1]["writer"] else "mixed"))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    done.set()
+    reader.join()
+    assert set(seen) <= {"", "not in the cache"} and "" in seen
 
 
 def test_a_stored_run_whose_first_steps_differ_is_not_used(cache):

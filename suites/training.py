@@ -47,6 +47,8 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     stored: list = field(default_factory=list, repr=False)  # epochs of the reference cache, verified
     cached: dict | None = None  # the reference cache's manifest while the epochs come from it
+    rng: object = field(default=None, repr=False)  # the global generators' state after its last live epoch
+    fingerprint: object = field(default=None, repr=False)  # its first steps' losses (_fingerprint), once known
 
     @property
     def network(self) -> str:
@@ -103,9 +105,12 @@ def _train_one_epoch(run: Run, progress=None) -> dict:
         if run.variant != "eager":
             run.twin.use_variant(run.variant)
     epoch = len(run.epochs)
+    if run.rng is not None:  # whatever was built or reseeded since its last epoch does not count
+        registry.set_rng_state(run.rng)
     t0 = time.perf_counter()
     loss = run.twin.fit_epoch(xtr, ytr, epoch, E.TRAIN_BATCH[run.network], run.seed)
     train_s = time.perf_counter() - t0
+    run.rng = registry.rng_state(cuda=run.variant == "eager")
     correct = run.twin.count_correct(xte, yte, E.TEST_BATCH)
     rec = {"epoch": epoch + 1, "train_loss": loss, "correct": correct, "total": len(yte),
            "accuracy": correct / len(yte), "train_seconds": train_s, "seconds": time.perf_counter() - t0}
@@ -138,10 +143,12 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
         _next_epoch(run, progress)
     if _cacheable(run) and run.twin is not None and len(run.epochs) > len(run.stored):
         started = time.perf_counter()
-        fingerprint = _fingerprint(run)
-        refcache.put(_run_name(run), {"fingerprint": fingerprint}, {"epochs": run.epochs},
+        if run.fingerprint is None:
+            run.fingerprint = _fingerprint(run)
+        refcache.put(_run_name(run), {"fingerprint": run.fingerprint}, {"epochs": run.epochs},
                      sum(e["seconds"] for e in run.epochs) + time.perf_counter() - started,
-                     f"{_run_name(run)}: trained past its {len(run.stored)} stored epochs" if run.stored else None)
+                     f"{_run_name(run)}: trained past its {len(run.stored)} stored epochs" if run.stored else None,
+                     outcome="extended" if run.stored else None)
         run.stored = list(run.epochs)
     return run
 
@@ -165,6 +172,7 @@ def _fingerprint(run: Run) -> np.ndarray:
 def _verify_run(run: Run, arrays: dict) -> str:
     live = _fingerprint(run)
     if np.array_equal(live, arrays["fingerprint"]):
+        run.fingerprint = live
         return ""
     return f"losses of the first {VERIFY_STEPS} steps {live.tolist()} vs stored {arrays['fingerprint'].tolist()}"
 
@@ -340,34 +348,45 @@ def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Tra
     ``partners`` (id -> complete Trajectory) and stops at the first step whose loss is out of
     tolerance against every one of them; each partner's view is cut at its own first such step
     (that loss included, the weights before it), exactly as a run stopped against that partner
-    alone. Only the latest subject run is kept (its ~20 CNN weight snapshots are ~100 MB); the
+    alone. A run that raises (an unrecognised random op, a shape error) raises for the partners
+    it had not yet diverged from; the others see their cut, as they would have alone. Only the latest subject run is kept (its ~20 CNN weight snapshots are ~100 MB); the
     checks of one subject run partner after partner, so the second reuses the first's training."""
     key = (twin.name, repr(twin.spec), dropout, tuple(partners))
     if _SUBJECT.get("key") != key:
         _SUBJECT.clear()
-        run = _TRAJECTORIES.get((twin.name, dropout))  # a subject that is itself a partner: its complete run
+        run, error = _TRAJECTORIES.get((twin.name, dropout)), None  # a subject that is itself a partner: its complete run
         if run is None:
             tols = {p: loss_tolerance(twin.network, len(t.losses)) for p, t in partners.items()}
-            stop = lambda i, loss: all(not abs(loss - t.losses[i]) <= tols[p][i]  # noqa: E731 (NaN stops too)
-                                       for p, t in partners.items())
-            run = _train_trajectory(twin, dropout, stop)
+            seen, weights = [], {}
+
+            def stop(i, loss):  # out of tolerance against every partner (NaN too)
+                seen.append(loss)
+                return all(not abs(loss - t.losses[i]) <= tols[p][i] for p, t in partners.items())
+
+            try:
+                run = _train_trajectory(twin, dropout, stop, weights)
+            except Exception as exc:  # noqa: BLE001 -- kept for the partners whose view reaches it
+                run, error = Trajectory(np.asarray(seen), weights, False), exc
         first_bad = {}
         for p, t in partners.items():
             n = min(len(run.losses), len(t.losses))
             bad = np.flatnonzero(~(np.abs(run.losses[:n] - t.losses[:n]) <= loss_tolerance(twin.network, n)))
             first_bad[p] = int(bad[0]) if len(bad) else None
-        _SUBJECT.update(key=key, run=run, first_bad=first_bad)
+        _SUBJECT.update(key=key, run=run, first_bad=first_bad, error=error)
     run, s = _SUBJECT["run"], _SUBJECT["first_bad"][partner]
     if s is None:
+        if _SUBJECT["error"] is not None:  # it failed before diverging from this partner: as a run of its own would
+            raise _SUBJECT["error"]
         return run
     return Trajectory(run.losses[:s + 1], {k: w for k, w in run.weights.items() if k < s}, False)
 
 
-def _train_trajectory(twin, dropout: bool, stop=None) -> Trajectory:
+def _train_trajectory(twin, dropout: bool, stop=None, weights: dict | None = None) -> Trajectory:
+    """``weights``: where the snapshots go as they are taken (a caller keeps them if training raises)."""
     network = twin.network
     twin.set_weights(trajectory_start(network))
     x, y = D.split(network, "train", T.TRAJECTORY_STEPS * TRAJECTORY_BATCH[network])
-    steps, weights = compared_steps(network), {}
+    steps, weights = compared_steps(network), ({} if weights is None else weights)
 
     def keep(i):
         if i in steps:
