@@ -6,6 +6,7 @@ and every report writer live in ``suites/report.py``; baselines in ``suites/base
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -99,6 +100,12 @@ def pytest_configure(config):
         refcache.set_mode(config.getoption("--reference-cache") or refcache.mode())
     except refcache.RefCacheError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    from suites.helpers import REPRO_BATCH_ENV
+
+    cap = os.environ.get(REPRO_BATCH_ENV, "1")
+    if not cap.isdigit() or int(cap) < 1:
+        raise pytest.UsageError(f"{REPRO_BATCH_ENV} must be a whole number of examples, at least 1, got {cap!r}; "
+                                "unset it for a normal run")
     if config.getoption("--seeds") < 1:
         raise pytest.UsageError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
     values = list(config.getoption("--impl")) + registry.impls_from_env()
@@ -108,6 +115,7 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--impl: {exc}") from exc
     if config.getoption("--architecture-only") and not candidates:
         raise pytest.UsageError("--architecture-only applies to --impl candidates; give --impl NAME=PATH:FACTORY")
+    _refuse_distributed_baselines(config)
     run = report.RunState(candidates, candidates or list(registry.REFERENCES + registry.KNOWN_BAD),
                           architecture_only=config.getoption("--architecture-only"))
     try:
@@ -120,6 +128,21 @@ def pytest_configure(config):
     config.stash[report.STATE] = run
     config.pluginmanager.register(_Recorder(run), "twinbench-recorder")
     config.pluginmanager.register(_BaselineComparisonsLast(), "twinbench-baseline-comparisons")
+
+
+def _refuse_distributed_baselines(config):
+    """--compare-baseline's regressions are tests that run after everything they compare, in the
+    process that ran it all; --save-baseline records benchmark medians, which pytest-benchmark
+    does not time under pytest-xdist. Neither means anything split across workers."""
+    workers = getattr(config.option, "numprocesses", None)
+    if not workers or _is_worker(config):
+        return
+    for option in ("--compare-baseline", "--save-baseline"):
+        if config.getoption(option):
+            raise pytest.UsageError(
+                f"{option} cannot run under pytest-xdist (-n {workers}): a baseline compares or records a whole "
+                "run (outcomes, convergence, benchmark medians) held by one process, and pytest-benchmark does "
+                f"not time benchmarks on workers. Drop -n, or run the baseline step on its own without it.")
 
 
 class _BaselineComparisonsLast:
@@ -154,10 +177,21 @@ def pytest_report_header(config):
     ]
     if frameworks.TF_MISSING:
         lines.append("WARNING: " + frameworks.TF_MISSING)
+    if _repro_cap():
+        lines.append(_repro_cap())
     if run.candidates:
         lines.append("candidate mode: only the --impl twins are checked; other tests are deselected"
                      + ("; recipe checks deselected (--architecture-only)" if run.architecture_only else ""))
     return lines
+
+
+def _repro_cap() -> str:
+    """A warning while TWINBENCH_REPRO_BATCH (a repro script's setting) caps the real batches."""
+    from suites.helpers import REPRO_BATCH_ENV
+
+    cap = os.environ.get(REPRO_BATCH_ENV)
+    return (f"WARNING: {REPRO_BATCH_ENV}={cap} caps every real test batch at {cap} examples (a repro script's "
+            f"setting): checks see less than they should. Unset it for a verdict." if cap else "")
 
 
 def roofline() -> dict:
@@ -359,6 +393,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         _detection_summary(tr, run)
     if run.verdicts:
         _matrix_summary(tr, run)
+        if _repro_cap():
+            tr.write_line(_repro_cap())
     if config.getoption("--conform-report") and run.cells:
         written = report.write_conformance(out, run, frameworks.versions(), frameworks.devices(), roofline())
         tr.write_line("conformance report written to " + ", ".join(map(str, written)))

@@ -9,6 +9,7 @@ exits 1 while the fault persists and 0 once it is fixed, so it can guard the fix
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -49,12 +50,14 @@ if __name__ == "__main__":
 '''
 
 
-def minimise(check, build) -> dict:
+def minimise(check, build, controls=()) -> dict:
     """The smallest real batch (1, 2, 4, ... test examples, spread over the test split as the
-    check's own batch is) with which ``check`` still fails, as ai-edge-torch's culprit finder
-    shrinks its inputs: {"batch": k, "of": n}. {} when the check reads no real batch, or fails
-    only at its full size. (Trajectories need no shrinking: a run stops at its first divergent
-    step.)"""
+    check's own batch is) with which ``check`` still fails on ``build()`` while it passes on every
+    correct twin of ``controls`` (builders of the references), as ai-edge-torch's culprit finder
+    shrinks its inputs: {"batch": k, "of": n}. A size at which a correct twin fails too (a check
+    that needs a spread of logits, or both classes) shows nothing and is passed over. {} when the
+    check reads no real batch, or fails only at its full size. (Trajectories need no shrinking:
+    a run stops at its first divergent step.)"""
     from suites import helpers
 
     helpers.BATCHES_ASKED.clear()
@@ -62,26 +65,45 @@ def minimise(check, build) -> dict:
         return {}
     full, k = max(helpers.BATCHES_ASKED), 1
     while k < full:
-        os.environ[helpers.REPRO_BATCH_ENV] = str(k)
-        try:
-            failed = helpers.run_one(check, build).status == "fail"
-        finally:
-            del os.environ[helpers.REPRO_BATCH_ENV]
-        if failed:
-            return {"batch": k, "of": full}
+        with capped(k):
+            if helpers.run_one(check, build).status == "fail" and \
+                    all(helpers.run_one(check, control).status == "pass" for control in controls):
+                return {"batch": k, "of": full}
         k *= 2
     return {}
 
 
-def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=None) -> Path:
-    """Write the repro of ``check`` (its pytest node id ``nodeid``) for candidate ``spec``; with
-    the check's ``callable_`` and the twin's ``build``, minimised first (``minimise``)."""
+@contextlib.contextmanager
+def capped(k: int):
+    """Real batches capped at ``k`` examples in this process (helpers.REPRO_BATCH_ENV), restored after."""
     from suites.helpers import REPRO_BATCH_ENV
 
-    small = minimise(callable_, build) if callable_ is not None and build is not None else {}
+    before = os.environ.get(REPRO_BATCH_ENV)
+    os.environ[REPRO_BATCH_ENV] = str(k)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[REPRO_BATCH_ENV]
+        else:
+            os.environ[REPRO_BATCH_ENV] = before
+
+
+def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=None) -> Path:
+    """Write the repro of ``check`` (its pytest node id ``nodeid``) for candidate ``spec``; with
+    the check's ``callable_`` and the twin's ``build``, minimised first (``minimise``), the
+    network's primary references as the controls that must pass at the smaller size."""
+    from impls import frameworks, registry
+    from suites.helpers import REPRO_BATCH_ENV
+
+    kinds = ("torch", "keras") if frameworks.keras is not None else ("torch",)
+    controls = [lambda ref=registry.reference(f, spec.network): registry.build(ref, seed=0) for f in kinds]
+    small = minimise(callable_, build, controls) if callable_ is not None and build is not None else {}
     env = {REPRO_BATCH_ENV: str(small["batch"])} if small else {}
-    note = (f"Minimised: it still fails on {small['batch']} of the check's {small['of']} real test examples."
-            if small else "Not minimised: the check reads no real test batch, or fails only at its full size."
+    note = (f"Minimised: it still fails on {small['batch']} of the check's {small['of']} real test examples, "
+            "on which the references pass."
+            if small else "Not minimised: the check reads no real test batch, or no smaller one shows the fault "
+            "while the references pass."
             if callable_ is not None else "Not minimised: the check did not run in the process that wrote it.")
     path = Path(folder) / f"{spec.id}.py"
     atomic_write(path, TEMPLATE.format(impl=spec.id, check=check, path=path, root=str(ROOT), python=sys.executable,

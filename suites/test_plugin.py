@@ -191,3 +191,13 @@ def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
     got = json.loads((reports / "detection.json").read_text())
     assert sorted(got["results"]) == sorted(ids) and got["killed"] == got["faulty"] == 1, got["results"].keys()
     assert det.stdout.count("written to") == 1, det.stdout[-2000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
+@pytest.mark.parametrize("option", ["--compare-baseline=main", "--save-baseline=x"])
+def test_a_baseline_under_xdist_is_a_usage_error(option):
+    """A baseline is compared or recorded by the one process that holds the whole run; split
+    across workers it would compare partial state, so it is refused before anything runs."""
+    got = _pytest(option, "-n", "2", "-m", "shapes")
+    assert got.returncode == 4, got.stdout[-2000:] + got.stderr[-2000:]
+    assert f"{option.split('=')[0]} cannot run under pytest-xdist (-n 2)" in got.stderr, got.stderr[-2000:]
