@@ -187,11 +187,17 @@ def parse_impl(text: str) -> ImplSpec:
         framework = "unknown"
     else:
         framework = framework_of(unpack(obj, where=f"{path}:{attr}")[0])
-    stem = Path(path).stem if path.endswith(".py") else path.rsplit(".", 1)[-1]
     module = sys.modules.get(getattr(factory, "__module__", None) or "")
     doc = (getattr(module, "__doc__", None) or "").strip().splitlines()
-    return ImplSpec(f"candidate-{framework}-{name}-{stem}.{attr}", name, framework, attr,
+    return ImplSpec(candidate_id(framework, name, f"{path}:{attr}"), name, framework, attr,
                     f"{path}:{attr}", "candidate", doc[0] if doc else "")
+
+
+def candidate_id(framework: str, network: str, ref: str) -> str:
+    """The id of the --impl candidate NETWORK=REF (PATH:FACTORY) whose model is of ``framework``."""
+    path, _, attr = ref.rpartition(":")
+    stem = Path(path).stem if path.endswith(".py") else path.rsplit(".", 1)[-1]
+    return f"candidate-{framework}-{network}-{stem}.{attr}"
 
 
 def load_factory(ref: str, for_option: str | None = None):

@@ -1,16 +1,27 @@
 """Repro scripts: for a rejected candidate, a standalone script that reruns its first failing check.
 
-``--conform-report DIR`` writes ``DIR/repro/<candidate-id>.py``. The script runs that one check on
-the candidate, as the conformance run did (same ``--impl``, same test id), with the interpreter that
-wrote it; the check's message prints the divergence (the layer, the values, the tolerance). It
-exits 1 while the fault persists and 0 once it is fixed, so it can guard the fix in a user's CI
-(2: the check could not run at all, e.g. the file or factory was renamed).
+``--conform-report DIR`` writes ``DIR/repro/<candidate-id>.py``. The script builds the candidate
+from its factory and the references from impls/, runs that one check exactly as the conformance
+run did (the same check callable through ``helpers.run_one``, as its pytest test does), and
+prints the check's message: the layer, the values, the tolerance. A check that needs pytest's
+fixtures (convergence, golden) is run through pytest on its test id instead. It exits 1 while the
+fault persists and 0 once it is fixed, so it can guard the fix in a user's CI (2: the check
+could not run at all, e.g. the file or factory was renamed). Run with another interpreter, it
+re-executes itself with the one that wrote it.
+
+``python -m suites.repro SCRIPT...`` runs scripts one after another in one process (the
+detection self-test runs every faulty candidate's this way) and prints each one's exit status.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
+import json
 import os
+import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,33 +32,122 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = '''#!/usr/bin/env python3
 """twinbench repro: {impl} fails {check}.
 
-Reruns that one check on the candidate, as the conformance run that wrote this file did, and prints
-the divergence. Exit status 1 while the fault persists, 0 once it is fixed, 2 when the check
-cannot be run any more.
+Builds the candidate from its factory and the references from impls/, reruns that one check as the
+conformance run that wrote this file did, and prints the divergence. Exit status 1 while the fault
+persists, 0 once it is fixed, 2 when the check cannot be run any more.
 {minimised}
 
     python {path}
 """
 import os
-import subprocess
 import sys
 
 ROOT = {root!r}
-PYTHON = {python!r}  # the interpreter of the run that wrote this script
-IMPL = {impl_arg!r}
-TEST = {nodeid!r}
+PYTHON, PREFIX = {python!r}, {prefix!r}  # the interpreter of the run that wrote this script
+IMPL = {impl_arg!r}  # the --impl value
+CHECK = {check!r}
+TEST = {nodeid!r}  # its pytest test: python -m pytest TEST --impl IMPL
 ENV = {env!r}  # {minimised}
 
+
+def main():
+    if sys.prefix != PREFIX and os.path.exists(PYTHON):  # another interpreter: rerun with the one that wrote it
+        os.execv(PYTHON, [PYTHON, os.path.abspath(__file__)])
+    os.chdir(ROOT)
+    sys.path.insert(0, ROOT)
+    from suites.repro import rerun
+
+    return rerun(IMPL, CHECK, TEST, ENV)
+
+
 if __name__ == "__main__":
-    cmd = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis", TEST, "--impl", IMPL]
-    print("running:", " ".join(f"{{k}}={{v}}" for k, v in ENV.items()), " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd, cwd=ROOT, env={{**os.environ, **ENV}})
-    if rc not in (0, 1):  # not a verdict: the check could not run (renamed, not collected, usage error)
-        print(f"twinbench repro: the check could not be run (pytest exit status {{rc}}); the candidate's file, "
-              f"factory or test id has changed since this script was written: run the conformance again")
-        sys.exit(2)
-    sys.exit(rc)
+    sys.exit(main())
 '''
+
+
+@contextlib.contextmanager
+def environ(values: dict):
+    """``values`` set in os.environ, every variable restored (or removed) after."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def resolve(nodeid: str, spec, check: str):
+    """The check callable named ``check`` of the test module in ``nodeid``, for ``spec``; None when
+    that module's tests need pytest's fixtures (their test function takes no ``make_twin``)."""
+    from suites.helpers import check_name
+
+    path = nodeid.split("::", 1)[0]
+    module = importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", "."))
+    tests = [f for n, f in vars(module).items() if n.startswith("test_") and callable(f)]
+    if not any("make_twin" in inspect.signature(f).parameters for f in tests):
+        return None
+    checks = module.checks_for(spec) if hasattr(module, "checks_for") else list(getattr(module, "CHECKS", ()))
+    found = [c for c in checks if check_name(c) == check]
+    if not found:
+        raise LookupError(f"{path} has no check {check} for {spec.id} any more")
+    return found[0]
+
+
+def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
+    """What a repro script does: 1 while ``check`` fails on the candidate ``impl``, 0 once it
+    passes, 2 when it cannot be run."""
+    shown = " ".join(f"{k}={v}" for k, v in env.items())
+    print(f"twinbench repro: {check} on --impl {impl}" + (f", with {shown}" if shown else ""), flush=True)
+    with environ(env):
+        try:
+            from impls import frameworks, registry
+            from suites import helpers
+
+            frameworks.set_determinism()
+            spec = registry.parse_impl(impl)
+            found = resolve(nodeid, spec, check)
+        except Exception as exc:  # noqa: BLE001 -- renamed file or factory, a check that is gone
+            print(f"twinbench repro: the check could not be run ({type(exc).__name__}: {exc}); the candidate's file, "
+                  "factory or the check has changed since this script was written: run the conformance again")
+            return 2
+        if found is None:  # it needs pytest's fixtures: run its test
+            cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis",
+                   nodeid, "--impl", impl]
+            print("running:", " ".join(cmd), flush=True)
+            rc = subprocess.call(cmd, cwd=ROOT)
+            return rc if rc in (0, 1) else 2
+        result = helpers.run_one(found, lambda: registry.build(spec, seed=0))
+    print(f"{result.status.upper()}: {check}" + (f": {result.message}" if result.message else ""), flush=True)
+    return {"fail": 1, "pass": 0}.get(result.status, 2)
+
+
+def nodeid_of(check, spec) -> str:
+    """The pytest id of ``check`` (a check callable of a suites/test_*.py module) for ``spec`` run
+    as ``--impl`` (a corpus entry or a mutant, whose own id is the detection self-test's)."""
+    from impls import registry
+    from suites.helpers import make_id
+
+    module = importlib.import_module((check.func if hasattr(check, "func") else check).__module__)
+    test = next(n for n, f in vars(module).items() if n.startswith("test_") and callable(f)
+                and "check" in inspect.signature(f).parameters)
+    impl = registry.candidate_id(spec.framework, spec.network, spec.factory)
+    return f"{module.__name__.replace('.', '/')}.py::{test}[{make_id(impl, check)}]"
+
+
+def run_scripts(paths: list) -> dict:
+    """Run repro scripts one after another in this process: path -> exit status."""
+    codes = {}
+    for path in paths:
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+            codes[str(path)] = 0
+        except SystemExit as exc:
+            codes[str(path)] = exc.code if isinstance(exc.code, int) else 2
+    return codes
 
 
 def minimise(check, build, controls=()) -> dict:
@@ -65,7 +165,7 @@ def minimise(check, build, controls=()) -> dict:
         return {}
     full, k = max(helpers.BATCHES_ASKED), 1
     while k < full:
-        with capped(k):
+        with environ({helpers.REPRO_BATCH_ENV: k}):
             if helpers.run_one(check, build).status == "fail" and \
                     all(helpers.run_one(check, control).status == "pass" for control in controls):
                 return {"batch": k, "of": full}
@@ -73,26 +173,11 @@ def minimise(check, build, controls=()) -> dict:
     return {}
 
 
-@contextlib.contextmanager
-def capped(k: int):
-    """Real batches capped at ``k`` examples in this process (helpers.REPRO_BATCH_ENV), restored after."""
-    from suites.helpers import REPRO_BATCH_ENV
-
-    before = os.environ.get(REPRO_BATCH_ENV)
-    os.environ[REPRO_BATCH_ENV] = str(k)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[REPRO_BATCH_ENV]
-        else:
-            os.environ[REPRO_BATCH_ENV] = before
-
-
-def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=None) -> Path:
+def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=None, unminimised: str = "") -> Path:
     """Write the repro of ``check`` (its pytest node id ``nodeid``) for candidate ``spec``; with
     the check's ``callable_`` and the twin's ``build``, minimised first (``minimise``), the
-    network's primary references as the controls that must pass at the smaller size."""
+    network's primary references as the controls that must pass at the smaller size; else
+    ``unminimised`` says why not."""
     from impls import frameworks, registry
     from suites.helpers import REPRO_BATCH_ENV
 
@@ -100,13 +185,22 @@ def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=Non
     controls = [lambda ref=registry.reference(f, spec.network): registry.build(ref, seed=0) for f in kinds]
     small = minimise(callable_, build, controls) if callable_ is not None and build is not None else {}
     env = {REPRO_BATCH_ENV: str(small["batch"])} if small else {}
-    note = (f"Minimised: it still fails on {small['batch']} of the check's {small['of']} real test examples, "
-            "on which the references pass."
-            if small else "Not minimised: the check reads no real test batch, or no smaller one shows the fault "
-            "while the references pass."
-            if callable_ is not None else "Not minimised: the check did not run in the process that wrote it.")
+    if small:
+        note = (f"Minimised: it still fails on {small['batch']} of the check's {small['of']} real test examples, "
+                "on which the references pass.")
+    elif callable_ is not None:
+        note = "Not minimised: the check reads no real test batch, or no smaller one shows the fault while the references pass."
+    else:
+        note = unminimised or "Not minimised: the check did not run in the process that wrote it."
     path = Path(folder) / f"{spec.id}.py"
     atomic_write(path, TEMPLATE.format(impl=spec.id, check=check, path=path, root=str(ROOT), python=sys.executable,
-                                       impl_arg=f"{spec.network}={spec.factory}", nodeid=nodeid, env=env,
-                                       minimised=note))
+                                       prefix=sys.prefix, impl_arg=f"{spec.network}={spec.factory}", nodeid=nodeid,
+                                       env=env, minimised=note))
     return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m suites.repro SCRIPT...  (runs repro scripts in this process, prints their exit "
+                 "statuses)")
+    print(json.dumps(run_scripts(sys.argv[1:])))

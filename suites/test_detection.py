@@ -19,6 +19,10 @@ so that the references' trajectories are trained once. Then:
   the causes named must equal the literal; for a mutant whose operator is in the catalogue, the
   report counts whether its own cause was named (the hit rate per cause).
 
+Every rejected candidate gets its repro script (suites/repro.py), written to reports/repro/ as a
+user's ``--conform-report`` run writes it (not minimised here); the last test runs them all in a
+fresh process and each must exit 1 (test_every_repro_exits_1_in_a_fresh_process).
+
 reports/detection.json and .md (suites/report.py) hold the kill rate, the false rejections, the
 smallest margin, a table per operator family and per check, and the survivors.
 
@@ -32,13 +36,16 @@ trajectory partners (training.subject_trajectory).
 
 import fnmatch
 import gc
+import json
+import subprocess
+import sys
 import time
 
 import pytest
 
 from fixtures import detection as DE
 from impls import frameworks, registry
-from suites import diagnosis, report, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
+from suites import diagnosis, report, repro, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
 from suites.helpers import check_name, run_one
 
 pytestmark = pytest.mark.detection
@@ -119,6 +126,20 @@ def _expected_cause(entry):
     return diagnosis.cause_of(entry.spec.style) if entry.spec.id.startswith("mutant-") else None
 
 
+REPRO_DIR = report.REPORTS / "repro"
+
+
+def _write_repro(spec, verdicts: dict):
+    """The repro script of the candidate's first failing check (suite order), as a user's
+    --conform-report run writes it; None when no check rejects it."""
+    first = next((c for c in suite_checks(spec) if verdicts[check_name(c)].status == "fail"), None)
+    if first is None:
+        return None
+    return str(repro.write(REPRO_DIR, spec, check_name(first), repro.nodeid_of(first, spec),
+                           unminimised="Not minimised: written by the detection self-test, which runs every "
+                                       "candidate's repro at its full size."))
+
+
 def test_detection(entry, request):
     spec = entry.spec
     if entry.caught_by == ("unimportable",):
@@ -130,6 +151,7 @@ def test_detection(entry, request):
     verdicts = {check_name(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in suite_checks(spec)}
     record = _record(entry, verdicts, time.perf_counter() - started)
     record["diagnosis"], record["expected_cause"] = _diagnosis(entry), _expected_cause(entry)
+    record["repro"] = _write_repro(spec, verdicts)
     report.state(request.config).detection[spec.id] = record
     assert not record["errors"], (f"{spec.id}: checks crashed (an error is never a kill):\n  "
                                   + "\n  ".join(f"{k}: {v}" for k, v in record["errors"].items()))
@@ -171,3 +193,28 @@ def test_every_cause_in_the_catalogue_is_named_alone_for_some_candidate():
     missing = sorted(set(diagnosis.CAUSES) - set(alone))
     assert not missing, (f"{len(missing)} of {len(diagnosis.CAUSES)} catalogue causes are never the one cause "
                          f"named for a candidate: {', '.join(missing)}")
+
+
+def test_every_repro_exits_1_in_a_fresh_process(request):
+    """Each repro script the detection runs of this process wrote (one per rejected candidate) is
+    run in one fresh process (python -m suites.repro, no state of this session) and exits 1: it
+    rebuilds the candidate from its file and the references from impls/ and still sees the
+    fault. Under pytest-xdist each worker holds only its own candidates' scripts: run it without
+    -n to run them all."""
+    if hasattr(request.config, "workerinput"):
+        pytest.skip("pytest-xdist: this worker holds only its own candidates' repros; run -m detection without -n")
+    records = report.state(request.config).detection
+    scripts = {r["repro"]: cid for cid, r in records.items() if r.get("repro")}
+    if not scripts:
+        pytest.skip("no detection candidate was rejected in this run (select some with -m detection)")
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "suites.repro", *scripts], capture_output=True, text=True,
+                          cwd=repro.ROOT, timeout=3600)
+    assert done.returncode == 0, f"python -m suites.repro exited {done.returncode}:\n{done.stderr[-3000:]}"
+    codes = json.loads(done.stdout.strip().splitlines()[-1])
+    for path, code in codes.items():
+        records[scripts[path]]["repro_exit"] = code
+    wrong = {scripts[p]: c for p, c in codes.items() if c != 1}
+    print(f"{len(codes)} repro scripts run in {time.perf_counter() - started:.1f} s; exit statuses other than 1: {wrong}")
+    assert not wrong, (f"{len(wrong)} of {len(codes)} repro scripts did not exit 1 (the fault not reproduced, or the "
+                       f"check could not run): {wrong}\n{done.stdout[-4000:]}")
