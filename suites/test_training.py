@@ -13,8 +13,10 @@ pytestmark = pytest.mark.selftest
 @pytest.fixture
 def setup(monkeypatch):
     """The tweets torch reference as the subject, and two partners made of its own complete run:
-    "same" (identical) and "shifted" (its losses off by 1 from step 3)."""
+    "same" (identical) and "shifted" (its losses off by 1 from step 3). The session's trajectories
+    are set aside: a reference subject whose complete run is already known is not trained again."""
     monkeypatch.setattr(training, "_SUBJECT", {})
+    monkeypatch.setattr(training, "_TRAJECTORIES", {})
     spec = registry.reference("torch", "tweet_fasttext")
     real = training._train_trajectory(registry.build(spec, seed=1), False)
     shifted = real.losses.copy()
