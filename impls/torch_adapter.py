@@ -101,6 +101,7 @@ class TorchTwin(Twin):
         self.opt = None
         self.device = torch.device("cpu")
         self.variant = "eager"  # or "graph" (impls/torch_graph.py); compile variants replace the model
+        self.graph_deterministic = True  # False: the graph variant may choose nondeterministic kernels
         # Opt-in (recipe key "channels_last"): NHWC memory for convs, ~20% faster CPU training with
         # oneDNN, same results to fp32 rounding. Not imposed on candidates: x.view() breaks on it.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -409,7 +410,8 @@ class TorchTwin(Twin):
         opt = self._optimizer()
         if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
             xt, yt = self._input(x), self._target(y)
-            graphs = torch_graph.StepGraphs(self, xt, yt) if self.variant == "graph" else None
+            graphs = (torch_graph.StepGraphs(self, xt, yt, deterministic=self.graph_deterministic)
+                      if self.variant == "graph" else None)
             self._fit_cache = (x, xt, yt, graphs)
         _, xt, yt, graphs = self._fit_cache
         order = torch.from_numpy(batch_order(len(x), epoch, seed)).to(self.device)
@@ -468,14 +470,16 @@ class TorchTwin(Twin):
             raise ValueError(f"{self.name}: choose the variant before training (it rebuilds the optimizer and "
                              f"scheduler, which would reset their state)")
         self.__dict__.pop("_fit_cache", None)
-        if variant == "graph":  # the whole training step in CUDA graphs (impls/torch_graph.py)
-            self.variant = "graph"
+        if variant in ("graph", "graph-nondeterministic"):  # the whole training step in CUDA graphs
+            self.variant = "graph"                             # (impls/torch_graph.py)
+            self.graph_deterministic = variant == "graph"
         elif variant == "compile":
             self.model = torch.compile(self.model)
         elif variant == "cudagraphs":  # CUDA graphs through torch.compile's cudagraph trees
             self.model = torch.compile(self.model, mode="reduce-overhead")
         else:
-            raise ValueError(f"unknown torch variant {variant!r}; use 'compile', 'cudagraphs' or 'graph'")
+            raise ValueError(f"unknown torch variant {variant!r}; use 'compile', 'cudagraphs', 'graph' or "
+                             f"'graph-nondeterministic'")
         self.opt = None
 
     def summary(self):

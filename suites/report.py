@@ -593,10 +593,20 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
             lines.append(f"- GPU torch {net} epoch (target {target:g} s): not measured in this run (no GPU visible; "
                          "see reports/gpu/ for runs on a lent GPU machine)")
             continue
-        best = min(ours, key=lambda r: r["median_s"])
+        # Judged on the suite's determinism settings; a variant that lets cuDNN choose
+        # nondeterministic kernels is reported beside it, never in its place.
+        deterministic = [r for r in ours if not _nondeterministic(r)] or ours
+        best = min(deterministic, key=lambda r: r["median_s"])
         met = "meets" if best["median_s"] <= target else "misses"
         each = ", ".join(f"{r['name']} {_fmt_s(r['median_s'])}" for r in sorted(ours, key=lambda r: r["median_s"]))
-        line = f"- GPU torch {net} epoch: fastest {best['name']} {_fmt_s(best['median_s'])}; target {target:g} s: **{met}** ({each})"
+        line = (f"- GPU torch {net} epoch: fastest deterministic {best['name']} {_fmt_s(best['median_s'])}; "
+                f"target {target:g} s: **{met}**")
+        loose = [r for r in ours if _nondeterministic(r)]
+        if loose:
+            fast = min(loose, key=lambda r: r["median_s"])
+            line += (f"; with nondeterministic cuDNN kernels allowed, {fast['name']} {_fmt_s(fast['median_s'])} "
+                     f"({'meets' if fast['median_s'] <= target else 'misses'})")
+        line += f" ({each})"
         examples = next((r for r in gpu if r["variant"] == "examples pipeline"), None)
         if examples:
             line += f"; pytorch/examples' pipeline {_fmt_s(examples['median_s'])}, {examples['median_s'] / best['median_s']:.1f}x slower"
@@ -617,6 +627,10 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
                          + ", ".join(f"{s}: {e} epochs {t:.3g} s" if t is not None else f"{s}: not reached"
                                      for s, e, t in zip(info["seeds"], info["epochs_to_gate"], info["seconds_to_gate"])))
     return lines
+
+
+def _nondeterministic(row) -> bool:
+    return "nondeterministic" in (row.get("variant") or "")
 
 
 def _merged_rows(rows: list, previous: Path) -> list:
