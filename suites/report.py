@@ -590,8 +590,9 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
                and r["network"] == net]
         ours = [r for r in gpu if r["variant"] != "examples pipeline"]
         if not ours:
-            lines.append(f"- GPU torch {net} epoch (target {target:g} s): not measured in this run (no GPU visible; "
-                         "see reports/gpu/ for runs on a lent GPU machine)")
+            why = ("not selected" if any(r["device"] == "gpu" for r in rows) else
+                   "no GPU visible; see reports/gpu/ for runs on a lent GPU machine")
+            lines.append(f"- GPU torch {net} epoch (target {target:g} s): not measured in this run ({why})")
             continue
         # Judged on the suite's determinism settings; a variant that lets cuDNN choose
         # nondeterministic kernels is reported beside it, never in its place.

@@ -371,3 +371,6 @@ def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
     assert "fastest deterministic torch-module-graph 891 ms; target 0.6 s: **misses**" in line, line
     assert "nondeterministic cuDNN kernels allowed, torch-module-graph-nondeterministic 590 ms (meets)" in line, line
     assert "an epoch would take" in line and "the fastest takes 10.2x" in line, line
+    tweets = next(x for x in report._gpu_targets(rows, {"gpu": 49665.0}) if "tweet_fasttext epoch" in x)
+    assert "not measured in this run (not selected)" in tweets, tweets
+    assert "no GPU visible" in next(x for x in report._gpu_targets([], {}) if "mnist_cnn epoch" in x)
