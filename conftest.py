@@ -177,8 +177,9 @@ def pytest_report_header(config):
     ]
     if frameworks.TF_MISSING:
         lines.append("WARNING: " + frameworks.TF_MISSING)
-    if _repro_cap():
-        lines.append(_repro_cap())
+    cap = _repro_cap()
+    if cap:
+        lines.append(cap)
     if run.candidates:
         lines.append("candidate mode: only the --impl twins are checked; other tests are deselected"
                      + ("; recipe checks deselected (--architecture-only)" if run.architecture_only else ""))
@@ -393,8 +394,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         _detection_summary(tr, run)
     if run.verdicts:
         _matrix_summary(tr, run)
-        if _repro_cap():
-            tr.write_line(_repro_cap())
+        cap = _repro_cap()
+        if cap:
+            tr.write_line(cap)
     if config.getoption("--conform-report") and run.cells:
         written = report.write_conformance(out, run, frameworks.versions(), frameworks.devices(), roofline())
         tr.write_line("conformance report written to " + ", ".join(map(str, written)))

@@ -259,20 +259,20 @@ def rng_state(cuda: bool = True):
     CUDA generators out (a captured CUDA graph holds its own offsets into them)."""
     from impls.frameworks import torch
 
-    cuda = torch.cuda.get_rng_state_all() if cuda and torch.cuda.is_initialized() else None
-    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+    gpu = torch.cuda.get_rng_state_all() if cuda and torch.cuda.is_initialized() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), gpu
 
 
 def set_rng_state(state) -> None:
     """Restore what ``rng_state`` returned."""
     from impls.frameworks import torch
 
-    py, nps, cpu, cuda = state
+    py, nps, cpu, gpu = state
     random.setstate(py)
     np.random.set_state(nps)
     torch.set_rng_state(cpu)
-    if cuda is not None:
-        torch.cuda.set_rng_state_all(cuda)
+    if gpu is not None:
+        torch.cuda.set_rng_state_all(gpu)
 
 
 def call_factory(factory, seed: int = 0):

@@ -4,7 +4,7 @@ import pytest
 
 from impls import registry
 from suites import report
-from suites.helpers import with_checks
+from suites.helpers import module_checks, with_checks
 
 
 def pytest_generate_tests(metafunc):
@@ -12,10 +12,7 @@ def pytest_generate_tests(metafunc):
     if {"subject", "check"} <= set(metafunc.fixturenames) and (
             hasattr(module, "CHECKS") or hasattr(module, "checks_for")):
         specs = report.state(metafunc.config).specs
-        if hasattr(metafunc.module, "checks_for"):  # checks that depend on the subject
-            params = [p for s in specs for p in with_checks([s], metafunc.module.checks_for(s))]
-        else:
-            params = with_checks(specs, metafunc.module.CHECKS)
+        params = [p for s in specs for p in with_checks([s], module_checks(module, s))]
         metafunc.parametrize(("subject", "check"), params)
 
 

@@ -37,6 +37,21 @@ def with_checks(subjects, checks) -> list:
     return [pytest.param(s, c, id=make_id(s, c)) for s in subjects for c in checks]
 
 
+def module_checks(module, spec) -> list:
+    """The checks a suites/test_*.py module runs on ``spec``: its ``checks_for(spec)`` where the
+    checks depend on the subject, else its ``CHECKS`` (none for a module without either)."""
+    return list(module.checks_for(spec)) if hasattr(module, "checks_for") else list(getattr(module, "CHECKS", ()))
+
+
+def check_test(module):
+    """The module's ``test_*(subject, check, ...)`` function: the one its checks run through; None
+    when it has none."""
+    import inspect
+
+    return next((f for n, f in vars(module).items() if n.startswith("test_") and callable(f)
+                 and "check" in inspect.signature(f).parameters), None)
+
+
 def parametrize_with_checks(subjects, checks):
     """(subject, check) pairs as one parametrization, sklearn's parametrize_with_checks style."""
     return pytest.mark.parametrize(("subject", "check"), with_checks(subjects, checks))

@@ -83,15 +83,14 @@ def environ(values: dict):
 def resolve(nodeid: str, spec, check: str):
     """The check callable named ``check`` of the test module in ``nodeid``, for ``spec``; None when
     that module's tests need pytest's fixtures (their test function takes no ``make_twin``)."""
-    from suites.helpers import check_name
+    from suites.helpers import check_name, check_test, module_checks
 
     path = nodeid.split("::", 1)[0]
     module = importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", "."))
-    tests = [f for n, f in vars(module).items() if n.startswith("test_") and callable(f)]
-    if not any("make_twin" in inspect.signature(f).parameters for f in tests):
+    test = check_test(module)
+    if test is None or "make_twin" not in inspect.signature(test).parameters:
         return None
-    checks = module.checks_for(spec) if hasattr(module, "checks_for") else list(getattr(module, "CHECKS", ()))
-    found = [c for c in checks if check_name(c) == check]
+    found = [c for c in module_checks(module, spec) if check_name(c) == check]
     if not found:
         raise LookupError(f"{path} has no check {check} for {spec.id} any more")
     return found[0]
@@ -129,13 +128,11 @@ def nodeid_of(check, spec) -> str:
     """The pytest id of ``check`` (a check callable of a suites/test_*.py module) for ``spec`` run
     as ``--impl`` (a corpus entry or a mutant, whose own id is the detection self-test's)."""
     from impls import registry
-    from suites.helpers import make_id
+    from suites.helpers import check_test, make_id
 
     module = importlib.import_module((check.func if hasattr(check, "func") else check).__module__)
-    test = next(n for n, f in vars(module).items() if n.startswith("test_") and callable(f)
-                and "check" in inspect.signature(f).parameters)
     impl = registry.candidate_id(spec.framework, spec.network, spec.factory)
-    return f"{module.__name__.replace('.', '/')}.py::{test}[{make_id(impl, check)}]"
+    return f"{module.__name__.replace('.', '/')}.py::{check_test(module).__name__}[{make_id(impl, check)}]"
 
 
 def run_scripts(paths: list) -> dict:

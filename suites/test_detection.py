@@ -46,7 +46,7 @@ import pytest
 from fixtures import detection as DE
 from impls import frameworks, registry
 from suites import diagnosis, report, repro, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
-from suites.helpers import check_name, run_one
+from suites.helpers import check_name, module_checks, run_one
 
 pytestmark = pytest.mark.detection
 
@@ -58,7 +58,7 @@ def suite_checks(spec) -> list:
     """Every check the suite runs on this spec, in suite order (what `pytest --impl` runs)."""
     checks = []
     for module in CHECK_MODULES:
-        checks += module.checks_for(spec) if hasattr(module, "checks_for") else list(module.CHECKS)
+        checks += module_checks(module, spec)
     return checks
 
 

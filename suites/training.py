@@ -349,8 +349,9 @@ def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Tra
     tolerance against every one of them; each partner's view is cut at its own first such step
     (that loss included, the weights before it), exactly as a run stopped against that partner
     alone. A run that raises (an unrecognised random op, a shape error) raises for the partners
-    it had not yet diverged from; the others see their cut, as they would have alone. Only the latest subject run is kept (its ~20 CNN weight snapshots are ~100 MB); the
-    checks of one subject run partner after partner, so the second reuses the first's training."""
+    it had not yet diverged from; the others see their cut, as they would have alone. Only the
+    latest subject run is kept (its ~20 CNN weight snapshots are ~100 MB); the checks of one
+    subject run partner after partner, so the second reuses the first's training."""
     key = (twin.name, repr(twin.spec), dropout, tuple(partners))
     if _SUBJECT.get("key") != key:
         _SUBJECT.clear()
