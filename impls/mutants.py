@@ -244,6 +244,41 @@ def _nhwc_flatten():
     return FlattenNHWC()
 
 
+def _keras_order_flatten(perm):
+    """What a Keras model flattening its channel-last (N, H, W, C) activations after the axis
+    permutation ``perm`` computes, written for torch's (N, C, H, W) activations and its fc1, whose
+    rows are in channel-major order: the Keras flatten, then its (H, W, C) order carried into
+    torch's (C, H, W) one, as a port carries the kernel."""
+    import torch.nn as nn
+
+    class FlattenKerasOrder(nn.Module):
+        def forward(self, x):
+            z = x.permute(0, 2, 3, 1)
+            v = z.permute(*perm).reshape(len(x), -1)
+            return v.reshape(z.shape).permute(0, 3, 1, 2).flatten(1)
+    return FlattenKerasOrder()
+
+
+def _torch_batch_mean_weighted_ce(weights):
+    def edit(r, model):
+        import torch
+        import torch.nn.functional as F
+
+        w = torch.tensor(weights, dtype=torch.float32)
+        r["loss"] = lambda out, y: (F.cross_entropy(out, y, reduction="none") * w.to(out.device)[y]).mean()
+    return edit
+
+
+def _torch_sparse_probability_loss():
+    """keras.losses.sparse_categorical_crossentropy(from_logits=False): the outputs clipped to
+    [1e-7, 1 - 1e-7], their logs fed to a softmax cross-entropy (so renormalised)."""
+    def edit(r, model):
+        import torch.nn.functional as F
+
+        r["loss"] = lambda out, y: F.cross_entropy(out.clamp(1e-7, 1 - 1e-7).log(), y)
+    return edit
+
+
 def _torch_pool(kind):
     import torch.nn as nn
 
@@ -826,6 +861,23 @@ def hypotheses(network: str) -> list:
                       _torch(network, recipe=_torch_optimizer(network, lr=0.001, rho=0.95, eps=1e-7))))
         extra += [("kernel-transposed", conv, f"{conv}'s kernel applied transposed (height <-> width)",
                    _torch(network, layers=_replace(conv, _kernel_transposed))) for conv in ("conv1", "conv2")]
+        # A Keras port's flatten in another order, its fc1 kernel kept in Keras's (channel-last) row
+        # order: not the torch port's fault (flatten-order=nhwc), whose permutation is the inverse.
+        extra += [(f"flatten-order=keras-{name}", "flatten", doc, _torch(network, layers=_replace(
+                      "flatten", lambda m, p=perm: _keras_order_flatten(p))))
+                  for name, perm, doc in (
+                      ("nchw", (0, 3, 1, 2), "a Keras port transposing to NCHW before its Flatten"),
+                      ("channels_first", (0, 2, 3, 1), "a Keras port's Flatten(data_format='channels_first') on "
+                                                       "channel-last data"))]
+        # Keras weighs classes per example and averages over the batch (class_weight, sample_weight);
+        # torch's CrossEntropyLoss(weight=...) divides by the batch's summed weights instead.
+        extra.append(("class-weights=batch-mean", "loss", "class 0 weighted 1.2, averaged over the batch as Keras does",
+                      _torch(network, recipe=_torch_batch_mean_weighted_ce([1.2] + [1.0] * 9))))
+        # Keras's sparse cross-entropy on probabilities clips and renormalises them through a softmax
+        # of their logs; its categorical one divides by their sum first (the hypothesis below).
+        extra.append(("from_logits=False-sparse", "loss", "logits fed to SparseCategoricalCrossentropy("
+                      "from_logits=False), which reads them as probabilities",
+                      _torch(network, recipe=_torch_sparse_probability_loss())))
         # Keras's "leaky_relu" slopes 0.2 where torch's LeakyReLU slopes 0.01 (the torch mutants' default)
         extra += [("relu-to-leaky_relu-0.2", relu, f"{relu} replaced by LeakyReLU(0.2), Keras's default slope",
                    _torch(network, layers=_replace(relu, lambda m: __import__("torch").nn.LeakyReLU(0.2))))

@@ -8,6 +8,10 @@ one cheap thing a twin does from given weights (``Probes``):
 
 - ``forward``: eval-mode log-probabilities of a fixed batch; ``train_forward``: the same in
   training mode, every stochastic op fed the same masks (impls/randomness.py);
+- ``forward_negated``: ``forward`` with every weight negated. The first layer's every
+  pre-activation changes sign there, so an activation is also seen on the other half of its
+  domain. At the shared start the tweets' output bias outweighs the mean embedding (mostly
+  padding), so every logit has the bias's sign and a ReLU on the logit changes nothing;
 - ``loss``, ``grads``: the recipe's loss and its canonical gradients on that batch;
 - ``optimizer``: the weight displacement after replaying the recorded real gradients
   (suites/oracle.py) through the recipe's optimizer, compared up to one global factor (the
@@ -97,8 +101,8 @@ CAUSE_OF = (
     ("epsilon*-x*", "optimizer-hyperparameter"), ("beta?=*", "optimizer-hyperparameter"),
     ("amsgrad", "optimizer-variant"), ("gamma*", "lr-schedule"), ("step_size*", "lr-schedule"),
     ("decay_steps*", "lr-schedule"), ("staircase*", "lr-schedule"), ("batch_size*", "batch-size"),
-    ("probabilities-as-logits", "double-softmax"), ("from_logits=False", "from-logits"),
-    ("label-smoothing*", "label-smoothing"), ("reduction=*", "loss-reduction"), ("class-weights", "class-weights"),
+    ("probabilities-as-logits", "double-softmax"), ("from_logits=False*", "from-logits"),
+    ("label-smoothing*", "label-smoothing"), ("reduction=*", "loss-reduction"), ("class-weights*", "class-weights"),
     ("weight-decay-coupled*", "weight-penalty"), ("l1=*", "weight-penalty"), ("l2=*", "weight-penalty"),
     ("weight-decay-decoupled*", "decoupled-weight-decay"), ("clip-norm*", "gradient-clipping"),
     ("rate*", "dropout-rate"), ("channel-wise", "dropout-kind"), ("per-sample", "dropout-kind"),
@@ -107,7 +111,7 @@ CAUSE_OF = (
     ("gaussian-*", "extra-stochastic-op"),
     ("masked-mean", "masked-mean"), ("mask_zero", "masked-mean"), ("padding-idx*", "padding-idx"),
 )
-PROBES = ("forward", "train_forward", "loss", "grads", "optimizer", "schedule", "stochastic", "declared")
+PROBES = ("forward", "forward_negated", "train_forward", "loss", "grads", "optimizer", "schedule", "stochastic", "declared")
 
 
 def cause_of(mutant_id: str) -> str | None:
@@ -146,6 +150,9 @@ def probes(twin, weights: dict | None) -> Probes:
     out = Probes({k: tuple(v.shape) for k, v in start.items()})
     x, y = _probe_batch(network)
     out.values["forward"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
+    twin.set_weights({k: -v for k, v in start.items()})
+    out.values["forward_negated"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
+    twin.set_weights(start)
     stream = randomness.Stream(T.TRAIN_MODE_STREAM_SEED)
     out.values["train_forward"] = to_log_probs(twin.forward(x, training=True, stream=stream), twin.output)
     out.values["stochastic"] = (tuple(op.signature() for op in stream.ops), tuple(stream.unrecognised))
