@@ -270,8 +270,10 @@ def _torch_batch_mean_weighted_ce(weights):
 
 
 def _torch_sparse_probability_loss():
-    """keras.losses.sparse_categorical_crossentropy(from_logits=False): the outputs clipped to
-    [1e-7, 1 - 1e-7], their logs fed to a softmax cross-entropy (so renormalised)."""
+    """keras.losses.sparse_categorical_crossentropy(from_logits=False) on the TensorFlow backend:
+    the outputs clipped to [1e-7, 1 - 1e-7], their logs fed to a softmax cross-entropy (so
+    renormalised). Keras's torch and jax backends divide by the sum first, as the categorical
+    form does (the from_logits=False hypothesis)."""
     def edit(r, model):
         import torch.nn.functional as F
 
@@ -873,8 +875,9 @@ def hypotheses(network: str) -> list:
         # torch's CrossEntropyLoss(weight=...) divides by the batch's summed weights instead.
         extra.append(("class-weights=batch-mean", "loss", "class 0 weighted 1.2, averaged over the batch as Keras does",
                       _torch(network, recipe=_torch_batch_mean_weighted_ce([1.2] + [1.0] * 9))))
-        # Keras's sparse cross-entropy on probabilities clips and renormalises them through a softmax
-        # of their logs; its categorical one divides by their sum first (the hypothesis below).
+        # Keras's sparse cross-entropy on probabilities (TensorFlow backend) clips and renormalises
+        # them through a softmax of their logs; its categorical one divides by their sum first (the
+        # hypothesis below).
         extra.append(("from_logits=False-sparse", "loss", "logits fed to SparseCategoricalCrossentropy("
                       "from_logits=False), which reads them as probabilities",
                       _torch(network, recipe=_torch_sparse_probability_loss())))

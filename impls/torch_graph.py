@@ -32,8 +32,9 @@ so a replay draws the masks the eager step would have drawn.
 ``deterministic=False`` (the ``graph-nondeterministic`` variant) chooses the step's kernels, at
 warm-up and capture, with cuDNN's benchmark on and nondeterministic algorithms allowed; replays then
 run the kernels chosen there. Measured on a lent H200 (fp32, TF32 off): a replayed MNIST step takes
-0.937 ms with the suite's determinism settings, 0.28 ms of it cuDNN's deterministic weight-gradient
-kernel of conv2, and 0.640 ms in a stand-alone script with nondeterministic algorithms allowed. The
+0.907 ms of kernel time with the suite's determinism settings, 0.254 ms of it cuDNN's deterministic
+weight-gradient kernel of conv2; a stand-alone script of the same step takes 0.640 ms with
+nondeterministic algorithms allowed. The
 global settings are restored after each warm-up and capture.
 """
 

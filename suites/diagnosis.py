@@ -150,9 +150,13 @@ def probes(twin, weights: dict | None) -> Probes:
     out = Probes({k: tuple(v.shape) for k, v in start.items()})
     x, y = _probe_batch(network)
     out.values["forward"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
-    twin.set_weights({k: -v for k, v in start.items()})
-    out.values["forward_negated"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
-    twin.set_weights(start)
+    try:  # a twin that refuses the negated weights loses this probe only
+        twin.set_weights({k: -v for k, v in start.items()})
+        out.values["forward_negated"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
+    except Exception:  # noqa: BLE001 -- a candidate's own code: whatever it raises
+        out.values["forward_negated"] = None
+    finally:
+        twin.set_weights(start)
     stream = randomness.Stream(T.TRAIN_MODE_STREAM_SEED)
     out.values["train_forward"] = to_log_probs(twin.forward(x, training=True, stream=stream), twin.output)
     out.values["stochastic"] = (tuple(op.signature() for op in stream.ops), tuple(stream.unrecognised))

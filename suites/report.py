@@ -596,13 +596,16 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
             continue
         # Judged on the suite's determinism settings; a variant that lets cuDNN choose
         # nondeterministic kernels is reported beside it, never in its place.
-        deterministic = [r for r in ours if not _nondeterministic(r)] or ours
-        best = min(deterministic, key=lambda r: r["median_s"])
-        met = "meets" if best["median_s"] <= target else "misses"
-        each = ", ".join(f"{r['name']} {_fmt_s(r['median_s'])}" for r in sorted(ours, key=lambda r: r["median_s"]))
-        line = (f"- GPU torch {net} epoch: fastest deterministic {best['name']} {_fmt_s(best['median_s'])}; "
-                f"target {target:g} s: **{met}**")
+        deterministic = [r for r in ours if not _nondeterministic(r)]
         loose = [r for r in ours if _nondeterministic(r)]
+        best = min(deterministic or loose, key=lambda r: r["median_s"])
+        each = ", ".join(f"{r['name']} {_fmt_s(r['median_s'])}" for r in sorted(ours, key=lambda r: r["median_s"]))
+        if deterministic:
+            met = "meets" if best["median_s"] <= target else "misses"
+            line = (f"- GPU torch {net} epoch: fastest deterministic {best['name']} {_fmt_s(best['median_s'])}; "
+                    f"target {target:g} s: **{met}**")
+        else:
+            line = f"- GPU torch {net} epoch: no deterministic variant timed in this run (target {target:g} s: not judged)"
         if loose:
             fast = min(loose, key=lambda r: r["median_s"])
             line += (f"; with nondeterministic cuDNN kernels allowed, {fast['name']} {_fmt_s(fast['median_s'])} "
@@ -616,7 +619,7 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
             line += "; memory-bound (~7 kFLOP per tweet), so the sgemm roofline is no yardstick"
         elif roofline.get("gpu") and flops:
             floor = flops / (roofline["gpu"] * 1e9)
-            line += f"; at the sgemm roofline an epoch would take {_fmt_s(floor)} (the fastest takes {best['median_s'] / floor:.1f}x that)"
+            line += f"; at the sgemm roofline an epoch would take {_fmt_s(floor)} (the fastest{' deterministic' if deterministic else ''} takes {best['median_s'] / floor:.1f}x that)"
         lines.append(line)
     for r in rows:
         info = r["extra_info"]
