@@ -817,6 +817,24 @@ def _torch_probability_loss(network):
     return edit
 
 
+def _rescued_probability_loss(network):
+    def edit(r, model):
+        import torch
+        import torch.nn.functional as F
+
+        def logits_of(out):  # in training, what Keras recovers from the activation; else the outputs as given
+            if not out.requires_grad:
+                return out
+            return out.log() if network == "mnist_cnn" else torch.logit(out)
+
+        if network == "mnist_cnn":
+            r["loss"] = lambda out, y: F.cross_entropy(logits_of(out), y)
+        else:
+            r["loss"] = lambda out, y: F.binary_cross_entropy_with_logits(logits_of(out), y.reshape(out.shape))
+        r["output"] = "probs"
+    return edit
+
+
 def _probability_layer(network):
     def make():
         import torch.nn as nn
@@ -896,10 +914,30 @@ def hypotheses(network: str) -> list:
             ("activation-added", "fc", "a ReLU on the logit",
              _torch(network, layers=_insert_after("fc", "relu", _relu))),
         ]
+    # One optimizer hyperparameter at another value, on a grid of decades (eps) and of common
+    # decay rates; the values that are a framework's default are the optimizer-defaults hypotheses.
+    grid = ({"eps": (1e-9, 1e-8, 1e-5, 1e-4, 1e-3), "rho": (0.5, 0.8, 0.99, 0.999)} if network == "mnist_cnn" else
+            {"epsilon_hat": (1e-10, 1e-9, 1e-6, 1e-5, 1e-4), "beta1": (0.5, 0.8, 0.95, 0.99),
+             "beta2": (0.9, 0.99, 0.9999)})
+    for name, values in grid.items():
+        for value in values:
+            changes = {name: value}
+            if name.startswith("beta"):
+                ref = _torch_ref(network)
+                changes = {"betas": (value, ref.BETAS[1]) if name == "beta1" else (ref.BETAS[0], value)}
+            extra.append((f"grid-{name}={value:g}", "optimizer", f"the recipe's optimizer with {name} {value:g}",
+                          _torch(network, recipe=_torch_optimizer(network, **changes))))
     extra += [
         ("probabilities-as-logits", "loss", "probabilities declared as such (output='probs') but fed to a loss on logits",
          _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
                 recipe=lambda r, m: r.update(output="probs"))),
+        # Keras on the TensorFlow backend, given a softmax/sigmoid output and a loss with
+        # from_logits=True, warns and trains on the activation's own logits; the loss of the
+        # model's saved outputs is still the loss of probabilities taken as logits.
+        ("probabilities-as-logits-rescued", "loss", "probabilities taken as logits by the loss of the model's outputs, "
+         "while training uses their logits (Keras's rescue on the TensorFlow backend)",
+         _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
+                recipe=_rescued_probability_loss(network))),
         ("from_logits=False", "loss", "logits fed to a loss that expects probabilities (from_logits=False)",
          _torch(network, recipe=_torch_probability_loss(network))),
         ("weight-decay-coupled=1e-4", "every layer", "5e-5 * ||w||^2 of every weight added to the loss",

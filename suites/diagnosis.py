@@ -13,6 +13,8 @@ one cheap thing a twin does from given weights (``Probes``):
   domain. At the shared start the tweets' output bias outweighs the mean embedding (mostly
   padding), so every logit has the bias's sign and a ReLU on the logit changes nothing;
 - ``loss``, ``grads``: the recipe's loss and its canonical gradients on that batch;
+  ``loss_of_outputs``: the loss applied to the model's saved outputs, as the loss check does
+  (Keras on the TensorFlow backend can train on an activation's logits that saved outputs lack);
 - ``optimizer``: the weight displacement after replaying the recorded real gradients
   (suites/oracle.py) through the recipe's optimizer, compared up to one global factor (the
   learning rate's value and schedule are the ``schedule`` probe's);
@@ -99,9 +101,9 @@ CAUSE_OF = (
     ("eps=1e-7-torch-placement", "epsilon-placement"),
     ("lr-x*", "optimizer-hyperparameter"), ("rho-x*", "optimizer-hyperparameter"), ("eps-x*", "optimizer-hyperparameter"),
     ("epsilon*-x*", "optimizer-hyperparameter"), ("beta?=*", "optimizer-hyperparameter"),
-    ("amsgrad", "optimizer-variant"), ("gamma*", "lr-schedule"), ("step_size*", "lr-schedule"),
+    ("amsgrad", "optimizer-variant"), ("grid-*", "optimizer-hyperparameter"), ("gamma*", "lr-schedule"), ("step_size*", "lr-schedule"),
     ("decay_steps*", "lr-schedule"), ("staircase*", "lr-schedule"), ("batch_size*", "batch-size"),
-    ("probabilities-as-logits", "double-softmax"), ("from_logits=False*", "from-logits"),
+    ("probabilities-as-logits*", "double-softmax"), ("from_logits=False*", "from-logits"),
     ("label-smoothing*", "label-smoothing"), ("reduction=*", "loss-reduction"), ("class-weights*", "class-weights"),
     ("weight-decay-coupled*", "weight-penalty"), ("l1=*", "weight-penalty"), ("l2=*", "weight-penalty"),
     ("weight-decay-decoupled*", "decoupled-weight-decay"), ("clip-norm*", "gradient-clipping"),
@@ -111,7 +113,7 @@ CAUSE_OF = (
     ("gaussian-*", "extra-stochastic-op"),
     ("masked-mean", "masked-mean"), ("mask_zero", "masked-mean"), ("padding-idx*", "padding-idx"),
 )
-PROBES = ("forward", "forward_negated", "train_forward", "loss", "grads", "optimizer", "schedule", "stochastic", "declared")
+PROBES = ("forward", "forward_negated", "train_forward", "loss", "loss_of_outputs", "grads", "optimizer", "schedule", "stochastic", "declared")
 
 
 def cause_of(mutant_id: str) -> str | None:
@@ -166,6 +168,7 @@ def probes(twin, weights: dict | None) -> Probes:
     except NoRecipe:
         return out
     out.values["loss"], out.values["grads"] = float(loss), grads
+    out.values["loss_of_outputs"] = float(twin.loss_value(twin.forward(x), y))
     out.values["schedule"] = np.asarray(twin.learning_rates(E.STEPS_PER_EPOCH[network], E.BUDGET_EPOCHS[network]),
                                         np.float64)
     rec = oracle.recording(network)
@@ -211,7 +214,7 @@ def distance(name: str, a, b) -> float:
         if set(a) != set(b) or any(np.shape(a[k]) != np.shape(b[k]) for k in a):
             return float("inf")
         return _optimizer_distance(a, b) if name == "optimizer" else _rel(a, b)
-    if name == "loss":
+    if name in ("loss", "loss_of_outputs"):
         return abs(a - b) / max(abs(b), 1e-12)
     if np.shape(a) != np.shape(b):
         return float("inf")
@@ -219,8 +222,13 @@ def distance(name: str, a, b) -> float:
     return d if np.isfinite(d) else float("inf")
 
 
+def _floor(name: str) -> float:
+    """A probe's floor (T.DIAGNOSIS_FLOOR); the loss of saved outputs is a loss, held to its floor."""
+    return T.DIAGNOSIS_FLOOR["loss" if name == "loss_of_outputs" else name]
+
+
 def _differs(name, a, b) -> bool:
-    return not distance(name, a.values.get(name), b.values.get(name)) <= T.DIAGNOSIS_FLOOR[name]
+    return not distance(name, a.values.get(name), b.values.get(name)) <= _floor(name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -288,6 +296,30 @@ def _schedule_finding(cand: Probes, ref: Probes, network: str) -> Finding | None
     what, fix = CAUSES["lr-schedule"]
     return Finding("lr-schedule", f"{what}: fitted {fit_schedule(got, steps)} from lr {got[0]:.4g}, where the recipe is "
                    f"{fit_schedule(want, steps)} from {want[0]:.4g}. Fix: {fix}")
+
+
+def _layer_lr_finding(cand: Probes, ref: Probes, network: str) -> Finding | None:
+    """Learning rates per layer, fitted: each tensor's replayed displacement a constant times the
+    recipe's (Adam's and Adadelta's updates scale with the learning rate), the constants not all
+    equal. The schedule probe sees only the first param group's rate."""
+    a, b = cand.values.get("optimizer"), ref.values.get("optimizer")
+    if a is None or b is None or set(a) != set(b) or not _differs("optimizer", cand, ref):
+        return None
+    rec, steps = oracle.recording(network), T.DIAGNOSIS_OPTIMIZER_STEPS
+    factors = {}
+    for k in b:
+        norm = float(np.vdot(b[k], b[k]))
+        c = float(np.vdot(a[k], b[k])) / norm if norm > 0 else 0.0
+        if c <= 0 or oracle.excess_error(rec, k, a[k] / c, b[k], steps, rounded_sides=2) > T.DIAGNOSIS_FLOOR["optimizer"]:
+            return None
+        factors[k] = c
+    if max(factors.values()) <= min(factors.values()) * (1 + 1e-3):
+        return None  # one factor for all: the learning rate itself, the schedule probe's business
+    odd = ", ".join(f"{k} x{c:.4g}" for k, c in factors.items() if abs(c - 1) > 1e-3)
+    what, fix = CAUSES["optimizer-hyperparameter"]
+    return Finding("optimizer-hyperparameter", f"{what}: the learning rate differs by layer: each tensor's update "
+                   f"after {steps} replayed steps is the recipe's times a constant: {odd} (the others x1; a param "
+                   f"group with its own lr). Fix: one learning rate for every parameter, the recipe's")
 
 
 def _stochastic_findings(cand: Probes, network: str) -> list[Finding]:
@@ -392,7 +424,8 @@ def diagnose(twin) -> list[Finding]:
         cand = probes(twin, None if own_weights else shared)
     except (CandidateError, FloatingPointError, ValueError, RuntimeError):
         return []  # it crashes where the probes run: the failing checks' messages say where
-    findings = [f for f in (_schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand)) if f]
+    findings = [f for f in (_schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand),
+                            _layer_lr_finding(cand, ref, twin.network)) if f]
     findings += _stochastic_findings(cand, twin.network)
     seen = {f.cause for f in findings}
     for h, hp in hyps:
