@@ -879,6 +879,11 @@ def hypotheses(network: str) -> list:
     if network == "mnist_cnn":
         extra.append(("optimizer=keras-defaults", "optimizer", "Adadelta with Keras's defaults (lr 0.001, rho 0.95, eps 1e-7)",
                       _torch(network, recipe=_torch_optimizer(network, lr=0.001, rho=0.95, eps=1e-7))))
+        # The same defaults with the recipe's learning rate: a port with a second fault in its
+        # learning rate or schedule (no decay, a per-batch decay) differs from the hypothesis above
+        # on the schedule probe, but its optimizer's dynamics are still Keras's defaults.
+        extra.append(("rho,eps=keras-defaults", "optimizer", "Adadelta with Keras's default rho 0.95 and eps 1e-7",
+                      _torch(network, recipe=_torch_optimizer(network, rho=0.95, eps=1e-7))))
         extra += [("kernel-transposed", conv, f"{conv}'s kernel applied transposed (height <-> width)",
                    _torch(network, layers=_replace(conv, _kernel_transposed))) for conv in ("conv1", "conv2")]
         # A Keras port's flatten in another order, its fc1 kernel kept in Keras's (channel-last) row

@@ -193,13 +193,15 @@ def _rel(a: dict, b: dict) -> float:
 def _optimizer_distance(a: dict, b: dict) -> float:
     """The optimizer dynamics check's own measure (suites/oracle.excess_error: beyond fp32 storage,
     in units of each tensor's scale of update), after one global factor on ``a``: the learning
-    rate's value and schedule are the ``schedule`` probe's business."""
+    rate's value and schedule are the ``schedule`` probe's business. ``a`` is compared with ``c * b``
+    and the excess then divided by ``c``: the fp32 storage allowance stays in absolute terms
+    (dividing ``a`` by a learning-rate factor of 1e-3 first would magnify its rounding 1000-fold)."""
     rec = oracle.recording("mnist_cnn" if "conv1.kernel" in b else "tweet_fasttext")
     dot = sum(float(np.vdot(a[k], b[k])) for k in b)
     norm = sum(float(np.vdot(b[k], b[k])) for k in b)
     c = dot / norm if norm > 0 and dot > 0 else 1.0
     steps = T.DIAGNOSIS_OPTIMIZER_STEPS
-    return max(oracle.excess_error(rec, k, a[k] / c, b[k], steps, rounded_sides=2) for k in b)
+    return max(oracle.excess_error(rec, k, a[k], c * b[k], steps, rounded_sides=2) for k in b) / c
 
 
 def distance(name: str, a, b) -> float:
