@@ -151,7 +151,8 @@ def probes(twin, weights: dict | None) -> Probes:
     start = twin.get_weights()
     out = Probes({k: tuple(v.shape) for k, v in start.items()})
     x, y = _probe_batch(network)
-    out.values["forward"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
+    outputs = twin.forward(x)
+    out.values["forward"] = to_log_probs(outputs, twin.output).astype(np.float64)
     try:  # a twin that refuses the negated weights loses this probe only
         twin.set_weights({k: -v for k, v in start.items()})
         out.values["forward_negated"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
@@ -168,7 +169,7 @@ def probes(twin, weights: dict | None) -> Probes:
     except NoRecipe:
         return out
     out.values["loss"], out.values["grads"] = float(loss), grads
-    out.values["loss_of_outputs"] = float(twin.loss_value(twin.forward(x), y))
+    out.values["loss_of_outputs"] = float(twin.loss_value(outputs, y))  # the outputs at ``start``, as saved
     out.values["schedule"] = np.asarray(twin.learning_rates(E.STEPS_PER_EPOCH[network], E.BUDGET_EPOCHS[network]),
                                         np.float64)
     rec = oracle.recording(network)
@@ -200,8 +201,14 @@ def _optimizer_distance(a: dict, b: dict) -> float:
     dot = sum(float(np.vdot(a[k], b[k])) for k in b)
     norm = sum(float(np.vdot(b[k], b[k])) for k in b)
     c = dot / norm if norm > 0 and dot > 0 else 1.0
-    steps = T.DIAGNOSIS_OPTIMIZER_STEPS
-    return max(oracle.excess_error(rec, k, a[k], c * b[k], steps, rounded_sides=2) for k in b) / c
+    return max(_scaled_excess(rec, k, a[k], b[k], c) for k in b)
+
+
+def _scaled_excess(rec, name: str, a: np.ndarray, b: np.ndarray, c: float) -> float:
+    """``a``'s excess error (oracle.excess_error, two fp32 sides) over ``c * b``, in units of ``b``'s
+    own scale: compared with ``c * b`` and then divided by ``c``, so that the fp32 storage allowance
+    stays in absolute terms (comparing ``a / c`` with ``b`` would magnify ``a``'s rounding 1/c-fold)."""
+    return oracle.excess_error(rec, name, a, c * b, T.DIAGNOSIS_OPTIMIZER_STEPS, rounded_sides=2) / c
 
 
 def distance(name: str, a, b) -> float:
@@ -217,20 +224,20 @@ def distance(name: str, a, b) -> float:
             return float("inf")
         return _optimizer_distance(a, b) if name == "optimizer" else _rel(a, b)
     if name in ("loss", "loss_of_outputs"):
-        return abs(a - b) / max(abs(b), 1e-12)
+        return 0.0 if a == b else abs(a - b) / max(abs(b), 1e-12)  # a == b: equal infinities too
     if np.shape(a) != np.shape(b):
         return float("inf")
-    d = float(np.max(np.abs(a - b) / (np.abs(b) if name == "schedule" else 1.0), initial=0.0))
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf and x / 0: replaced where equal
+        diff = np.where(a == b, 0.0, np.abs(a - b))  # a log-probability of -inf in both is no difference
+        if name == "schedule":
+            diff = np.where(diff == 0, 0.0, diff / np.abs(b))
+    d = float(np.max(diff, initial=0.0))
     return d if np.isfinite(d) else float("inf")
 
 
-def _floor(name: str) -> float:
-    """A probe's floor (T.DIAGNOSIS_FLOOR); the loss of saved outputs is a loss, held to its floor."""
-    return T.DIAGNOSIS_FLOOR["loss" if name == "loss_of_outputs" else name]
-
-
 def _differs(name, a, b) -> bool:
-    return not distance(name, a.values.get(name), b.values.get(name)) <= _floor(name)
+    return not distance(name, a.values.get(name), b.values.get(name)) <= T.DIAGNOSIS_FLOOR[name]
 
 
 @functools.lru_cache(maxsize=None)
@@ -312,7 +319,7 @@ def _layer_lr_finding(cand: Probes, ref: Probes, network: str) -> Finding | None
     for k in b:
         norm = float(np.vdot(b[k], b[k]))
         c = float(np.vdot(a[k], b[k])) / norm if norm > 0 else 0.0
-        if c <= 0 or oracle.excess_error(rec, k, a[k] / c, b[k], steps, rounded_sides=2) > T.DIAGNOSIS_FLOOR["optimizer"]:
+        if c <= 0 or _scaled_excess(rec, k, a[k], b[k], c) > T.DIAGNOSIS_FLOOR["optimizer"]:
             return None
         factors[k] = c
     if max(factors.values()) <= min(factors.values()) * (1 + 1e-3):

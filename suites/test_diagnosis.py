@@ -1,0 +1,50 @@
+"""Diagnosis's measures (suites/diagnosis.py), on numbers whose answer is known. Which cause each
+candidate of the corpus gets is held by the detection self-test's literal (test_detection.py)."""
+
+import numpy as np
+import pytest
+
+from fixtures import tolerances as T
+from suites import diagnosis, oracle
+
+pytestmark = pytest.mark.selftest
+
+
+def test_every_probe_has_a_floor_in_fixtures():
+    assert set(diagnosis.PROBES) == set(T.DIAGNOSIS_FLOOR), set(diagnosis.PROBES) ^ set(T.DIAGNOSIS_FLOOR)
+
+
+@pytest.mark.parametrize("name", ["forward", "schedule", "loss", "loss_of_outputs"])
+def test_equal_infinities_are_no_difference(name):
+    """A probability that underflows to 0 in both twins is a log-probability of -inf in both: the
+    same output, not an infinite difference (-inf - -inf is NaN)."""
+    if name in ("loss", "loss_of_outputs"):
+        a, b = float("inf"), float("inf")
+        other = 1.0
+    else:
+        a = np.array([[-np.inf, -0.5], [-1.0, -2.0]])
+        b, other = a.copy(), np.array([[-3.0, -0.5], [-1.0, -2.0]])
+    assert diagnosis.distance(name, a, b) == 0.0
+    assert diagnosis.distance(name, a, other) == float("inf")
+
+
+def test_a_nan_is_always_a_difference():
+    a = np.array([np.nan, 1.0])
+    assert diagnosis.distance("forward", a, a.copy()) == float("inf")
+
+
+@pytest.mark.parametrize("factor", [1e-3, 0.1, 1.0, 3.0])
+def test_a_learning_rate_factor_does_not_magnify_fp32_rounding(factor):
+    """The optimizer probe compares a candidate's displacement with c x the recipe's (globally, and
+    per tensor for the per-layer learning rates). A candidate at lr x ``factor`` whose weights are
+    the exact start + factor x the recipe's update, stored in fp32, is within the floor: its
+    displacement carries the rounding of weights, not of the update. Divided by c first, that
+    rounding was magnified 1/c-fold (lr x 1e-3: 1000-fold)."""
+    rec = oracle.recording("tweet_fasttext")
+    want = {k: np.asarray(v, np.float64) for k, v in rec.moved[T.DIAGNOSIS_OPTIMIZER_STEPS - 1].items()}
+    start = {k: np.asarray(v, np.float64) for k, v in rec.start.items()}
+    got = {k: (start[k] + factor * want[k]).astype(np.float32).astype(np.float64) - start[k] for k in want}
+    assert diagnosis.distance("optimizer", got, want) <= T.DIAGNOSIS_FLOOR["optimizer"]
+    for k in want:
+        c = float(np.vdot(got[k], want[k]) / np.vdot(want[k], want[k]))
+        assert diagnosis._scaled_excess(rec, k, got[k], want[k], c) <= T.DIAGNOSIS_FLOOR["optimizer"], (k, c)
