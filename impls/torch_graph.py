@@ -90,6 +90,15 @@ def make_capturable(opt) -> None:
         g["capturable"] = True
 
 
+def determinism_settings() -> dict:
+    """The four switches that decide whether torch's kernels are deterministic, as they are now
+    (frameworks.set_determinism() sets them: True, True, True, False)."""
+    cudnn = torch.backends.cudnn
+    return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn_deterministic": cudnn.deterministic, "cudnn_benchmark": cudnn.benchmark}
+
+
 @contextlib.contextmanager
 def kernel_choice(deterministic: bool):
     """Where a step's kernels are chosen. Deterministic: the settings as they are (the suite's:
@@ -99,15 +108,14 @@ def kernel_choice(deterministic: bool):
         yield
         return
     cudnn = torch.backends.cudnn
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             cudnn.deterministic, cudnn.benchmark)
+    saved = determinism_settings()
     torch.use_deterministic_algorithms(False)
     cudnn.deterministic, cudnn.benchmark = False, True
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
+        torch.use_deterministic_algorithms(saved["deterministic_algorithms"], warn_only=saved["warn_only"])
+        cudnn.deterministic, cudnn.benchmark = saved["cudnn_deterministic"], saved["cudnn_benchmark"]
 
 
 class StepGraphs:

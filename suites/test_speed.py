@@ -274,27 +274,29 @@ def test_graph_variant_logic_on_cpu(spec):
 def test_the_nondeterministic_graph_variant_trains_like_eager_on_cpu_and_restores_the_settings():
     """Capture skipped, its kernel choice only flips global switches: the same bits as eager, and
     the suite's determinism settings as they were afterwards (a benchmark must not leave them off)."""
-    torch = frameworks.torch
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    from impls import torch_graph
+
+    before = torch_graph.determinism_settings()
     parity = speed.graph_parity(registry.reference("torch", "mnist_cnn"), "cpu", "graph-nondeterministic")
     assert parity.exact, parity.describe()
     assert parity.captures == GRAPH_PLAN_ON_CPU["mnist_cnn"]["captures"], parity.describe()
-    after = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    assert after == before == (True, True, True, False)
+    assert torch_graph.determinism_settings() == before == SUITE_DETERMINISM
+
+
+# frameworks.set_determinism(), as every run sets it.
+SUITE_DETERMINISM = {"deterministic_algorithms": True, "warn_only": True, "cudnn_deterministic": True,
+                     "cudnn_benchmark": False}
 
 
 def test_kernel_choice_restores_the_settings_when_the_step_raises():
     from impls import torch_graph
 
-    torch = frameworks.torch
     with pytest.raises(RuntimeError, match="in the step"):
         with torch_graph.kernel_choice(False):
-            assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+            inside = torch_graph.determinism_settings()
+            assert not inside["deterministic_algorithms"] and inside["cudnn_benchmark"], inside
             raise RuntimeError("in the step")
-    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) == (True, True, True, False)
+    assert torch_graph.determinism_settings() == SUITE_DETERMINISM
 
 
 @pytest.mark.gpu
