@@ -65,6 +65,27 @@ if keras is not None and keras.backend.backend() != "tensorflow":
                        "Unset KERAS_BACKEND or set it to 'tensorflow'.")
 
 
+def share_cores(workers: int) -> int | None:
+    """Give this process 1/``workers`` of the cores: torch's threads and TF's two pools. Each
+    framework sizes its pools to every core; N pytest-xdist workers doing that oversubscribe the
+    machine N times over, and spinning OpenMP threads make it far worse than N (measured, 2 cores,
+    -n 2: a tweets detection candidate took 84 s in a worker, 19 s alone). A thread count the user
+    set (OMP_NUM_THREADS, TF_NUM_INTRAOP_THREADS) is left alone. Returns the count set, or None.
+    The count is part of ``numeric_environment``, so reused reference work is keyed by it."""
+    if workers < 2 or any(k in os.environ for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")):
+        return None
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    if tf is not None:  # before TF's runtime starts: the pools are sized once
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return threads
+
+
+# pytest-xdist sets this in each worker before the worker imports conftest.py (so, this module).
+XDIST_THREADS = share_cores(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1"))
+
+
 def set_determinism() -> None:
     """fp32 everywhere: TF32 off in both frameworks, deterministic ops where available."""
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -193,6 +193,28 @@ def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
     assert det.stdout.count("written to") == 1, det.stdout[-2000:]
 
 
+def test_xdist_workers_share_the_cores():
+    """Each of N pytest-xdist workers gets 1/N of the cores for torch and both TF pools (set on
+    import, from the PYTEST_XDIST_WORKER_COUNT xdist sets first); a thread count the user set is
+    left alone; one process keeps every core."""
+    probe = ("import os; from impls import frameworks as f; "
+             "print(f.XDIST_THREADS, f.torch.get_num_threads(), f.tf.config.threading.get_intra_op_parallelism_threads(), "
+             "f.tf.config.threading.get_inter_op_parallelism_threads(), os.cpu_count())")
+
+    def threads(**env):
+        base = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER_COUNT", "OMP_NUM_THREADS")}
+        got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                             env={**base, **env}, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert got.returncode == 0, got.stderr[-2000:]
+        return got.stdout.split()
+
+    *shared, cpus = threads(PYTEST_XDIST_WORKER_COUNT="2")
+    want = str(max(1, int(cpus) // 2))
+    assert shared == [want] * 4, shared
+    assert threads(PYTEST_XDIST_WORKER_COUNT="2", OMP_NUM_THREADS="1")[:2] == ["None", "1"]
+    assert threads()[0] == "None"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 @pytest.mark.parametrize("option", ["--compare-baseline=main", "--save-baseline=x"])
 def test_a_baseline_under_xdist_is_a_usage_error(option):
