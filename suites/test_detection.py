@@ -33,7 +33,8 @@ controller merges the records (conftest.py), and each worker gets 1/N of the cor
 candidates took 191 s at -n 2 against 220 s in one process, and all 8 met their literal at 1
 thread; the repro test below needs one process. The references' side is computed once per data
 cache (suites/refcache.py); a candidate is trained once for both its trajectory partners
-(training.subject_trajectory).
+(training.subject_trajectory), and each optimizer partner's replay is computed once per session
+(oracle.partner_replay).
 """
 
 import fnmatch

@@ -41,16 +41,14 @@ def check_optimizer_dynamics(twin, partner):
         raise NoRecipe(f"{twin.name} carries no optimizer (model-only)")
     rec = O.recording(twin.network)
     twin.set_weights(rec.start)
-    other = registry.build(registry.by_id(partner), seed=1)
-    other.set_weights(rec.start)
+    partner_after = O.partner_replay(partner)  # the partner fed the same gradients, once per session
     names = list(E.CANONICAL_WEIGHTS[twin.network])
     steps, tol = len(rec.grads), T.OPT_DYNAMICS_RTOL
     worst = {"oracle": (0.0, 0, ""), "partner": (0.0, 0, "")}   # (error, step, tensor)
     first_bad = None
     for step, grads in enumerate(rec.grads, start=1):
         twin.optimizer_step(grads)
-        other.optimizer_step(grads)
-        mine, theirs = twin.get_weights(), other.get_weights()
+        mine, theirs = twin.get_weights(), partner_after[step - 1]
         for name in names:
             for label, want, sides in (("oracle", rec.oracle(step, name), 1), ("partner", theirs[name], 2)):
                 err = O.excess_error(rec, name, mine[name], want, step, rounded_sides=sides)
