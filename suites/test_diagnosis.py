@@ -1,6 +1,8 @@
 """Diagnosis's measures (suites/diagnosis.py), on numbers whose answer is known. Which cause each
 candidate of the corpus gets is held by the detection self-test's literal (test_detection.py)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,23 @@ def test_a_learning_rate_factor_does_not_magnify_fp32_rounding(factor):
     for k in want:
         c = float(np.vdot(got[k], want[k]) / np.vdot(want[k], want[k]))
         assert diagnosis._scaled_excess(rec, k, got[k], want[k], c) <= T.DIAGNOSIS_FLOOR["optimizer"], (k, c)
+
+
+def test_a_stored_hypothesis_table_is_rebuilt_with_every_type():
+    """What the reference cache keeps of the hypotheses' probes comes back equal, types included
+    (a tuple of stochastic signatures is not a list; a float32 gradient is not a float64), with
+    an array shared by two hypotheses stored once."""
+    grads = {"fc.kernel": np.arange(6, dtype=np.float32).reshape(2, 3), "fc.bias": np.zeros(1, np.float32)}
+    full = diagnosis.Probes({"fc.kernel": (2, 3), "fc.bias": (1,)}, {
+        "forward": np.array([[-np.inf, -0.1]]), "forward_negated": None, "loss": 0.693, "loss_of_outputs": float("nan"),
+        "grads": grads, "optimizer": {k: v.astype(np.float64) for k, v in grads.items()},
+        "schedule": np.array([1.0, 0.7]), "stochastic": ((("dropout", "element", 0.25, "conv2"),), ()),
+        "declared": {"batch_size": 64}})
+    same_grads = diagnosis.Probes(full.shapes, {"grads": dict(grads), "stochastic": ((), ("noise in fc",))})
+    table = {"reference": full, "h1": same_grads, "h2": None}
+    arrays, meta = diagnosis._pack_table(table)
+    back = diagnosis._unpack_table(arrays, json.loads(json.dumps(meta)))  # stored as JSON
+    assert list(back) == list(table)
+    assert all(diagnosis._same_probes(table[k], back[k]) for k in table)
+    assert len(arrays) == 6  # forward, schedule, 2 grads (shared by h1), 2 optimizer tensors
+    assert not diagnosis._same_probes(full, diagnosis.Probes(full.shapes, dict(full.values, loss=0.694)))
