@@ -36,6 +36,8 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +47,7 @@ from fixtures import tolerances as T
 from impls import randomness, registry
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
 from suites import oracle, refcache
-from suites.helpers import real_batch
+from suites.helpers import REPRO_BATCH_ENV, real_batch
 
 # Cause id -> (what it is, the fix). Every id a hypothesis maps to is here.
 CAUSES = {
@@ -254,12 +256,14 @@ def _hypothesis_probes(network: str) -> tuple:
     from impls import mutants
 
     hyps = mutants.hypotheses(network)
-    if network not in CACHED_HYPOTHESES:
+    if network not in CACHED_HYPOTHESES or os.environ.get(REPRO_BATCH_ENV):  # a capped batch: not the stored probes
         table = _probe_hypotheses(network, hyps)
         return table["reference"], [(h, table[h.id]) for h in hyps]
-    arrays, meta = refcache.get(f"hypothesis-probes-{network}-{_probe_code_hash()}",
-                                lambda: _pack_table(_probe_hypotheses(network, hyps)),
+    family = f"hypothesis-probes-{network}-"
+    name = family + _probe_code_hash()
+    arrays, meta = refcache.get(name, lambda: _pack_table(_probe_hypotheses(network, hyps)),
                                 lambda arrays, meta: _verify_table(network, hyps, _unpack_table(arrays, meta)))
+    refcache.drop_others(family, keep=name)  # the entries of earlier probe code: ~381 MB each
     table = _unpack_table(arrays, meta)
     return table["reference"], [(h, table[h.id]) for h in hyps]
 
@@ -347,7 +351,9 @@ def _pack_table(table: dict) -> tuple:
             else:  # None, a float, the declared dict
                 kinds[probe] = ["json", v]
         meta["probes"][name] = {"shapes": {k: list(v) for k, v in p.shapes.items()}, "values": kinds}
-    return arrays, meta
+    # Through JSON here, as the cache stores it: a fresh table and a reused one are unpacked from
+    # the same values (a tuple in ``declared`` would otherwise become a list on reuse only).
+    return arrays, json.loads(json.dumps(meta))
 
 
 def _unpack_table(arrays: dict, meta: dict) -> dict:

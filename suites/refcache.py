@@ -228,6 +228,18 @@ def get(name: str, compute, verify):
     return arrays, meta
 
 
+def drop_others(prefix: str, keep: str) -> None:
+    """Delete this key's entries whose name starts with ``prefix``, but ``keep``: for an entry
+    whose name also hashes code outside the key, the versions it superseded (a key folder is
+    evicted whole, so they would otherwise stay as long as it does)."""
+    here = folder()
+    with _locked(here, wait=False) as held:
+        if held:
+            for path in here.glob(f"{prefix}*"):
+                if path.name.rsplit(".", 1)[0] != keep:
+                    path.unlink(missing_ok=True)
+
+
 def merge(events: list) -> None:
     """A pytest-xdist worker's events, on the controller."""
     _EVENTS.extend(events)

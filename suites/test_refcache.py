@@ -34,6 +34,16 @@ def _outcomes():
     return [(e["outcome"], e["reason"]) for e in refcache.events()]
 
 
+def test_an_entry_superseded_by_code_outside_the_key_is_deleted(cache):
+    """An entry whose name hashes code the key leaves out (diagnosis's hypothesis probes): the
+    versions of earlier code go when the new one is stored; other entries stay."""
+    for name in ("probes-net-aaa", "probes-net-bbb", "probes-other-aaa", "trajectory-x"):
+        refcache.get(name, _entry([]), lambda a, m: "")
+    refcache.drop_others("probes-net-", keep="probes-net-bbb")
+    assert sorted(p.name for p in cache.glob("*.npz")) == ["probes-net-bbb.npz", "probes-other-aaa.npz", "trajectory-x.npz"]
+    assert sorted(p.name for p in cache.glob("*.json")) == ["probes-net-bbb.json", "probes-other-aaa.json", "trajectory-x.json"]
+
+
 def test_a_stored_entry_is_reused_with_when_it_was_made(cache):
     calls = []
     refcache.get("e", _entry(calls), lambda a, m: "")
