@@ -95,6 +95,8 @@ def _add_record_options(group):
 
 
 def pytest_configure(config):
+    if _is_worker(config):  # a pytest-xdist worker: 1/N of the cores (before TF runs anything)
+        frameworks.share_cores(config.workerinput["workercount"])
     frameworks.set_determinism()
     try:
         refcache.set_mode(config.getoption("--reference-cache") or refcache.mode())

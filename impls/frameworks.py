@@ -66,24 +66,25 @@ if keras is not None and keras.backend.backend() != "tensorflow":
 
 
 def share_cores(workers: int) -> int | None:
-    """Give this process 1/``workers`` of the cores: torch's threads and TF's two pools. Each
-    framework sizes its pools to every core; N pytest-xdist workers doing that oversubscribe the
-    machine N times over, and spinning OpenMP threads make it far worse than N (measured, 2 cores,
-    -n 2: a tweets detection candidate took 84 s in a worker, 19 s alone). A thread count the user
-    set (OMP_NUM_THREADS, TF_NUM_INTRAOP_THREADS) is left alone. Returns the count set, or None.
-    The count is part of ``numeric_environment``, so reused reference work is keyed by it."""
-    if workers < 2 or any(k in os.environ for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")):
+    """Give this process 1/``workers`` of torch's threads, for torch and both TF pools: each
+    framework sizes its pools to every core, and N pytest-xdist workers doing that oversubscribe
+    the machine N times over (spinning OpenMP threads make it worse: measured, 2 cores, -n 2, a
+    tweets detection candidate took 84 s in a worker and 19 s alone). The base is torch's own
+    count, what this process would use alone (os.cpu_count() ignores CPU affinity and container
+    limits); the count is never raised. A thread count the user set
+    (OMP_NUM_THREADS, MKL_NUM_THREADS, TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS) is left
+    alone. Call it before TF runs anything: its pools are sized once (set later, TF raises).
+    Returns the count set, or None. The count is part of ``numeric_environment``, so reused
+    reference work is keyed by it."""
+    user_set = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    if workers < 2 or any(k in os.environ for k in user_set):
         return None
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, torch.get_num_threads() // workers)
     torch.set_num_threads(threads)
-    if tf is not None:  # before TF's runtime starts: the pools are sized once
+    if tf is not None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     return threads
-
-
-# pytest-xdist sets this in each worker before the worker imports conftest.py (so, this module).
-XDIST_THREADS = share_cores(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1"))
 
 
 def set_determinism() -> None:

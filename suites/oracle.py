@@ -164,7 +164,10 @@ def partner_replay(partner: str) -> tuple:
     after = []
     for grads in rec.grads:
         other.optimizer_step(grads)
-        after.append(other.get_weights())
+        weights = other.get_weights()
+        for w in weights.values():
+            w.setflags(write=False)  # shared by every twin compared with this partner
+        after.append(weights)
     return tuple(after)
 
 

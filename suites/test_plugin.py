@@ -193,26 +193,37 @@ def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
     assert det.stdout.count("written to") == 1, det.stdout[-2000:]
 
 
-def test_xdist_workers_share_the_cores():
-    """Each of N pytest-xdist workers gets 1/N of the cores for torch and both TF pools (set on
-    import, from the PYTEST_XDIST_WORKER_COUNT xdist sets first); a thread count the user set is
-    left alone; one process keeps every core."""
-    probe = ("import os; from impls import frameworks as f; "
-             "print(f.XDIST_THREADS, f.torch.get_num_threads(), f.tf.config.threading.get_intra_op_parallelism_threads(), "
-             "f.tf.config.threading.get_inter_op_parallelism_threads(), os.cpu_count())")
+@pytest.mark.frameworks("keras")
+def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
+    """frameworks.share_cores(N): torch and both TF pools at torch's own count // N (at least 1);
+    a thread count the user set wins. Each case in a fresh process: TF's pools are sized once."""
+    probe = ("import sys; from impls import frameworks as f; base = f.torch.get_num_threads(); "
+             "got = f.share_cores(int(sys.argv[1])); "
+             "print(base, got, f.torch.get_num_threads(), f.tf.config.threading.get_intra_op_parallelism_threads(), "
+             "f.tf.config.threading.get_inter_op_parallelism_threads())")
 
-    def threads(**env):
-        base = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER_COUNT", "OMP_NUM_THREADS")}
-        got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+    def run(workers, **env):
+        base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+        got = subprocess.run([sys.executable, "-c", probe, str(workers)], capture_output=True, text=True, timeout=300,
                              env={**base, **env}, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         assert got.returncode == 0, got.stderr[-2000:]
         return got.stdout.split()
 
-    *shared, cpus = threads(PYTEST_XDIST_WORKER_COUNT="2")
-    want = str(max(1, int(cpus) // 2))
-    assert shared == [want] * 4, shared
-    assert threads(PYTEST_XDIST_WORKER_COUNT="2", OMP_NUM_THREADS="1")[:2] == ["None", "1"]
-    assert threads()[0] == "None"
+    base, *shared = run(2)
+    assert shared == [str(max(1, int(base) // 2))] * 4, (base, shared)
+    assert run(2, OMP_NUM_THREADS="1")[1:3] == ["None", "1"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
+def test_each_xdist_worker_runs_on_its_share_of_the_cores():
+    """Under pytest -n 2 a worker's torch and TF run at torch's one-process count // 2 (conftest
+    calls share_cores in workers only: a process a test starts keeps its own count)."""
+    base = subprocess.run([sys.executable, "-c", "from impls import frameworks as f; print(f.torch.get_num_threads())"],
+                          capture_output=True, text=True, timeout=300)
+    want = max(1, int(base.stdout.split()[-1]) // 2)
+    got = _pytest("-n", "2", "suites/plugin_samples/xdist_threads.py", env={"TWINBENCH_EXPECT_THREADS": str(want)})
+    assert got.returncode == 0 and "1 passed" in got.stdout, got.stdout[-3000:] + got.stderr[-2000:]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
