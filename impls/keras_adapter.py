@@ -4,6 +4,7 @@ its recipe (optimizer, loss, learning-rate schedule)."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,6 +56,106 @@ def _np(t):
         return keras.ops.convert_to_numpy(t)
     except Exception:
         return None
+
+
+def _noise_shape(inputs, noise_shape) -> tuple:
+    """(the dropout noise's shape, the input's shape) as ints: keras's ``noise_shape`` may leave
+    axes as None (the input's)."""
+    shape = tuple(int(d) for d in inputs.shape)
+    return (shape if noise_shape is None else tuple(s if n is None else int(n) for n, s in zip(noise_shape, shape))), shape
+
+
+# Training-mode steps with shared masks run eagerly (~2x a compiled step) until the same draws have
+# been seen this many times in a row for one batch shape; then they run compiled (``_FedStep``).
+# A candidate that diverges within the first steps never pays for the compilation.
+FED_AFTER = 8
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """One fed draw of a training-mode forward: what ``randomness.apply`` was asked for, where."""
+
+    kind: str        # "dropout" | "gaussian_noise" | "gaussian_dropout"
+    rate: float
+    noise: tuple     # the noise's shape (canonical: Keras's own layout)
+    shape: tuple     # the input's shape
+    where: str       # the layer that drew it
+    after: str       # the stream's parameterised layer at the draw
+    offset: float    # added to the factor (Gaussian noise's mean)
+    dtype: str
+
+    def value(self, stream) -> np.ndarray:
+        stream.after = self.after
+        factor = randomness.apply(stream, self.kind, self.rate, self.noise, self.shape, self.where)
+        return (factor + np.float32(self.offset)) if self.offset else factor
+
+
+_EAGER = "eager"  # a batch shape whose training steps stay eager
+
+
+class _PlanChanged(Exception):
+    """A traced training step drew differently from the draws it was compiled for."""
+
+
+class _FedStep:
+    """Loss and gradients of one training-mode step as one tf.function whose masks and noise are
+    inputs: each backend draw in the traced call takes the next input, in the order (kind, rate,
+    shape) of ``draws``, which is checked while tracing. A call draws the values from the stream
+    exactly as the eager step would (the same ops recorded, the same numbers)."""
+
+    def __init__(self, model, draws):
+        self.model, self.draws, self.trainable = model, list(draws), model.trainable_variables
+        self.fn, self.traced = tf.function(self._step), False
+
+    def _step(self, x, y, factors):
+        from keras.src import backend
+
+        rnd, used = backend.random, []
+        saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
+
+        def take(kind, rate, noise):
+            if len(used) >= len(self.draws):
+                raise _PlanChanged(f"a draw beyond the {len(self.draws)} compiled for")
+            want = self.draws[len(used)]
+            if (want.kind, want.rate, want.noise) != (kind, float(rate), noise):
+                raise _PlanChanged(f"draw {len(used)}: {kind} {rate} {noise}, compiled for {want}")
+            used.append(want)
+            return factors[len(used) - 1]
+
+        def dropout(inputs, rate, noise_shape=None, seed=None):
+            return inputs * tf.cast(take("dropout", rate, _noise_shape(inputs, noise_shape)[0]), inputs.dtype)
+
+        def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+            kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
+            return tf.cast(take(kind, stddev, tuple(int(d) for d in shape)), dtype or "float32")
+
+        def other(*args, **kwargs):
+            raise _PlanChanged("an unrecognised random function")
+
+        rnd.dropout, rnd.normal = dropout, normal
+        for name in _OTHER_RANDOM:
+            setattr(rnd, name, other)
+        try:
+            with tf.GradientTape() as tape:
+                out = self.model(x, training=True)
+                loss = self.model.compute_loss(x=x, y=y, y_pred=out, training=True)
+            grads = tape.gradient(loss, self.trainable)
+        finally:
+            for name, fn in saved.items():
+                setattr(rnd, name, fn)
+        if len(used) != len(self.draws):
+            raise _PlanChanged(f"{len(used)} draws, compiled for {len(self.draws)}")
+        return loss, [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.trainable)]
+
+    def trace(self, x, y) -> None:
+        """Compile for (x, y)'s shapes before any mask is drawn; raises when the traced call
+        draws differently (``_PlanChanged``) or cannot be traced."""
+        self.fn.get_concrete_function(tf.TensorSpec(x.shape, x.dtype), tf.TensorSpec(y.shape, y.dtype),
+                                      [tf.TensorSpec(d.noise, d.dtype) for d in self.draws])
+
+    def __call__(self, x, y, stream):
+        factors = [tf.constant(d.value(stream), dtype=d.dtype) for d in self.draws]
+        return self.fn(x, y, factors)
 
 
 class KerasTwin(Twin):
@@ -144,23 +245,26 @@ class KerasTwin(Twin):
 
     # -- shared training-time randomness (impls/randomness.py) ---------------------------------
     @staticmethod
-    def _fed_dropout(stream, current):
-        """A stand-in for keras's backend ``random.dropout`` whose mask comes from ``stream``."""
+    def _fed_dropout(stream, current, draws):
+        """A stand-in for keras's backend ``random.dropout`` whose mask comes from ``stream``;
+        each draw is appended to ``draws`` (a ``_Draw``) so that later steps can replay it."""
         def dropout(inputs, rate, noise_shape=None, seed=None):
-            shape = tuple(int(d) for d in inputs.shape)
-            noise = shape if noise_shape is None else tuple(s if n is None else int(n) for n, s in zip(noise_shape, shape))
-            factor = randomness.apply(stream, "dropout", float(rate), noise, shape, current[0])
-            return inputs * tf.constant(factor, dtype=inputs.dtype)
+            noise, shape = _noise_shape(inputs, noise_shape)
+            draw = _Draw("dropout", float(rate), noise, shape, current[0], stream.after, 0.0, inputs.dtype.name)
+            draws.append(draw)
+            return inputs * tf.constant(draw.value(stream), dtype=inputs.dtype)
         return dropout
 
     @staticmethod
-    def _fed_normal(stream, current):
+    def _fed_normal(stream, current, draws):
         """A stand-in for keras's backend ``random.normal`` (GaussianNoise, GaussianDropout) fed by ``stream``."""
         def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
             shape = tuple(int(d) for d in shape)
             kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
-            factor = randomness.apply(stream, kind, float(stddev), shape, shape, current[0])
-            return tf.constant(factor + (0.0 if kind == "gaussian_dropout" else float(mean)), dtype=dtype or "float32")
+            draw = _Draw(kind, float(stddev), shape, shape, current[0], stream.after,
+                         0.0 if kind == "gaussian_dropout" else float(mean), tf.as_dtype(dtype or "float32").name)
+            draws.append(draw)
+            return tf.constant(draw.value(stream), dtype=draw.dtype)
         return normal
 
     @staticmethod
@@ -187,14 +291,17 @@ class KerasTwin(Twin):
         return __call__
 
     @contextlib.contextmanager
-    def _shared_randomness(self, stream):
+    def _shared_randomness(self, stream, draws=None):
         """Training mode with noise from ``stream``: keras's backend ``random.dropout`` (what Dropout,
         SpatialDropout1D/2D/3D and keras.random.dropout call) and ``random.normal`` (GaussianNoise,
         GaussianDropout) are fed the stream; any other random function is recorded as unrecognised.
-        Runs eagerly: a compiled function would bake one mask in as a constant."""
+        Runs eagerly: a compiled function would bake one mask in as a constant (``_FedStep``
+        compiles repeated training steps with the masks as inputs instead). ``draws``, when given,
+        receives each draw made."""
         if stream is None:
             yield
             return
+        draws = [] if draws is None else draws
         from keras.src import backend
 
         rnd = backend.random
@@ -202,7 +309,7 @@ class KerasTwin(Twin):
         current = ["the model"]  # the layer now running, named in what the stream records
         original_call = keras.layers.Layer.__call__
         tracking_call = self._tracking_call(stream, current, original_call)
-        rnd.dropout, rnd.normal = self._fed_dropout(stream, current), self._fed_normal(stream, current)
+        rnd.dropout, rnd.normal = self._fed_dropout(stream, current, draws), self._fed_normal(stream, current, draws)
         for name in _OTHER_RANDOM:
             setattr(rnd, name, self._recorded_draw(stream, current, name, saved[name]))
         keras.layers.Layer.__call__ = tracking_call
@@ -289,14 +396,35 @@ class KerasTwin(Twin):
         return float(loss), result
 
     def _eager_loss_and_grads(self, x, y, stream, names):
-        """Training mode (dropout on), eagerly, so that shared masks are fed at every call."""
+        """Training mode (dropout on) with shared masks: eagerly, until the same draws have been
+        seen FED_AFTER times in a row for this batch shape; from then on one compiled step with the
+        masks as its inputs (``_FedStep``), which draws the same masks from ``stream`` and records
+        the same ops in it."""
         trainable = self.model.trainable_variables
         xt, yt = tf.constant(self._input(x)), tf.constant(self._target(y))
+        steps = self.__dict__.setdefault("_fed_steps", {})
+        key = (tuple(xt.shape), tuple(yt.shape))
+        fed = steps.get(key)
+        if isinstance(fed, _FedStep) and not fed.traced:
+            try:
+                fed.trace(xt, yt)
+                fed.traced = True
+            except Exception:  # noqa: BLE001 -- draws that change between calls, or a call that cannot be traced: stay eager
+                steps[key] = fed = _EAGER
         try:
-            with tf.GradientTape() as tape, self._shared_randomness(stream):
-                out = self.model(xt, training=True)
-                loss = self.model.compute_loss(x=xt, y=yt, y_pred=out, training=True)
-            grads = tape.gradient(loss, trainable)
+            if isinstance(fed, _FedStep):
+                loss, grads = fed(xt, yt, stream)
+            else:
+                draws: list = []
+                with tf.GradientTape() as tape, self._shared_randomness(stream, draws):
+                    out = self.model(xt, training=True)
+                    loss = self.model.compute_loss(x=xt, y=yt, y_pred=out, training=True)
+                grads = tape.gradient(loss, trainable)
+                if fed is not _EAGER:
+                    seen, count = fed if fed is not None else (None, 0)
+                    count = count + 1 if draws == seen else 1
+                    steps[key] = (_FedStep(self.model, draws) if count >= FED_AFTER and not stream.unrecognised
+                                  else (draws, count))
         except Exception as exc:
             raise CandidateError(f"loss/gradient computation raised {type(exc).__name__}: {exc}") from exc
         return float(loss), {names[id(v)]: (np.zeros(v.shape, np.float32) if g is None else tf.convert_to_tensor(g).numpy())
