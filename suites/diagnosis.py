@@ -247,24 +247,25 @@ def _differs(name, a, b) -> bool:
 def _hypothesis_probes(network: str) -> tuple:
     """(reference probes, [(hypothesis, probes)]) at the shared start weights; once per network.
     Reference work (the torch reference and its mutants, no candidate's code). For MNIST
-    (``CACHED_HYPOTHESES``) it is kept in the data cache (suites/refcache.py) under a name that
-    hashes ``PROBE_CODE``, the code it depends on beyond the cache's key, and verified on reuse by
-    probing the reference and the first hypothesis again (bit for bit). Measured 2026-11-27:
-    MNIST's 85 hypotheses take 24-30 s to probe, 4.5 s to reuse (3.3 s of it the optimizer
-    recording, which the checks need anyway), 381 MB on disk; the tweets' 51 take 4-6 s and would
-    take 276 MB, so they are probed afresh."""
+    (``CACHED_HYPOTHESES``) it is kept in the data cache (suites/refcache.py), versioned by
+    ``PROBE_CODE``, the code it depends on beyond the cache's key, and verified on reuse by
+    probing the reference and the first hypothesis again (bit for bit). The tweets' are cheap to
+    probe and large to keep (README, "The reference cache"), so they are probed afresh."""
     from impls import mutants
 
     hyps = mutants.hypotheses(network)
     if network not in CACHED_HYPOTHESES or os.environ.get(REPRO_BATCH_ENV):  # a capped batch: not the stored probes
         table = _probe_hypotheses(network, hyps)
-        return table["reference"], [(h, table[h.id]) for h in hyps]
-    family = f"hypothesis-probes-{network}-"
-    name = family + _probe_code_hash()
-    arrays, meta = refcache.get(name, lambda: _pack_table(_probe_hypotheses(network, hyps)),
-                                lambda arrays, meta: _verify_table(network, hyps, _unpack_table(arrays, meta)))
-    refcache.drop_others(family, keep=name)  # the entries of earlier probe code: ~381 MB each
-    table = _unpack_table(arrays, meta)
+    else:
+        seen = {}  # the table unpacked once, by the verification of a stored entry
+
+        def verify(arrays, meta):
+            seen["table"] = _unpack_table(arrays, meta)
+            return _verify_table(network, hyps, seen["table"])
+
+        arrays, meta = refcache.get(f"hypothesis-probes-{network}", lambda: _pack_table(_probe_hypotheses(network, hyps)),
+                                    verify, code=PROBE_CODE)
+        table = seen["table"] if "cached" in meta else _unpack_table(arrays, meta)
     return table["reference"], [(h, table[h.id]) for h in hyps]
 
 
@@ -272,13 +273,6 @@ CACHED_HYPOTHESES = {"mnist_cnn"}
 # What the hypotheses' probes depend on besides the reference cache's key (refcache.CODE, which
 # leaves out the mutant generator and the suites).
 PROBE_CODE = ("impls/mutants.py", "suites/diagnosis.py", "suites/oracle.py", "suites/helpers.py")
-
-
-def _probe_code_hash() -> str:
-    digest = hashlib.sha256()
-    for rel in PROBE_CODE:
-        digest.update(rel.encode() + b"\0" + (refcache.ROOT / rel).read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def _probe_hypotheses(network: str, hyps, first: int | None = None) -> dict:

@@ -4,8 +4,8 @@ verified.
 What is kept is work that is a pure function of the pinned versions, the reference code and the
 data, and never a candidate's: the partners' trajectories (``training.partner_trajectory``), the
 primary references' convergence runs on the CPU (``training.train``) and the MNIST diagnosis
-hypotheses' probes (mutants of the torch reference, ``diagnosis._hypothesis_probes``; their
-name also hashes the code they need beyond this key).
+hypotheses' probes (mutants of the torch reference, ``diagnosis._hypothesis_probes``; stored
+under ``versioned(name, code)``, which also hashes the code they need beyond this key).
 
 - **Key.** sha256 over the numeric environment (``frameworks.numeric_environment()``: the
   versions, torch's thread count and CPU kernel path, TF's thread pools, the determinism
@@ -87,14 +87,28 @@ def code_files() -> list:
                    if p.is_file() and p.relative_to(ROOT).as_posix() not in NOT_REFERENCE_CODE})
 
 
+def _hash_files(h, paths) -> None:
+    """Each file's path (relative to the repository) and bytes into the hash ``h``."""
+    for path in paths:
+        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+
+
 @functools.cache
 def key() -> str:
     from impls import frameworks
 
     h = hashlib.sha256(json.dumps(frameworks.numeric_environment(), sort_keys=True).encode())
-    for path in code_files():
-        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    _hash_files(h, code_files())
     return h.hexdigest()[:24]
+
+
+@functools.cache
+def versioned(name: str, code: tuple) -> str:
+    """``name`` for an entry that also depends on ``code`` (paths relative to the repository)
+    beyond the key: ``name@<hash of those files>``."""
+    h = hashlib.sha256()
+    _hash_files(h, [ROOT / rel for rel in code])
+    return f"{name}@{h.hexdigest()[:12]}"
 
 
 def folder() -> Path:
@@ -216,9 +230,18 @@ def note(name: str, problem: str) -> None:
     _EVENTS.append({"name": name, "outcome": "recomputed", "reason": f"{name}: {problem}", "seconds": 0.0})
 
 
-def get(name: str, compute, verify):
+def get(name: str, compute, verify, code: tuple = ()):
     """``load(name, verify)``, else ``compute()`` (returning (arrays, meta): numpy arrays and
-    JSON-able metadata), stored with ``put``."""
+    JSON-able metadata), stored with ``put``. ``code``: files outside the key that the entry also
+    depends on (say, the mutant generator): the entry is stored as ``versioned(name, code)``, and
+    the versions of other code are deleted (a key folder is evicted whole, so they would otherwise
+    stay as long as it does)."""
+    if code:
+        full = versioned(name, tuple(code))
+        try:
+            return get(full, compute, verify)
+        finally:
+            _drop_others(f"{name}@", keep=full)
     entry = load(name, verify)
     if entry is not None:
         return entry
@@ -228,10 +251,8 @@ def get(name: str, compute, verify):
     return arrays, meta
 
 
-def drop_others(prefix: str, keep: str) -> None:
-    """Delete this key's entries whose name starts with ``prefix``, but ``keep``: for an entry
-    whose name also hashes code outside the key, the versions it superseded (a key folder is
-    evicted whole, so they would otherwise stay as long as it does)."""
+def _drop_others(prefix: str, keep: str) -> None:
+    """Delete this key's entries whose name starts with ``prefix``, but ``keep``."""
     here = folder()
     with _locked(here, wait=False) as held:
         if held:

@@ -34,14 +34,25 @@ def _outcomes():
     return [(e["outcome"], e["reason"]) for e in refcache.events()]
 
 
-def test_an_entry_superseded_by_code_outside_the_key_is_deleted(cache):
-    """An entry whose name hashes code the key leaves out (diagnosis's hypothesis probes): the
-    versions of earlier code go when the new one is stored; other entries stay."""
-    for name in ("probes-net-aaa", "probes-net-bbb", "probes-other-aaa", "trajectory-x"):
-        refcache.get(name, _entry([]), lambda a, m: "")
-    refcache.drop_others("probes-net-", keep="probes-net-bbb")
-    assert sorted(p.name for p in cache.glob("*.npz")) == ["probes-net-bbb.npz", "probes-other-aaa.npz", "trajectory-x.npz"]
-    assert sorted(p.name for p in cache.glob("*.json")) == ["probes-net-bbb.json", "probes-other-aaa.json", "trajectory-x.json"]
+def test_an_entry_that_depends_on_code_outside_the_key_is_versioned_by_it(cache, tmp_path, monkeypatch):
+    """``get(..., code=...)`` (diagnosis's hypothesis probes): the entry is reused while those files
+    are unchanged, computed afresh when one changes, and the version it supersedes is deleted;
+    other entries stay."""
+    monkeypatch.setattr(refcache, "ROOT", tmp_path)
+    monkeypatch.setattr(refcache, "versioned", refcache.versioned.__wrapped__)  # no memo: the file changes here
+    (tmp_path / "gen.py").write_text("v1")
+    calls = []
+    refcache.get("probes-net-other", _entry([]), lambda a, m: "", code=("gen.py",))  # a name "probes-net" begins
+    other = refcache.versioned("probes-net-other", ("gen.py",))
+    refcache.get("trajectory-x", _entry([]), lambda a, m: "")
+    for text in ("v1", "v1", "v2", "v2"):
+        (tmp_path / "gen.py").write_text(text)
+        refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",))
+    assert len(calls) == 2
+    v2 = refcache.versioned("probes-net", ("gen.py",))
+    assert sorted(p.name for p in cache.glob("*.npz")) == sorted(
+        [f"{v2}.npz", f"{other}.npz", "trajectory-x.npz"]), v2
+    assert len({p.stem for p in cache.glob("*.json")}) == 3
 
 
 def test_a_stored_entry_is_reused_with_when_it_was_made(cache):
