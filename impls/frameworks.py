@@ -65,6 +65,14 @@ if keras is not None and keras.backend.backend() != "tensorflow":
                        "Unset KERAS_BACKEND or set it to 'tensorflow'.")
 
 
+_SHARED: dict = {}  # "base": torch's thread count before share_cores divided it
+
+
+def one_process_threads() -> int:
+    """Torch's thread count for this process alone: before ``share_cores`` divided it, if it did."""
+    return _SHARED.get("base", torch.get_num_threads())
+
+
 def share_cores(workers: int) -> int | None:
     """Give this process 1/``workers`` of torch's threads, for torch and both TF pools: each
     framework sizes its pools to every core, and N pytest-xdist workers doing that oversubscribe
@@ -79,7 +87,8 @@ def share_cores(workers: int) -> int | None:
     user_set = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
     if workers < 2 or any(k in os.environ for k in user_set):
         return None
-    threads = max(1, torch.get_num_threads() // workers)
+    _SHARED.setdefault("base", torch.get_num_threads())
+    threads = max(1, _SHARED["base"] // workers)
     torch.set_num_threads(threads)
     if tf is not None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

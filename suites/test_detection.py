@@ -26,12 +26,11 @@ fresh process and each must exit 1 (test_every_repro_exits_1_in_a_fresh_process)
 reports/detection.json and .md (suites/report.py) hold the kill rate, the false rejections, the
 smallest margin, a table per operator family and per check, and the survivors.
 
-Candidates run one after another in ``make test``: the checks are CPU-bound and already use both
-cores (a torch CNN step takes 59 ms on 2 threads and 109 ms on 1). ``pytest -n N`` works: the
-controller merges the records (conftest.py), and each worker gets 1/N of the cores
-(frameworks.share_cores; the reference cache is keyed by the thread count). On 2 cores, 8
-candidates took 191 s at -n 2 against 220 s in one process, and all 8 met their literal at 1
-thread; the repro test below needs one process. The references' side is computed once per data
+Candidates run one after another in ``make test``: the checks are CPU-bound and already use every
+core. ``pytest -n N`` works: the controller merges the records (conftest.py), and each worker gets
+1/N of the cores (frameworks.share_cores; the reference cache is keyed by the thread count); on 2
+cores it gains little (README, "Speed"), and the repro test below needs one process. The
+references' side is computed once per data
 cache (suites/refcache.py); a candidate is trained once for both its trajectory partners
 (training.subject_trajectory), and each optimizer partner's replay is computed once per session
 (oracle.partner_replay).

@@ -36,12 +36,12 @@ def _describe(network: str) -> str:
 def check_optimizer_dynamics(twin, partner):
     """From the torch reference's start weights, replay the recorded real gradients one per step;
     after every step each weight tensor must match the float64 oracle and the partner."""
-    started = time.perf_counter()
     if not twin.has_recipe:  # before recording anything: a model-only twin has no optimizer to follow
         raise NoRecipe(f"{twin.name} carries no optimizer (model-only)")
     rec = O.recording(twin.network)
-    twin.set_weights(rec.start)
     partner_after = O.partner_replay(partner)  # the partner fed the same gradients, once per session
+    started = time.perf_counter()  # the twin's own replay: the same figure whichever twin came first
+    twin.set_weights(rec.start)
     names = list(E.CANONICAL_WEIGHTS[twin.network])
     steps, tol = len(rec.grads), T.OPT_DYNAMICS_RTOL
     worst = {"oracle": (0.0, 0, ""), "partner": (0.0, 0, "")}   # (error, step, tensor)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from impls import registry
+from impls import frameworks, registry
 
 pytestmark = pytest.mark.selftest
 
@@ -200,7 +200,7 @@ def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
     probe = ("import sys; from impls import frameworks as f; base = f.torch.get_num_threads(); "
              "got = f.share_cores(int(sys.argv[1])); "
              "print(base, got, f.torch.get_num_threads(), f.tf.config.threading.get_intra_op_parallelism_threads(), "
-             "f.tf.config.threading.get_inter_op_parallelism_threads())")
+             "f.tf.config.threading.get_inter_op_parallelism_threads(), f.one_process_threads())")
 
     def run(workers, **env):
         base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -211,17 +211,16 @@ def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
         return got.stdout.split()
 
     base, *shared = run(2)
-    assert shared == [str(max(1, int(base) // 2))] * 4, (base, shared)
+    assert shared == [str(max(1, int(base) // 2))] * 4 + [base], (base, shared)  # the last: the count before
     assert run(2, OMP_NUM_THREADS="1")[1:3] == ["None", "1"]
 
 
+@pytest.mark.frameworks("keras")
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 def test_each_xdist_worker_runs_on_its_share_of_the_cores():
     """Under pytest -n 2 a worker's torch and TF run at torch's one-process count // 2 (conftest
     calls share_cores in workers only: a process a test starts keeps its own count)."""
-    base = subprocess.run([sys.executable, "-c", "from impls import frameworks as f; print(f.torch.get_num_threads())"],
-                          capture_output=True, text=True, timeout=300)
-    want = max(1, int(base.stdout.split()[-1]) // 2)
+    want = max(1, frameworks.one_process_threads() // 2)
     got = _pytest("-n", "2", "suites/plugin_samples/xdist_threads.py", env={"TWINBENCH_EXPECT_THREADS": str(want)})
     assert got.returncode == 0 and "1 passed" in got.stdout, got.stdout[-3000:] + got.stderr[-2000:]
 
