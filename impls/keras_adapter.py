@@ -66,9 +66,11 @@ def _noise_shape(inputs, noise_shape) -> tuple:
 
 
 # Training-mode steps with shared masks run eagerly (~2x a compiled step) until the same draws have
-# been seen this many times in a row for one batch shape; then they run compiled (``_FedStep``).
-# A candidate that diverges within the first steps never pays for the compilation.
+# been seen this many times in a row for one batch shape; then they run compiled (``_FedStep``),
+# every RECHECK_EVERY-th step eagerly again (``_FedState``). A candidate that diverges within the
+# first steps never pays for the compilation.
 FED_AFTER = 8
+RECHECK_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,40 @@ class _Draw:
         return (factor + np.float32(self.offset)) if self.offset else factor
 
 
-_EAGER = "eager"  # a batch shape whose training steps stay eager
+class _FedState:
+    """One batch shape's training-mode steps: eager until FED_AFTER in a row drew alike, then
+    compiled (``_FedStep``), except every RECHECK_EVERY-th, which runs eagerly and must draw as
+    the compiled step does (a layer whose Python state changed would otherwise stay frozen at
+    its traced behaviour); eager for good once the trace is refused or a recheck differs."""
+
+    def __init__(self):
+        self.draws, self.alike, self.step, self.eager, self.calls = None, 0, None, False, 0
+
+    def compiled(self, x, y):
+        """The compiled step to run now, or None: run this step eagerly (then call ``saw``)."""
+        if self.eager or self.step is None:
+            return None
+        if not self.step.traced:
+            try:
+                self.step.trace(x, y)
+                self.step.traced = True
+            except Exception:  # noqa: BLE001 -- draws that differ when traced, or a call that cannot be traced
+                self.eager = True
+                return None
+        self.calls += 1
+        return None if self.calls % RECHECK_EVERY == 0 else self.step
+
+    def saw(self, draws: list, model) -> None:
+        """An eager step drew ``draws``."""
+        if self.eager:
+            return
+        if self.step is not None:  # a recheck
+            self.eager = draws != self.step.draws
+            return
+        self.alike = self.alike + 1 if draws == self.draws else 1
+        self.draws = draws
+        if self.alike >= FED_AFTER:
+            self.step = _FedStep(model, draws)
 
 
 class _PlanChanged(Exception):
@@ -110,10 +145,12 @@ class _FedStep:
     def _step(self, x, y, factors):
         from keras.src import backend
 
-        rnd, used = backend.random, []
+        rnd, used, outer = backend.random, [], tf.compat.v1.get_default_graph()
         saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
 
         def take(kind, rate, noise):
+            if tf.compat.v1.get_default_graph() is not outer:  # a branch of a cond, a loop's body
+                raise _PlanChanged("a draw that may or may not run (inside a conditional or a loop)")
             if len(used) >= len(self.draws):
                 raise _PlanChanged(f"a draw beyond the {len(self.draws)} compiled for")
             want = self.draws[len(used)]
@@ -386,7 +423,7 @@ class KerasTwin(Twin):
         self._need_recipe()
         names = {id(v): c for c, v, _ in self._canonical_items()}
         if training:
-            return self._eager_loss_and_grads(x, y, stream, names)
+            return self._training_loss_and_grads(x, y, stream, names)
         fn, trainable = self._grad_fn()
         try:
             loss, grads = fn(tf.constant(self._input(x)), tf.constant(self._target(y)))
@@ -395,24 +432,18 @@ class KerasTwin(Twin):
         result = {names[id(v)]: g.numpy() for v, g in zip(trainable, grads) if id(v) in names}
         return float(loss), result
 
-    def _eager_loss_and_grads(self, x, y, stream, names):
-        """Training mode (dropout on) with shared masks: eagerly, until the same draws have been
+    def _training_loss_and_grads(self, x, y, stream, names):
+        """Training mode (dropout on). With shared masks: eagerly, until the same draws have been
         seen FED_AFTER times in a row for this batch shape; from then on one compiled step with the
         masks as its inputs (``_FedStep``), which draws the same masks from ``stream`` and records
-        the same ops in it."""
+        the same ops in it, every RECHECK_EVERY-th step run eagerly again to see that the draws
+        still are the same (``_FedState``)."""
         trainable = self.model.trainable_variables
         xt, yt = tf.constant(self._input(x)), tf.constant(self._target(y))
-        steps = self.__dict__.setdefault("_fed_steps", {})
-        key = (tuple(xt.shape), tuple(yt.shape))
-        fed = steps.get(key)
-        if isinstance(fed, _FedStep) and not fed.traced:
-            try:
-                fed.trace(xt, yt)
-                fed.traced = True
-            except Exception:  # noqa: BLE001 -- draws that change between calls, or a call that cannot be traced: stay eager
-                steps[key] = fed = _EAGER
+        state = self.__dict__.setdefault("_fed", {}).setdefault((tuple(xt.shape), tuple(yt.shape)), _FedState())
+        fed = state.compiled(xt, yt) if stream is not None else None
         try:
-            if isinstance(fed, _FedStep):
+            if fed is not None:
                 loss, grads = fed(xt, yt, stream)
             else:
                 draws: list = []
@@ -420,11 +451,8 @@ class KerasTwin(Twin):
                     out = self.model(xt, training=True)
                     loss = self.model.compute_loss(x=xt, y=yt, y_pred=out, training=True)
                 grads = tape.gradient(loss, trainable)
-                if fed is not _EAGER:
-                    seen, count = fed if fed is not None else (None, 0)
-                    count = count + 1 if draws == seen else 1
-                    steps[key] = (_FedStep(self.model, draws) if count >= FED_AFTER and not stream.unrecognised
-                                  else (draws, count))
+                if stream is not None and not stream.unrecognised:
+                    state.saw(draws, self.model)
         except Exception as exc:
             raise CandidateError(f"loss/gradient computation raised {type(exc).__name__}: {exc}") from exc
         return float(loss), {names[id(v)]: (np.zeros(v.shape, np.float32) if g is None else tf.convert_to_tensor(g).numpy())
@@ -553,6 +581,7 @@ class KerasTwin(Twin):
             return
         self.model = keras.models.load_model(path, safe_mode=True)
         self.__dict__.pop("_order", None)
+        self.__dict__.pop("_fed", None)  # compiled for the model replaced
         self._compiled_grads = self._compiled_apply = None
 
     def whole_model_note(self, path, x):
