@@ -58,6 +58,40 @@ def _np(t):
         return None
 
 
+def _tape_loss_and_grads(model, trainable, x, y, training: bool):
+    """The recipe's loss on (x, y) and its gradient for each of ``trainable`` (zeros where the loss
+    does not depend on it): the one computation of the eval-mode, eager and compiled steps."""
+    with tf.GradientTape() as tape:
+        out = model(x, training=training)
+        loss = model.compute_loss(x=x, y=y, y_pred=out, training=training)
+    grads = tape.gradient(loss, trainable)
+    return loss, [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, trainable)]
+
+
+@contextlib.contextmanager
+def _backend_random(dropout, normal, other):
+    """Keras's backend ``random.dropout`` and ``random.normal`` replaced by ``dropout`` and
+    ``normal`` for the block, and each other random function (``_OTHER_RANDOM``) by
+    ``other(name, original)``; all restored after."""
+    from keras.src import backend
+
+    rnd = backend.random
+    saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
+    rnd.dropout, rnd.normal = dropout, normal
+    for name in _OTHER_RANDOM:
+        setattr(rnd, name, other(name, saved[name]))
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(rnd, name, fn)
+
+
+def _normal_kind(mean) -> str:
+    """What a ``random.normal`` draw is: Gaussian dropout multiplies by N(1, rate), noise adds N(0, rate)."""
+    return "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
+
+
 def _noise_shape(inputs, noise_shape) -> tuple:
     """(the dropout noise's shape, the input's shape) as ints: keras's ``noise_shape`` may leave
     axes as None (the input's)."""
@@ -143,10 +177,7 @@ class _FedStep:
         self.fn, self.traced = tf.function(self._step), False
 
     def _step(self, x, y, factors):
-        from keras.src import backend
-
-        rnd, used, outer = backend.random, [], tf.compat.v1.get_default_graph()
-        saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
+        used, outer = [], tf.compat.v1.get_default_graph()
 
         def take(kind, rate, noise):
             if tf.compat.v1.get_default_graph() is not outer:  # a branch of a cond, a loop's body
@@ -163,26 +194,18 @@ class _FedStep:
             return inputs * tf.cast(take("dropout", rate, _noise_shape(inputs, noise_shape)[0]), inputs.dtype)
 
         def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-            kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
-            return tf.cast(take(kind, stddev, tuple(int(d) for d in shape)), dtype or "float32")
+            return tf.cast(take(_normal_kind(mean), stddev, tuple(int(d) for d in shape)), dtype or "float32")
 
-        def other(*args, **kwargs):
-            raise _PlanChanged("an unrecognised random function")
+        def other(name, original):
+            def refuse(*args, **kwargs):
+                raise _PlanChanged(f"an unrecognised random function (keras.random.{name})")
+            return refuse
 
-        rnd.dropout, rnd.normal = dropout, normal
-        for name in _OTHER_RANDOM:
-            setattr(rnd, name, other)
-        try:
-            with tf.GradientTape() as tape:
-                out = self.model(x, training=True)
-                loss = self.model.compute_loss(x=x, y=y, y_pred=out, training=True)
-            grads = tape.gradient(loss, self.trainable)
-        finally:
-            for name, fn in saved.items():
-                setattr(rnd, name, fn)
+        with _backend_random(dropout, normal, other):
+            result = _tape_loss_and_grads(self.model, self.trainable, x, y, training=True)
         if len(used) != len(self.draws):
             raise _PlanChanged(f"{len(used)} draws, compiled for {len(self.draws)}")
-        return loss, [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.trainable)]
+        return result
 
     def trace(self, x, y) -> None:
         """Compile for (x, y)'s shapes before any mask is drawn; raises when the traced call
@@ -297,7 +320,7 @@ class KerasTwin(Twin):
         """A stand-in for keras's backend ``random.normal`` (GaussianNoise, GaussianDropout) fed by ``stream``."""
         def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
             shape = tuple(int(d) for d in shape)
-            kind = "gaussian_dropout" if float(mean) == 1.0 else "gaussian_noise"
+            kind = _normal_kind(mean)
             draw = _Draw(kind, float(stddev), shape, shape, current[0], stream.after,
                          0.0 if kind == "gaussian_dropout" else float(mean), tf.as_dtype(dtype or "float32").name)
             draws.append(draw)
@@ -339,23 +362,16 @@ class KerasTwin(Twin):
             yield
             return
         draws = [] if draws is None else draws
-        from keras.src import backend
-
-        rnd = backend.random
-        saved = {name: getattr(rnd, name) for name in ("dropout", "normal") + _OTHER_RANDOM}
         current = ["the model"]  # the layer now running, named in what the stream records
         original_call = keras.layers.Layer.__call__
         tracking_call = self._tracking_call(stream, current, original_call)
-        rnd.dropout, rnd.normal = self._fed_dropout(stream, current, draws), self._fed_normal(stream, current, draws)
-        for name in _OTHER_RANDOM:
-            setattr(rnd, name, self._recorded_draw(stream, current, name, saved[name]))
-        keras.layers.Layer.__call__ = tracking_call
-        try:
-            yield
-        finally:
-            keras.layers.Layer.__call__ = original_call
-            for name, fn in saved.items():
-                setattr(rnd, name, fn)
+        with _backend_random(self._fed_dropout(stream, current, draws), self._fed_normal(stream, current, draws),
+                             lambda name, fn: self._recorded_draw(stream, current, name, fn)):
+            keras.layers.Layer.__call__ = tracking_call
+            try:
+                yield
+            finally:
+                keras.layers.Layer.__call__ = original_call
 
     # -- weights -------------------------------------------------------------------------------
     def _canonical_items(self):
@@ -409,12 +425,7 @@ class KerasTwin(Twin):
 
             @tf.function(reduce_retracing=True)
             def loss_and_grads(x, y):
-                with tf.GradientTape() as tape:
-                    out = model(x, training=False)
-                    loss = model.compute_loss(x=x, y=y, y_pred=out, training=False)
-                grads = tape.gradient(loss, trainable)
-                return loss, [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                              for g, v in zip(grads, trainable)]
+                return _tape_loss_and_grads(model, trainable, x, y, training=False)
 
             self._compiled_grads = (loss_and_grads, trainable)
         return self._compiled_grads
@@ -447,16 +458,13 @@ class KerasTwin(Twin):
                 loss, grads = fed(xt, yt, stream)
             else:
                 draws: list = []
-                with tf.GradientTape() as tape, self._shared_randomness(stream, draws):
-                    out = self.model(xt, training=True)
-                    loss = self.model.compute_loss(x=xt, y=yt, y_pred=out, training=True)
-                grads = tape.gradient(loss, trainable)
+                with self._shared_randomness(stream, draws):
+                    loss, grads = _tape_loss_and_grads(self.model, trainable, xt, yt, training=True)
                 if stream is not None and not stream.unrecognised:
                     state.saw(draws, self.model)
         except Exception as exc:
             raise CandidateError(f"loss/gradient computation raised {type(exc).__name__}: {exc}") from exc
-        return float(loss), {names[id(v)]: (np.zeros(v.shape, np.float32) if g is None else tf.convert_to_tensor(g).numpy())
-                             for v, g in zip(trainable, grads) if id(v) in names}
+        return float(loss), {names[id(v)]: g.numpy() for v, g in zip(trainable, grads) if id(v) in names}
 
     def _apply_fn(self):
         """The recipe optimizer's apply_gradients as one compiled tf.function (eager: ~70 ms/step)."""
