@@ -66,6 +66,8 @@ if keras is not None and keras.backend.backend() != "tensorflow":
 
 
 _SHARED: dict = {}  # "base": torch's thread count before share_cores divided it
+# Thread counts a user sets for torch's and TF's pools: share_cores leaves them alone.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def one_process_threads() -> int:
@@ -84,8 +86,7 @@ def share_cores(workers: int) -> int | None:
     alone. Call it before TF runs anything: its pools are sized once (set later, TF raises).
     Returns the count set, or None. The count is part of ``numeric_environment``, so reused
     reference work is keyed by it."""
-    user_set = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-    if workers < 2 or any(k in os.environ for k in user_set):
+    if workers < 2 or any(k in os.environ for k in THREAD_ENV):
         return None
     _SHARED.setdefault("base", torch.get_num_threads())
     threads = max(1, _SHARED["base"] // workers)
@@ -119,9 +120,8 @@ def versions() -> dict:
 
 
 # Environment variables that change either framework's kernels or thread pools once imported.
-NUMERIC_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "TF_DETERMINISTIC_OPS", "TF_NUM_INTRAOP_THREADS",
-                    "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY",
-                    "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "CUBLAS_WORKSPACE_CONFIG")
+NUMERIC_ENV_VARS = ("TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "TF_DETERMINISTIC_OPS") + THREAD_ENV + (
+    "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "CUBLAS_WORKSPACE_CONFIG")
 
 
 def numeric_environment() -> dict:

@@ -203,8 +203,7 @@ def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
              "f.tf.config.threading.get_inter_op_parallelism_threads(), f.one_process_threads())")
 
     def run(workers, **env):
-        base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+        base = {k: v for k, v in os.environ.items() if k not in frameworks.THREAD_ENV}
         got = subprocess.run([sys.executable, "-c", probe, str(workers)], capture_output=True, text=True, timeout=300,
                              env={**base, **env}, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         assert got.returncode == 0, got.stderr[-2000:]
