@@ -190,19 +190,28 @@ class Twin(abc.ABC):
         for i in range(steps):
             idx = order[i * batch_size:(i + 1) * batch_size]
             if dropout_seed is None:
-                loss, grads = self.loss_and_grads(x[idx], y[idx])
+                loss, grads = self._step_grads(x[idx], y[idx])
             else:
                 stream = randomness.Stream(randomness.step_seed(dropout_seed, i))
-                loss, grads = self.loss_and_grads(x[idx], y[idx], training=True, stream=stream)
+                loss, grads = self._step_grads(x[idx], y[idx], training=True, stream=stream)
                 if stream.unrecognised:
                     raise CandidateError(f"unrecognised random op in training: {', '.join(stream.unrecognised)}")
             losses.append(loss)
             if stop is not None and stop(i, loss):
                 break
-            self.optimizer_step(grads)
+            self._step_apply(grads)
             if after_step is not None:
                 after_step(i)
         return losses
+
+    def _step_grads(self, x, y, training=False, stream=None):
+        """``train_steps``' gradient half: (loss, what ``_step_apply`` takes). Here the canonical
+        gradients of ``loss_and_grads``; an adapter may keep them in its framework instead (the
+        torch one leaves them on the parameters), as long as the update is the same bit for bit."""
+        return self.loss_and_grads(x, y, training=training, stream=stream)
+
+    def _step_apply(self, grads) -> None:
+        self.optimizer_step(grads)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> float:
         """Accuracy (fraction correct) on (x, y), in eval mode."""
