@@ -1,6 +1,7 @@
 """The reference cache (suites/refcache.py): reused only when intact, under the same key and
 verified by recomputing its first steps; a candidate's work is never kept."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -212,3 +213,28 @@ def test_a_candidate_is_never_kept(cache):
     candidate = registry.ImplSpec("candidate-tweets", spec.network, spec.framework, "c", spec.factory, "candidate")
     training.train(candidate, 1, epochs=1, to_gate=False)
     assert not cache.exists() and not refcache.events()
+
+
+def test_the_optimizer_recording_is_stored_reused_and_verified(cache, monkeypatch):
+    """The optimizer checks' recorded gradients and oracle (suites/oracle.py): a reused recording
+    is the computed one exactly, and one whose start, early gradients or first oracle step is off
+    by one ulp is not used."""
+    from suites import oracle
+
+    monkeypatch.setattr(oracle, "recording", oracle.recording.__wrapped__)  # no session cache
+    fresh = oracle.recording("tweet_fasttext")
+    again = oracle.recording("tweet_fasttext")
+    assert [e["outcome"] for e in refcache.events()] == ["computed", "reused"]
+    assert again.scale == fresh.scale and len(again.grads) == len(fresh.grads)
+    for mine, theirs in [(again.start, fresh.start), (again.half_ulp, fresh.half_ulp)] + \
+            list(zip(again.grads, fresh.grads)) + list(zip(again.moved, fresh.moved)):
+        assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    assert oracle._verify("tweet_fasttext", fresh) == ""
+    one_ulp = lambda d, k: {**d, k: np.nextafter(d[k], np.float32(np.inf))}  # noqa: E731
+    name = "fc.bias"
+    for tampered, why in [(dataclasses.replace(fresh, start=one_ulp(fresh.start, name)), "the start weights"),
+                          (dataclasses.replace(fresh, grads=(fresh.grads[0], one_ulp(fresh.grads[1], name))
+                                               + fresh.grads[2:]), "gradient 2"),
+                          (dataclasses.replace(fresh, moved=(one_ulp(fresh.moved[0], name),) + fresh.moved[1:]),
+                           "the oracle's first step")]:
+        assert oracle._verify("tweet_fasttext", tampered) == f"{why} differ{'s' if 'oracle' in why else ''} in {name}"
