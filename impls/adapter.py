@@ -179,7 +179,9 @@ class Twin(abc.ABC):
                     stop=None, dropout_seed: int | None = None, after_step=None) -> list[float]:
         """``steps`` optimizer steps of the recipe in eval mode (dropout off), batches drawn in the
         shared ``batch_order``; returns the loss before each step. Framework-neutral on purpose:
-        both twins take exactly the same path, so only the frameworks' arithmetic differs.
+        both twins take the same loop, batches and streams, so only the frameworks' arithmetic
+        differs (an adapter may keep the gradients in its framework between the two halves of a
+        step, ``_step_grads``/``_step_apply``, when that is the same update bit for bit).
         ``stop(step, loss)`` returning True ends the run early (the losses so far are returned).
         With ``dropout_seed``, steps run in training mode with shared masks (the stream of step i
         seeded ``randomness.step_seed(dropout_seed, i)``); ``after_step(i)`` runs after each update."""

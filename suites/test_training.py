@@ -1,5 +1,9 @@
-"""training.subject_trajectory: one training run of a subject serves all of its partners, and each
-partner sees exactly what a run of its own would have shown."""
+"""Training runs. training.subject_trajectory: one training run of a subject serves all of its
+partners, and each partner sees exactly what a run of its own would have shown. The torch
+adapter's train_steps: on its own gradients, bit for bit the canonical round trip; sparse
+gradients refused alike on every path."""
+
+import textwrap
 
 import numpy as np
 import pytest
@@ -90,3 +94,35 @@ def _spec(path):
     if path.startswith("impls/known_good/"):
         return registry.parse_impl(f"mnist_cnn={path}:factory")
     return registry.reference("torch", "mnist_cnn")
+
+
+def test_a_sparse_gradient_is_refused_with_the_fix_named(tmp_path):
+    """A layer with sparse gradients (nn.Embedding(sparse=True)) cannot be compared in canonical
+    layout: every training path refuses it alike, naming the parameter and the fix."""
+    from impls.adapter import CandidateError
+
+    path = tmp_path / "sparse_tweets.py"
+    path.write_text(textwrap.dedent('''
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Tweets(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(20000, 50, sparse=True)
+                self.head = nn.Linear(50, 1)
+
+            def forward(self, ids):
+                return self.head(self.emb(ids).mean(dim=1))
+
+        def factory():
+            return {"model": Tweets(), "output": "logits",
+                    "loss": lambda z, y: F.binary_cross_entropy_with_logits(z.view(-1), y),
+                    "optimizer": lambda params: torch.optim.SGD(params, lr=0.1)}
+    '''))
+    twin = registry.build(registry.parse_impl(f"tweet_fasttext={path}:factory"), seed=1)
+    x, y = training.D.split("tweet_fasttext", "train", 32)
+    for step in (lambda: twin.loss_and_grads(x, y), lambda: twin.train_steps(x, y, 32, 1, 0)):
+        with pytest.raises(CandidateError, match=r"emb\.weight got a torch\.sparse_coo gradient.*sparse=False"):
+            step()
