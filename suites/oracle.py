@@ -120,17 +120,18 @@ def recording(network: str) -> Recording:
     """Train the network's primary torch reference (seed 0) for ``E.OPTIMIZER_REPLAY_STEPS``
     steps of its own recipe, on real training batches in the shared ``batch_order``, recording
     the canonical gradient of each step at the weights the recipe has reached (eval mode, so
-    dropout is off and the gradients are deterministic), then run the oracle on them. Reference
-    work: kept in the data cache (suites/refcache.py; the entry is versioned by this file, which
-    holds the oracle), and on reuse its start weights, first VERIFY_STEPS gradients and first
-    oracle step are recomputed live and must equal the stored ones bit for bit. Once per session
-    per network."""
+    dropout is off and the gradients are deterministic), then run the oracle on them. The
+    gradients are reference work, kept in the data cache (suites/refcache.py; the entry is
+    versioned by this file): on reuse the start weights and the first VERIFY_STEPS gradients are
+    recomputed live and must equal the stored ones bit for bit. The oracle (numpy, 0.3-0.6 s) is
+    run on them in every session, so what it gives always follows from the gradients. Once per
+    session per network."""
     from suites import refcache
 
-    arrays, meta = refcache.get(f"optimizer-recording-{network}", lambda: _pack(_record(network)),
-                                lambda arrays, meta: _verify(network, _unpack(network, arrays, meta)),
+    arrays, meta = refcache.get(f"optimizer-gradients-{network}", lambda: _pack(*_record(network)),
+                                lambda arrays, meta: _verify(network, *_unpack(arrays, meta)),
                                 code=("suites/oracle.py",))
-    return _unpack(network, arrays, meta)
+    return _with_oracle(network, *_unpack(arrays, meta))
 
 
 def _gradients(network: str, steps: int) -> tuple:
@@ -146,68 +147,62 @@ def _gradients(network: str, steps: int) -> tuple:
     start = ref.get_weights()
     grads = []
     for i in range(steps):
+        if grads:
+            ref.optimizer_step(grads[-1])
         idx = order[i * batch:(i + 1) * batch]
         _, g = ref.loss_and_grads(x[idx], y[idx])
         grads.append({k: np.ascontiguousarray(v, np.float32) for k, v in g.items()})
-        ref.optimizer_step(grads[-1])
     return start, grads
 
 
-def _moved(network: str, start: dict, grads: list):
-    """Yield the oracle's displacement theta_t - theta_0 (float64) after each step."""
-    start64 = _f64(start)
-    for theta in replay(network, start, grads):
-        yield {k: theta[k] - start64[k] for k in start}
-
-
-def _record(network: str) -> Recording:
+def _record(network: str) -> tuple:
     start, grads = _gradients(network, E.OPTIMIZER_REPLAY_STEPS)
     for i in range(1, len(grads)):
         if any(all(np.array_equal(grads[i][k], grads[j][k]) for k in start) for j in range(i)):
             raise RuntimeError(f"{network}: recorded gradient {i + 1} repeats an earlier one")
+    return start, grads
+
+
+def _with_oracle(network: str, start: dict, grads: list) -> Recording:
     # The oracle's trajectory is the same for every twin of the network: kept as float32
     # displacements, whose rounding (6e-8 of themselves) is far below any tolerance, where
     # theta_t itself in float32 would carry the very storage rounding the check allows for.
+    start64 = _f64(start)
     moved, scale = [], {k: 0.0 for k in start}
-    for step in _moved(network, start, grads):
+    for theta in replay(network, start, grads):
+        step = {k: theta[k] - start64[k] for k in start}
         moved.append({k: v.astype(np.float32) for k, v in step.items()})
         scale = {k: max(scale[k], float(np.abs(step[k]).max(initial=0.0))) for k in start}
-    half_ulp = {k: 0.5 * np.spacing((np.abs(_f64(start)[k]) + scale[k]).astype(np.float32)) for k in start}
+    half_ulp = {k: 0.5 * np.spacing((np.abs(start64[k]) + scale[k]).astype(np.float32)) for k in start}
     return Recording(network, start, tuple(grads), tuple(moved), scale, half_ulp)
 
 
-def _pack(rec: Recording) -> tuple:
-    arrays = {f"start|{k}": v for k, v in rec.start.items()}
-    arrays.update({f"half_ulp|{k}": v for k, v in rec.half_ulp.items()})
-    for i, (g, m) in enumerate(zip(rec.grads, rec.moved)):
+def _pack(start: dict, grads: list) -> tuple:
+    arrays = {f"start|{k}": v for k, v in start.items()}
+    for i, g in enumerate(grads):
         arrays.update({f"g{i}|{k}": v for k, v in g.items()})
-        arrays.update({f"m{i}|{k}": v for k, v in m.items()})
-    return arrays, {"scale": rec.scale, "steps": len(rec.grads)}  # JSON keeps a float exactly
+    return arrays, {"steps": len(grads)}
 
 
-def _unpack(network: str, arrays: dict, meta: dict) -> Recording:
+def _unpack(arrays: dict, meta: dict) -> tuple:
     def part(prefix):
         return {k.split("|", 1)[1]: v for k, v in arrays.items() if k.split("|", 1)[0] == prefix}
 
-    steps = range(meta["steps"])
-    return Recording(network, part("start"), tuple(part(f"g{i}") for i in steps), tuple(part(f"m{i}") for i in steps),
-                     {k: float(v) for k, v in meta["scale"].items()}, part("half_ulp"))
+    return part("start"), [part(f"g{i}") for i in range(meta["steps"])]
 
 
-def _verify(network: str, stored: Recording) -> str:
-    """'' when the start weights, the first VERIFY_STEPS gradients and the oracle's first step,
-    recomputed, equal the stored ones bit for bit; else what differs."""
-    if len(stored.grads) != E.OPTIMIZER_REPLAY_STEPS:
-        return f"{len(stored.grads)} steps stored, the recipe replays {E.OPTIMIZER_REPLAY_STEPS}"
-    start, grads = _gradients(network, VERIFY_STEPS)
-    for what, live, kept in [("the start weights", start, stored.start)] + [
-            (f"gradient {i + 1}", g, stored.grads[i]) for i, g in enumerate(grads)]:
-        bad = sorted(k for k in live if k not in kept or not np.array_equal(live[k], kept[k]))
-        if bad or set(kept) != set(live):
-            return f"{what} differ in {', '.join(bad) or 'their names'}"
-    first = {k: v.astype(np.float32) for k, v in next(_moved(network, start, grads)).items()}
-    bad = sorted(k for k in first if not np.array_equal(first[k], stored.moved[0].get(k)))
-    return f"the oracle's first step differs in {', '.join(bad)}" if bad else ""
+def _verify(network: str, start: dict, grads: list) -> str:
+    """'' when the start weights and the first VERIFY_STEPS gradients, recomputed, equal the
+    stored ones bit for bit; else what differs."""
+    if len(grads) != E.OPTIMIZER_REPLAY_STEPS:
+        return f"{len(grads)} gradients stored, the recipe replays {E.OPTIMIZER_REPLAY_STEPS}"
+    live_start, live = _gradients(network, VERIFY_STEPS)
+    for what, mine, kept in [("the start weights differ", live_start, start)] + [
+            (f"gradient {i + 1} differs", g, grads[i]) for i, g in enumerate(live)]:
+        bad = sorted(k for k in mine if k not in kept or not np.array_equal(mine[k], kept[k]))
+        if bad or set(kept) != set(mine):
+            return f"{what} in {', '.join(bad) or 'the names of the tensors'}"
+    return ""
 
 
 @functools.lru_cache(maxsize=None)

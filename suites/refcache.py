@@ -4,7 +4,7 @@ verified.
 What is kept is work that is a pure function of the pinned versions, the reference code and the
 data, and never a candidate's: the partners' trajectories (``training.partner_trajectory``), the
 primary references' convergence runs on the CPU (``training.train``), the optimizer checks'
-recorded gradients and their float64 oracle (``oracle.recording``) and the MNIST diagnosis
+recorded gradients (``oracle.recording``; its float64 oracle is rerun) and the MNIST diagnosis
 hypotheses' probes (mutants of the torch reference, ``diagnosis._hypothesis_probes``). The last
 two are stored under ``versioned(name, code)``, which also hashes the code they need beyond
 this key (suites/oracle.py; the mutant generator).
