@@ -243,7 +243,8 @@ def get(name: str, compute, verify, code: tuple = ()):
         try:
             return get(full, compute, verify)
         finally:
-            _drop_others(f"{name}@", keep=full)
+            if mode() != "off":  # off keeps nothing, and leaves what is stored alone
+                _drop_others(f"{name}@", keep=full)
     entry = load(name, verify)
     if entry is not None:
         return entry

@@ -53,6 +53,10 @@ def test_an_entry_that_depends_on_code_outside_the_key_is_versioned_by_it(cache,
     assert sorted(p.name for p in cache.glob("*.npz")) == sorted(
         [f"{v2}.npz", f"{other}.npz", "trajectory-x.npz"]), v2
     assert len({p.stem for p in cache.glob("*.json")}) == 3
+    monkeypatch.setitem(refcache._MODE, "mode", "off")  # computes afresh, stores nothing, deletes nothing
+    (tmp_path / "gen.py").write_text("v3")
+    refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",))
+    assert len(calls) == 3 and (cache / f"{v2}.npz").exists() and len(list(cache.glob("*.npz"))) == 3
 
 
 def test_a_stored_entry_is_reused_with_when_it_was_made(cache):
