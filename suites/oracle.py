@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fixtures import expected as E
+from suites import refcache
 
 
 def _f64(weights: dict) -> dict:
@@ -126,8 +127,6 @@ def recording(network: str) -> Recording:
     recomputed live and must equal the stored ones bit for bit. The oracle (numpy, 0.3-0.6 s) is
     run on them in every session, so what it gives always follows from the gradients. Once per
     session per network."""
-    from suites import refcache
-
     arrays, meta = refcache.get(f"optimizer-gradients-{network}", lambda: _pack(*_record(network)),
                                 lambda arrays, meta: _verify(network, *_unpack(arrays, meta)),
                                 code=("suites/oracle.py",))
@@ -178,17 +177,12 @@ def _with_oracle(network: str, start: dict, grads: list) -> Recording:
 
 
 def _pack(start: dict, grads: list) -> tuple:
-    arrays = {f"start|{k}": v for k, v in start.items()}
-    for i, g in enumerate(grads):
-        arrays.update({f"g{i}|{k}": v for k, v in g.items()})
-    return arrays, {"steps": len(grads)}
+    return refcache.flatten({"start": start, **{f"g{i}": g for i, g in enumerate(grads)}}), {"steps": len(grads)}
 
 
 def _unpack(arrays: dict, meta: dict) -> tuple:
-    def part(prefix):
-        return {k.split("|", 1)[1]: v for k, v in arrays.items() if k.split("|", 1)[0] == prefix}
-
-    return part("start"), [part(f"g{i}") for i in range(meta["steps"])]
+    groups = refcache.grouped(arrays)
+    return groups["start"], [groups[f"g{i}"] for i in range(meta["steps"])]
 
 
 def _verify(network: str, start: dict, grads: list) -> str:
@@ -199,9 +193,9 @@ def _verify(network: str, start: dict, grads: list) -> str:
     live_start, live = _gradients(network, VERIFY_STEPS)
     for what, mine, kept in [("the start weights differ", live_start, start)] + [
             (f"gradient {i + 1} differs", g, grads[i]) for i, g in enumerate(live)]:
-        bad = sorted(k for k in mine if k not in kept or not np.array_equal(mine[k], kept[k]))
-        if bad or set(kept) != set(mine):
-            return f"{what} in {', '.join(bad) or 'the names of the tensors'}"
+        bad = refcache.differing(mine, kept)
+        if bad:
+            return f"{what} in {', '.join(bad)}"
     return ""
 
 

@@ -264,6 +264,28 @@ def _drop_others(prefix: str, keep: str) -> None:
                     path.unlink(missing_ok=True)
 
 
+def flatten(groups: dict) -> dict:
+    """Groups of named arrays (``{group: {name: array}}``: a step's weights, say) as one dict for an
+    npz, keyed ``group|name``."""
+    return {f"{group}|{name}": a for group, named in groups.items() for name, a in named.items()}
+
+
+def grouped(arrays: dict) -> dict:
+    """``flatten``'s inverse, in stored order; keys without ``|`` (other arrays) are left out."""
+    groups: dict = {}
+    for key, a in arrays.items():
+        group, sep, name = key.partition("|")
+        if sep:
+            groups.setdefault(group, {})[name] = a
+    return groups
+
+
+def differing(live: dict, stored: dict) -> list:
+    """The names of ``live``'s arrays that ``stored`` lacks or holds other bits for, and those
+    ``stored`` has beyond ``live``: what a verification reports."""
+    return sorted({n for n in live if n not in stored or not np.array_equal(live[n], stored[n])} | (set(stored) - set(live)))
+
+
 def merge(events: list) -> None:
     """A pytest-xdist worker's events, on the controller."""
     _EVENTS.extend(events)

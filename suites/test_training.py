@@ -60,6 +60,15 @@ def test_a_run_that_raises_raises_only_for_the_partners_it_had_not_diverged_from
         training.subject_trajectory(twin, False, "same", partners)
 
 
+STEPS = 6
+
+
+def _spec(path):
+    if path.startswith("impls/known_good/"):
+        return registry.parse_impl(f"mnist_cnn={path}:factory")
+    return registry.reference("torch", "mnist_cnn")
+
+
 @pytest.mark.parametrize("dropout", [False, True], ids=["eval mode", "training mode with shared masks"])
 @pytest.mark.parametrize("path", ["impls/torch_mnist_cnn.py", "impls/known_good/torch_mnist_cnn_functional_dropout.py"],
                          ids=["the torch reference", "a port with functional dropout"])
@@ -85,15 +94,6 @@ def test_torch_steps_on_its_own_gradients_are_the_canonical_round_trip_bit_for_b
     assert la == lb, f"losses {la} vs the canonical round trip's {lb}"
     for i, (a, b) in enumerate(zip(wa, wb)):
         assert [n for n in a if not np.array_equal(a[n], b[n])] == [], f"weights after step {i}"
-
-
-STEPS = 6
-
-
-def _spec(path):
-    if path.startswith("impls/known_good/"):
-        return registry.parse_impl(f"mnist_cnn={path}:factory")
-    return registry.reference("torch", "mnist_cnn")
 
 
 def test_a_sparse_gradient_is_refused_with_the_fix_named(tmp_path):

@@ -315,16 +315,12 @@ def partner_trajectory(impl_id: str, dropout: bool) -> Trajectory:
 
 def _pack(run: Trajectory) -> tuple:
     arrays = {"losses": np.asarray(run.losses)}
-    arrays.update({f"w{step}|{name}": w for step, ws in run.weights.items() for name, w in ws.items()})
+    arrays.update(refcache.flatten({f"w{step}": ws for step, ws in run.weights.items()}))
     return arrays, {"complete": run.complete}
 
 
 def _unpack(arrays: dict, meta: dict) -> Trajectory:
-    weights: dict = {}
-    for k, v in arrays.items():
-        if k.startswith("w"):
-            step, name = k[1:].split("|", 1)
-            weights.setdefault(int(step), {})[name] = v
+    weights = {int(group[1:]): ws for group, ws in refcache.grouped(arrays).items()}
     return Trajectory(arrays["losses"], dict(sorted(weights.items())), bool(meta["complete"]))
 
 
@@ -334,7 +330,7 @@ def _verify_trajectory(twin, dropout: bool, stored: Trajectory) -> str:
     if not np.array_equal(live.losses, stored.losses[:len(live.losses)]):
         return f"losses of the first {len(live.losses)} steps {live.losses.tolist()} vs stored {stored.losses[:len(live.losses)].tolist()}"
     for step, ws in live.weights.items():
-        bad = [n for n, w in ws.items() if not np.array_equal(w, stored.weights[step][n])]
+        bad = refcache.differing(ws, stored.weights[step])
         if bad:
             return f"weights after step {step} differ in {', '.join(bad)}"
     return ""
