@@ -102,6 +102,7 @@ class TorchTwin(Twin):
         self.device = torch.device("cpu")
         self.variant = "eager"  # or "graph" (impls/torch_graph.py); compile variants replace the model
         self.graph_deterministic = True  # False: the graph variant may choose nondeterministic kernels
+        self.graph_options = {}  # further StepGraphs arguments (flat, gemm_wgrad): the tests force them
         # Opt-in (recipe key "channels_last"): NHWC memory for convs, ~20% faster CPU training with
         # oneDNN, same results to fp32 rounding. Not imposed on candidates: x.view() breaks on it.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -437,7 +438,8 @@ class TorchTwin(Twin):
         opt = self._optimizer()
         if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
             xt, yt = self._input(x), self._target(y)
-            graphs = (torch_graph.StepGraphs(self, xt, yt, deterministic=self.graph_deterministic)
+            graphs = (torch_graph.StepGraphs(self, xt, yt, deterministic=self.graph_deterministic,
+                                             **self.graph_options)
                       if self.variant == "graph" else None)
             self._fit_cache = (x, xt, yt, graphs)
         _, xt, yt, graphs = self._fit_cache

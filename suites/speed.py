@@ -39,6 +39,7 @@ class Parity:
     captures: int = 0
     eager_steps: int = 0
     capture_seconds: float = 0.0
+    runner: dict = field(default_factory=dict)  # StepGraphs.counters(): flat optimizer, GEMM weight gradients
 
     @property
     def ok(self) -> bool:
@@ -54,28 +55,32 @@ class Parity:
         return (f"{self.steps} steps: mean loss |diff| {max(self.loss_diffs):.3g} (tolerance "
                 f"{min(self.loss_tolerances):.3g}), weights {self.weight_diffs[worst]:.3g} of their movement "
                 f"at {worst} (tolerance {self.weight_tolerance:.3g}); {self.captures} captures "
-                f"({self.capture_seconds:.3f} s), {self.eager_steps} eager warm-up steps")
+                f"({self.capture_seconds:.3f} s), {self.eager_steps} eager warm-up steps; optimizer "
+                f"{'on one flat buffer' if self.runner.get('flat_optimizer') else 'per parameter'}, "
+                f"{self.runner.get('gemm_wgrad_convs', 0)} conv weight gradients as GEMMs")
 
 
-def _train(spec, device: str, variant: str, x, y, start):
+def _train(spec, device: str, variant: str, x, y, start, options=None):
     twin = registry.build(spec, seed=0)
     twin.set_weights(start)
     twin.place(device)
     if variant != "eager":
         twin.use_variant(variant)
+        twin.graph_options = dict(options or {})
     frameworks.torch.manual_seed(T.TRAJECTORY_DROPOUT_SEED)  # the same dropout stream for both
     losses = [twin.fit_epoch(x, y, epoch, E.TRAIN_BATCH[spec.network], T.TRAJECTORY_SEED)
               for epoch in range(PARITY_EPOCHS)]
     return twin, losses
 
 
-def graph_parity(spec, device: str, variant: str = "graph") -> Parity:
+def graph_parity(spec, device: str, variant: str = "graph", options: dict | None = None) -> Parity:
+    """``options``: StepGraphs arguments to force (``flat``, ``gemm_wgrad``); by default its own choice."""
     network = spec.network
     batch = E.TRAIN_BATCH[network]
     x, y = D.split(network, "train", int(PARITY_BATCHES * batch))
     start = training.trajectory_start(network)
     eager, eager_losses = _train(spec, device, "eager", x, y, start)
-    graph, graph_losses = _train(spec, device, variant, x, y, start)
+    graph, graph_losses = _train(spec, device, variant, x, y, start, options)
     steps = PARITY_EPOCHS * int(np.ceil(PARITY_BATCHES))
     per_epoch = int(np.ceil(PARITY_BATCHES))
     tol = training.loss_tolerance(network, steps)
@@ -84,10 +89,24 @@ def graph_parity(spec, device: str, variant: str = "graph") -> Parity:
                  [abs(a - b) for a, b in zip(graph_losses, eager_losses)],
                  [float(tol[(e + 1) * per_epoch - 1]) for e in range(PARITY_EPOCHS)],
                  weight_tolerance=training.weight_tolerance(network, steps - 1),
-                 captures=runner.captures, eager_steps=runner.eager_steps, capture_seconds=runner.capture_seconds)
+                 captures=runner.captures, eager_steps=runner.eager_steps, capture_seconds=runner.capture_seconds,
+                 runner=runner.counters())
     got, want = graph.get_weights(), eager.get_weights()
     for name, w in want.items():
         moved = float(np.max(np.abs(w - start[name])))
         out.weight_diffs[name] = float(np.max(np.abs(got[name] - w))) / moved if moved else float(
             np.max(np.abs(got[name] - w)))
     return out
+
+
+def repeat_difference(spec, device: str, variant: str = "graph") -> float:
+    """Train ``variant`` twice as the parity run does; the largest |difference| between the two runs'
+    epoch losses and weights (0 where its kernels are deterministic)."""
+    batch = E.TRAIN_BATCH[spec.network]
+    x, y = D.split(spec.network, "train", int(PARITY_BATCHES * batch))
+    start = training.trajectory_start(spec.network)
+    runs = [_train(spec, device, variant, x, y, start) for _ in range(2)]
+    (a, a_losses), (b, b_losses) = runs
+    wa, wb = a.get_weights(), b.get_weights()
+    return max([abs(p - q) for p, q in zip(a_losses, b_losses)]
+               + [float(np.max(np.abs(wa[k] - wb[k]))) for k in wa])

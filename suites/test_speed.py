@@ -258,7 +258,10 @@ def test_time_to_gate_gpu(benchmark, variant):
 # epsilon-hat Adam rewrites eps before every step (capturable=True, which a GPU uses, keeps it on
 # the device), so every step after the two warm-ups is a fresh capture keyed by the new eps: 31.
 # On a GPU the tweets capture twice (full batch, remainder). A stale graph is never replayed.
-GRAPH_PLAN_ON_CPU = {"mnist_cnn": {"captures": 5, "eager_steps": 2}, "tweet_fasttext": {"captures": 31, "eager_steps": 2}}
+# MNIST's Adadelta steps one flat buffer (impls/torch_graph.FlatParameters); the tweets' epsilon-hat
+# Adam, a subclass of the project's own, keeps its parameters.
+GRAPH_PLAN_ON_CPU = {"mnist_cnn": {"captures": 5, "eager_steps": 2, "flat_optimizer": True},
+                     "tweet_fasttext": {"captures": 31, "eager_steps": 2, "flat_optimizer": False}}
 GRAPH_CAPTURES_ON_GPU = {"mnist_cnn": 5, "tweet_fasttext": 2}
 
 
@@ -267,8 +270,9 @@ GRAPH_CAPTURES_ON_GPU = {"mnist_cnn": 5, "tweet_fasttext": 2}
 def test_graph_variant_logic_on_cpu(spec):
     parity = speed.graph_parity(spec, "cpu")
     assert parity.exact, f"{spec.id}: the graph variant's step differs from eager on the CPU: {parity.describe()}"
-    assert {"captures": parity.captures, "eager_steps": parity.eager_steps} == GRAPH_PLAN_ON_CPU[spec.network], (
-        parity.describe())
+    assert {"captures": parity.captures, "eager_steps": parity.eager_steps,
+            "flat_optimizer": parity.runner["flat_optimizer"]} == GRAPH_PLAN_ON_CPU[spec.network], parity.describe()
+    assert parity.runner["gemm_wgrad_convs"] == 0, parity.runner  # on the CPU only when asked for (below)
 
 
 def test_the_nondeterministic_graph_variant_trains_like_eager_on_cpu_and_restores_the_settings():
@@ -310,6 +314,17 @@ def test_graph_variant_parity_gpu(spec, record_property):
     assert parity.ok, f"{spec.id}: the graph variant does not train like eager on the GPU: {parity.describe()}"
     assert parity.captures == GRAPH_CAPTURES_ON_GPU[spec.network], (
         f"{spec.id}: {parity.captures} captures, the plan is {GRAPH_CAPTURES_ON_GPU[spec.network]}: {parity.describe()}")
+
+
+@pytest.mark.gpu
+@pytest.mark.frameworks("torch")
+@pytest.mark.parametrize("spec", [registry.reference("torch", n) for n in ("mnist_cnn", "tweet_fasttext")],
+                         ids=lambda s: f"{s.network}-graph-variant-trains-the-same-bits-twice-on-the-gpu")
+def test_graph_variant_is_deterministic_gpu(spec):
+    """The deterministic variant's whole point: two runs from the same start, order and dropout
+    stream end on the same bits (CUBLAS_WORKSPACE_CONFIG, deterministic cuDNN, GEMM weight gradients)."""
+    diff = speed.repeat_difference(spec, "gpu")
+    assert diff == 0, f"{spec.id}: two runs of the graph variant differ by up to {diff:.3g}"
 
 
 def test_epsilon_hat_adam_capturable_step_matches_eager():
@@ -357,6 +372,115 @@ def test_graph_variant_refuses_an_optimizer_it_cannot_capture():
 
     with pytest.raises(NotImplementedError, match="no capturable mode"):
         torch_graph.make_capturable(Plain([param]))
+
+
+# -- the graph variant's two kernel choices, on the CPU ----------------------------------------------
+class _StubTwin:
+    """What StepGraphs uses of a TorchTwin: model, _optimizer() and _loss."""
+
+    def __init__(self, model, opt):
+        self.model, self.opt = model, opt
+
+    def _optimizer(self):
+        return self.opt
+
+    def _loss(self, out, y):
+        return frameworks.torch.nn.functional.cross_entropy(out, y)
+
+
+def _stub_run(make_opt, flat, steps=6, extra=None):
+    """A small conv net trained ``steps`` steps through StepGraphs (capture skipped); its weights."""
+    torch = frameworks.torch
+    from impls import torch_graph
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Dropout(0.3), torch.nn.Linear(4 * 6 * 6, 3))
+    if extra is not None:
+        model.register_parameter("unused", torch.nn.Parameter(torch.ones(5)))
+    x, y = torch.randn(40, 1, 8, 8), torch.randint(0, 3, (40,))
+    twin = _StubTwin(model, make_opt(model.parameters()))
+    runner = torch_graph.StepGraphs(twin, x, y, flat=flat, gemm_wgrad=False)
+    torch.manual_seed(1)
+    for step in range(steps):
+        runner.step(torch.arange(step * 6, step * 6 + 6) % 40)
+    return runner, [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", sorted(__import__("impls.torch_graph", fromlist=["x"]).ELEMENTWISE_OPTIMIZERS),
+                         ids=lambda n: f"{n}-steps-one-flat-buffer-bit-for-bit-as-its-parameters")
+def test_flat_optimizer_steps_like_the_per_parameter_one(name):
+    """FlatParameters is only allowed for optimizers whose update is elementwise: each of them, with
+    weight decay and momentum where it has them, trains the same bits flat as per parameter."""
+    torch = frameworks.torch
+    cls = getattr(torch.optim, name)
+    extra = {k: v for k, v in {"weight_decay": 0.01, "momentum": 0.9}.items()
+             if k in __import__("inspect").signature(cls).parameters}
+    make = lambda params: cls(params, lr=0.05, **extra)  # noqa: E731
+    flat_runner, flat = _stub_run(make, flat=True)
+    plain_runner, plain = _stub_run(make, flat=False)
+    assert flat_runner.flat is not None and plain_runner.flat is None
+    for a, b in zip(flat, plain):
+        assert torch.equal(a, b), f"{name}: flat differs from per-parameter by {float((a - b).abs().max())}"
+    assert any(not torch.equal(a, w) for a, w in zip(flat, _stub_run(make, flat=True, steps=0)[1])), "nothing trained"
+
+
+def test_flat_optimizer_is_refused_where_it_would_train_differently():
+    """A parameter the loss never reaches is skipped by eager and would step on zeros in the flat
+    buffer; two parameter groups, or an optimizer that is not torch's elementwise one, cannot be
+    flattened either. Left to itself the runner keeps the parameters; asked for it, it says why."""
+    torch = frameworks.torch
+
+    def adam(params):
+        return torch.optim.Adam(params, lr=0.01)
+
+    runner, _ = _stub_run(adam, flat=None, steps=1, extra="unused")
+    assert runner.flat is None and "gets no gradient" in runner.flat_refusal, runner.flat_refusal
+    with pytest.raises(NotImplementedError, match="gets no gradient"):
+        _stub_run(adam, flat=True, steps=1, extra="unused")
+
+    def two_groups(params):
+        params = list(params)
+        return torch.optim.SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.5}], lr=0.1)
+
+    with pytest.raises(NotImplementedError, match="2 parameter groups"):
+        _stub_run(two_groups, flat=True, steps=1)
+
+    class Clipped(torch.optim.SGD):  # not elementwise as far as the runner can know
+        pass
+
+    with pytest.raises(NotImplementedError, match="not one of torch's elementwise optimizers"):
+        _stub_run(lambda p: Clipped(p, lr=0.1), flat=True, steps=1)
+
+
+def test_gemm_weight_gradients_match_the_convolution_and_train_like_eager():
+    """The conv weight gradient as a batched GEMM over im2col patches (what the deterministic graph
+    variant uses on a GPU), forced on the CPU: within float32 rounding of the convolution's own
+    gradient (measured 1.0e-6 of the largest entry), the forward untouched, the modules restored,
+    and the parity run within the trajectory tolerances."""
+    torch = frameworks.torch
+    from impls import torch_graph
+
+    spec = registry.reference("torch", "mnist_cnn")
+    x, y = D.split("mnist_cnn", "train", 64)
+    grads, outs = [], []
+    for gemm in (False, True):
+        twin = registry.build(spec, seed=0)
+        twin.place("cpu")
+        twin.model.eval()
+        convs = torch_graph.gemm_wgrad_convs(twin.model) if gemm else []
+        with torch_graph.gemm_weight_gradients(convs):
+            out = twin.model(twin._input(x))
+            twin._loss(out, twin._target(y)).backward()
+        assert not any("forward" in vars(m) for m in twin.model.modules())
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in twin.model.named_parameters()})
+    assert len(convs) == 2 and torch.equal(*outs)
+    for name, want in grads[0].items():
+        rel = float((grads[1][name] - want).abs().max() / want.abs().max())
+        assert rel <= 1e-5, f"{name}: GEMM weight gradient off by {rel:.3g} of its largest entry"
+    parity = speed.graph_parity(spec, "cpu", options={"gemm_wgrad": True})
+    assert parity.ok and parity.runner["gemm_wgrad_convs"] == 2, parity.describe()
 
 
 def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
