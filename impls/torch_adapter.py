@@ -102,7 +102,7 @@ class TorchTwin(Twin):
         self.device = torch.device("cpu")
         self.variant = "eager"  # or "graph" (impls/torch_graph.py); compile variants replace the model
         self.graph_deterministic = True  # False: the graph variant may choose nondeterministic kernels
-        self.graph_options = {}  # further StepGraphs arguments (flat, conv_format): the tests force them
+        self.graph_options = {}  # further StepGraphs arguments (flat, gemm_wgrad): the tests force them
         # Opt-in (recipe key "channels_last"): NHWC memory for convs, ~20% faster CPU training with
         # oneDNN, same results to fp32 rounding. Not imposed on candidates: x.view() breaks on it.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

@@ -41,12 +41,12 @@ global settings are restored after each warm-up and capture.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import time
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 class _Eager:
@@ -175,10 +175,8 @@ class FlatParameters:
     the single-tensor path. The model keeps its parameter objects (their ``.data`` now views); each
     step zeroes the gradient buffer and backward accumulates into the views in place."""
 
-    def __init__(self, source, capturable: bool, formats: dict | None = None):
-        """``formats``: parameter id -> the memory format to lay it out in (else its own strides)."""
+    def __init__(self, source, capturable: bool):
         self.source = source
-        formats = formats or {}
         params = source.param_groups[0]["params"]
         # Each parameter starts on a 256-byte boundary, as the allocator would place it (the kernels
         # cuBLAS and cuDNN choose may depend on it); the gaps are zeros that step on zero gradients,
@@ -192,11 +190,11 @@ class FlatParameters:
         grad = torch.zeros_like(flat)
         with torch.no_grad():
             for p, offset in zip(params, offsets):
-                n, strides = p.numel(), _strides(p, formats.get(id(p)))
-                view = flat[offset:offset + n].as_strided(p.shape, strides)
+                n = p.numel()
+                view = flat[offset:offset + n].as_strided(p.shape, p.stride())
                 view.copy_(p)
                 p.data = view
-                p.grad = grad[offset:offset + n].as_strided(p.shape, strides)
+                p.grad = grad[offset:offset + n].as_strided(p.shape, p.stride())
         self.param = torch.nn.Parameter(flat)  # the same storage: stepping it steps the model
         self.param.grad = grad
         self.grad = grad
@@ -216,64 +214,51 @@ class FlatParameters:
                 group[k] = v
 
 
-# -- convolutions in NCHW on a GPU ----------------------------------------------------------------
-# The torch references declare channels-last (their inputs and conv weights are NHWC), which oneDNN
-# prefers on the CPU. On a GPU with deterministic algorithms, cuDNN computes conv2's NHWC weight
-# gradient with wgrad2d_grouped_direct_kernel: 0.254 ms of the 0.907 ms replayed step on a lent
-# H200, where the same gradient in NCHW took 0.092 ms (0.076 ms with cuDNN's benchmark and
-# nondeterministic algorithms; probe-flat-gemm.json). Making the weights NCHW alone is not enough:
-# conv1's input has one channel, so cuDNN may still write its output NHWC, and a conv with an NHWC
-# input runs NHWC. So the graph variant, capturing on a GPU, gives every Conv2d NCHW weights and an
-# NCHW input, and hands its output on in the layout the twin's own forward gives it (a dropout's
-# mask follows memory order). Every kernel is still cuDNN's and deterministic; only which
-# algorithm runs changes.
-# An im2col batched GEMM for the weight gradient was measured too, and rejected: F.unfold launches
-# one im2col kernel per image, and conv2's gradient alone took 0.661 ms.
-def conv_modules(model) -> list:
-    """The ``nn.Conv2d`` modules with no forward of their own set on the instance."""
-    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and "forward" not in vars(m)]
+# -- convolution weight gradients as one batched GEMM --------------------------------------------
+# With deterministic algorithms, cuDNN computes conv2's weight gradient (64x32x3x3 from 64 images of
+# 32x26x26) with wgrad2d_grouped_direct_kernel: 0.254 ms of the 0.907 ms replayed step on a lent
+# H200. The same gradient is a batched matrix product of the output gradient with the input's
+# patches (im2col): per image (64 x 576) @ (576 x 288), summed over the batch. cuBLAS's batched GEMM
+# and the sum are deterministic (CUBLAS_WORKSPACE_CONFIG set); the forward and the input gradient
+# stay cuDNN's. Only the summation order differs from cuDNN's, so the run is judged by the
+# trajectory parity, not bit for bit.
+class _GemmWeightGradConv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation):
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, dilation)
+        return F.conv2d(x, weight, bias, stride, padding, dilation)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.conf
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.nn.grad.conv2d_input(x.shape, weight, grad, stride, padding, dilation)
+        if ctx.needs_input_grad[1]:
+            cols = F.unfold(x, weight.shape[2:], dilation=dilation, padding=padding, stride=stride)  # N, C*kh*kw, L
+            g = grad.reshape(grad.shape[0], grad.shape[1], -1)                                        # N, O, L
+            gw = torch.bmm(g, cols.transpose(1, 2)).sum(0).reshape(weight.shape)
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb, None, None, None
 
 
-def _format_of(t: torch.Tensor):
-    return torch.contiguous_format if t.is_contiguous() else torch.channels_last
-
-
-def output_formats(twin, xt, convs) -> dict:
-    """Each conv's output memory format in the twin's own forward (one small eval-mode forward,
-    outside the recipe's random stream). What follows a conv must see that layout: a dropout draws
-    its mask in memory order, so an NCHW activation where eager had NHWC would get other masks."""
-    seen = {}
-
-    def record(m, inputs, out):  # returns None: the output stays as it is
-        seen.setdefault(m, _format_of(out))
-
-    hooks = [m.register_forward_hook(record) for m in convs]
-    was = twin.model.training
-    twin.model.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[xt.device] if xt.device.type == "cuda" else []):
-            twin.model(xt[:2])
-    finally:
-        twin.model.train(was)
-        for h in hooks:
-            h.remove()
-    return seen
-
-
-def _forward_in_format(fmt, out_fmt, m, x):
-    if not x.is_contiguous(memory_format=fmt):
-        x = x.contiguous(memory_format=fmt)
-    out = m._conv_forward(x, m.weight, m.bias)
-    return out if out_fmt is None else out.contiguous(memory_format=out_fmt)
+def gemm_wgrad_convs(model) -> list:
+    """The ``nn.Conv2d`` modules whose weight gradient can be a batched GEMM: one group, zero
+    padding given as numbers, and no forward of their own set on the instance."""
+    return [m for m in model.modules()
+            if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros"
+            and not isinstance(m.padding, str) and "forward" not in vars(m)]
 
 
 @contextlib.contextmanager
-def convs_in_format(convs, fmt, out_formats=None):
-    """For the duration, each conv's forward hands its input on in memory format ``fmt`` and its
-    output back in ``out_formats[conv]`` (where given), else the same forward."""
-    out_formats = out_formats or {}
+def gemm_weight_gradients(convs):
+    """For the duration, each conv's forward is ``_GemmWeightGradConv2d`` (the same forward)."""
     for m in convs:
-        m.forward = functools.partial(_forward_in_format, fmt, out_formats.get(m), m)
+        m.forward = lambda x, m=m: _GemmWeightGradConv2d.apply(x, m.weight, m.bias, m.stride, m.padding,
+                                                                m.dilation)
     try:
         yield
     finally:
@@ -281,42 +266,28 @@ def convs_in_format(convs, fmt, out_formats=None):
             vars(m).pop("forward", None)
 
 
-def _strides(p: torch.Tensor, fmt) -> tuple:
-    """``p``'s strides laid out in memory format ``fmt`` (None: as they are)."""
-    if fmt is None or p.dim() != 4:
-        return p.stride()
-    return torch.empty(p.shape, device="meta", memory_format=fmt).stride()
-
-
 class StepGraphs:
     """Trains a ``TorchTwin`` on one dataset's device tensors with whole-step graphs."""
 
     def __init__(self, twin, xt: torch.Tensor, yt: torch.Tensor, deterministic: bool = True,
-                 flat: bool | None = None, conv_format="auto"):
+                 flat: bool | None = None, gemm_wgrad: bool | None = None):
         """``flat``: step the optimizer on one flat buffer (``FlatParameters``); None: wherever it
-        can. ``conv_format``: the memory format every Conv2d runs in, weights and input
-        (``convs_in_format``); "auto": NCHW when capturing on a GPU, else as the twin has them
-        (None), which keeps a CPU run bit for bit the eager one."""
+        can. ``gemm_wgrad``: convolution weight gradients as batched GEMMs; None: when capturing
+        with deterministic kernels (where cuDNN's deterministic weight gradient is slow). On the CPU
+        both default to what keeps the run bit for bit the eager one (flat: yes; GEMM: no)."""
         self.twin, self.xt, self.yt = twin, xt, yt
         self.deterministic = deterministic
         self.device = xt.device
         self.capture = can_capture(self.device)
-        if conv_format == "auto":
-            conv_format = torch.contiguous_format if self.capture else None
-        self.conv_format = conv_format
-        self.convs = conv_modules(twin.model) if conv_format is not None else []
-        self.out_formats = output_formats(twin, xt, self.convs) if self.convs else {}
-        formats = {id(m.weight): conv_format for m in self.convs}
         self.source = twin._optimizer()  # the twin's: its scheduler steps it, its hyperparameters key the graphs
         self.flat_refusal = flat_refusal(self.source, twin, xt, yt) if flat is not False else "not asked for"
         if flat and self.flat_refusal:
             raise NotImplementedError(f"the graph variant cannot step one flat buffer: {self.flat_refusal}")
-        self.flat = FlatParameters(self.source, self.capture, formats) if self.flat_refusal is None else None
-        if not self.flat:
-            with torch.no_grad():
-                for m in self.convs:
-                    m.weight.data = m.weight.data.contiguous(memory_format=conv_format)
+        self.flat = FlatParameters(self.source, self.capture) if self.flat_refusal is None else None
         self.opt = self.flat.opt if self.flat else self.source
+        if gemm_wgrad is None:
+            gemm_wgrad = self.capture and deterministic
+        self.convs = gemm_wgrad_convs(twin.model) if gemm_wgrad else []
         self.graphs: dict[int, _Graph] = {}   # batch length -> its graph
         self.warm: set[int] = set()           # batch lengths already run once (eagerly)
         self.pool = None
@@ -331,7 +302,7 @@ class StepGraphs:
     def _body(self, index: torch.Tensor) -> None:
         if self.flat:
             self.flat.grad.zero_()  # backward accumulates into the buffer's views
-        with convs_in_format(self.convs, self.conv_format, self.out_formats):
+        with gemm_weight_gradients(self.convs):
             loss = self.twin._loss(self.twin.model(self.xt[index]), self.yt[index])
             loss.backward()
         self.opt.step()
@@ -378,7 +349,7 @@ class StepGraphs:
         return {"captured": self.capture, "deterministic": self.deterministic, "captures": self.captures, "capture_seconds": round(self.capture_seconds, 4),
                 "eager_warm_up_steps": self.eager_steps,
                 "flat_optimizer": self.flat is not None, "flat_refusal": self.flat_refusal,
-                "conv_format": str(self.conv_format).replace("torch.", "") if self.convs else None}
+                "gemm_wgrad_convs": len(self.convs)}
 
     def step(self, index: torch.Tensor) -> None:
         """One optimizer step on the rows ``index`` (a device tensor) of the dataset."""

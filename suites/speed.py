@@ -39,7 +39,7 @@ class Parity:
     captures: int = 0
     eager_steps: int = 0
     capture_seconds: float = 0.0
-    runner: dict = field(default_factory=dict)  # StepGraphs.counters(): flat optimizer, conv layouts
+    runner: dict = field(default_factory=dict)  # StepGraphs.counters(): flat optimizer, GEMM weight gradients
 
     @property
     def ok(self) -> bool:
@@ -57,7 +57,7 @@ class Parity:
                 f"at {worst} (tolerance {self.weight_tolerance:.3g}); {self.captures} captures "
                 f"({self.capture_seconds:.3f} s), {self.eager_steps} eager warm-up steps; optimizer "
                 f"{'on one flat buffer' if self.runner.get('flat_optimizer') else 'per parameter'}, "
-                f"convolutions {self.runner.get('conv_format') or 'as the twin has them'}")
+                f"{self.runner.get('gemm_wgrad_convs', 0)} conv weight gradients as GEMMs")
 
 
 def _train(spec, device: str, variant: str, x, y, start, options=None):
@@ -74,7 +74,7 @@ def _train(spec, device: str, variant: str, x, y, start, options=None):
 
 
 def graph_parity(spec, device: str, variant: str = "graph", options: dict | None = None) -> Parity:
-    """``options``: StepGraphs arguments to force (``flat``, ``conv_format``); by default its own choice."""
+    """``options``: StepGraphs arguments to force (``flat``, ``gemm_wgrad``); by default its own choice."""
     network = spec.network
     batch = E.TRAIN_BATCH[network]
     x, y = D.split(network, "train", int(PARITY_BATCHES * batch))

@@ -260,9 +260,8 @@ def test_time_to_gate_gpu(benchmark, variant):
 # On a GPU the tweets capture twice (full batch, remainder). A stale graph is never replayed.
 # MNIST's Adadelta steps one flat buffer (impls/torch_graph.FlatParameters); the tweets' epsilon-hat
 # Adam, a subclass of the project's own, keeps its parameters.
-# The convolutions keep the twin's memory format on the CPU (NCHW only when capturing on a GPU).
-GRAPH_PLAN_ON_CPU = {"mnist_cnn": {"captures": 5, "eager_steps": 2, "flat_optimizer": True, "conv_format": None},
-                     "tweet_fasttext": {"captures": 31, "eager_steps": 2, "flat_optimizer": False, "conv_format": None}}
+GRAPH_PLAN_ON_CPU = {"mnist_cnn": {"captures": 5, "eager_steps": 2, "flat_optimizer": True},
+                     "tweet_fasttext": {"captures": 31, "eager_steps": 2, "flat_optimizer": False}}
 GRAPH_CAPTURES_ON_GPU = {"mnist_cnn": 5, "tweet_fasttext": 2}
 
 
@@ -271,9 +270,9 @@ GRAPH_CAPTURES_ON_GPU = {"mnist_cnn": 5, "tweet_fasttext": 2}
 def test_graph_variant_logic_on_cpu(spec):
     parity = speed.graph_parity(spec, "cpu")
     assert parity.exact, f"{spec.id}: the graph variant's step differs from eager on the CPU: {parity.describe()}"
-    got = {"captures": parity.captures, "eager_steps": parity.eager_steps, "flat_optimizer": parity.runner["flat_optimizer"],
-           "conv_format": parity.runner["conv_format"]}
-    assert got == GRAPH_PLAN_ON_CPU[spec.network], parity.describe()
+    assert {"captures": parity.captures, "eager_steps": parity.eager_steps,
+            "flat_optimizer": parity.runner["flat_optimizer"]} == GRAPH_PLAN_ON_CPU[spec.network], parity.describe()
+    assert parity.runner["gemm_wgrad_convs"] == 0, parity.runner  # on the CPU only when asked for (below)
 
 
 def test_the_nondeterministic_graph_variant_trains_like_eager_on_cpu_and_restores_the_settings():
@@ -401,7 +400,7 @@ def _stub_run(make_opt, flat, steps=6, extra=None):
         model.register_parameter("unused", torch.nn.Parameter(torch.ones(5)))
     x, y = torch.randn(40, 1, 8, 8), torch.randint(0, 3, (40,))
     twin = _StubTwin(model, make_opt(model.parameters()))
-    runner = torch_graph.StepGraphs(twin, x, y, flat=flat)
+    runner = torch_graph.StepGraphs(twin, x, y, flat=flat, gemm_wgrad=False)
     torch.manual_seed(1)
     for step in range(steps):
         runner.step(torch.arange(step * 6, step * 6 + 6) % 40)
@@ -454,46 +453,34 @@ def test_flat_optimizer_is_refused_where_it_would_train_differently():
         _stub_run(lambda p: Clipped(p, lr=0.1), flat=True, steps=1)
 
 
-def test_convolutions_run_in_the_format_asked_for():
-    """What the graph variant does on a GPU (NCHW convolutions, impls/torch_graph.convs_in_format),
-    forced on the CPU: every conv gets NCHW weights, flat or not, and an NCHW input; output and
-    gradients as the channels-last run's within float32 rounding; the modules restored after; and
-    the MNIST parity run within the trajectory tolerances."""
+def test_gemm_weight_gradients_match_the_convolution_and_train_like_eager():
+    """The conv weight gradient as a batched GEMM over im2col patches (what the deterministic graph
+    variant uses on a GPU), forced on the CPU: within float32 rounding of the convolution's own
+    gradient (measured 1.0e-6 of the largest entry), the forward untouched, the modules restored,
+    and the parity run within the trajectory tolerances."""
     torch = frameworks.torch
     from impls import torch_graph
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
-    model.to(memory_format=torch.channels_last)
-    seen = []
-    for m in model[0], model[2]:
-        m._conv_forward = lambda x, w, b, m=m: seen.append(x.is_contiguous()) or type(m)._conv_forward(m, x, w, b)
-    x = torch.randn(5, 3, 9, 9).contiguous(memory_format=torch.channels_last)
-    results = []
-    for fmt in (None, torch.contiguous_format):
-        model.zero_grad()
-        with torch_graph.convs_in_format(torch_graph.conv_modules(model) if fmt else [], fmt):
-            out = model(x)
-            out.square().sum().backward()
-        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
-    assert seen == [False, False, True, True], seen
-    assert not any("forward" in vars(m) for m in model.modules())
-    (out0, g0), (out1, g1) = results
-    torch.testing.assert_close(out1, out0, rtol=1e-5, atol=1e-6)
-    for a, b in zip(g1, g0):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
     spec = registry.reference("torch", "mnist_cnn")
-    for flat in (True, False):
-        parity = speed.graph_parity(spec, "cpu", options={"flat": flat, "conv_format": torch.contiguous_format})
-        assert parity.ok and parity.runner["conv_format"] == "contiguous_format", parity.describe()
-        assert parity.runner["flat_optimizer"] is flat, parity.runner
-    twin = registry.build(spec, seed=0)
-    assert not twin.model.conv2.weight.is_contiguous(), "the reference is channels-last: nothing would be tested"
-    twin.use_variant("graph")
-    twin.graph_options = {"conv_format": torch.contiguous_format}
-    twin.fit_epoch(*D.split("mnist_cnn", "train", 64), 0, 64, 0)
-    assert all(m.weight.is_contiguous() for m in torch_graph.conv_modules(twin.model))
+    x, y = D.split("mnist_cnn", "train", 64)
+    grads, outs = [], []
+    for gemm in (False, True):
+        twin = registry.build(spec, seed=0)
+        twin.place("cpu")
+        twin.model.eval()
+        convs = torch_graph.gemm_wgrad_convs(twin.model) if gemm else []
+        with torch_graph.gemm_weight_gradients(convs):
+            out = twin.model(twin._input(x))
+            twin._loss(out, twin._target(y)).backward()
+        assert not any("forward" in vars(m) for m in twin.model.modules())
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in twin.model.named_parameters()})
+    assert len(convs) == 2 and torch.equal(*outs)
+    for name, want in grads[0].items():
+        rel = float((grads[1][name] - want).abs().max() / want.abs().max())
+        assert rel <= 1e-5, f"{name}: GEMM weight gradient off by {rel:.3g} of its largest entry"
+    parity = speed.graph_parity(spec, "cpu", options={"gemm_wgrad": True})
+    assert parity.ok and parity.runner["gemm_wgrad_convs"] == 2, parity.describe()
 
 
 def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
