@@ -214,14 +214,36 @@ class FlatParameters:
                 group[k] = v
 
 
-# -- convolution weight gradients as one batched GEMM --------------------------------------------
-# With deterministic algorithms, cuDNN computes conv2's weight gradient (64x32x3x3 from 64 images of
-# 32x26x26) with wgrad2d_grouped_direct_kernel: 0.254 ms of the 0.907 ms replayed step on a lent
-# H200. The same gradient is a batched matrix product of the output gradient with the input's
-# patches (im2col): per image (64 x 576) @ (576 x 288), summed over the batch. cuBLAS's batched GEMM
-# and the sum are deterministic (CUBLAS_WORKSPACE_CONFIG set); the forward and the input gradient
-# stay cuDNN's. Only the summation order differs from cuDNN's, so the run is judged by the
-# trajectory parity, not bit for bit.
+# -- narrow convolutions' weight gradients as one GEMM --------------------------------------------
+# With deterministic algorithms, cuDNN computes the weight gradient of conv1 (32x1x3x3: nine taps,
+# one input channel) with wgrad2d_grouped_direct_kernel: 0.253 ms of a 0.82 ms replayed step on a
+# lent H200 (flat optimizer), against ~0.1 ms for conv2's (32x3x3 taps per filter, FFT algorithms).
+# (An earlier note blamed conv2; a probe with conv2 in NCHW, whose deterministic wgrad alone takes
+# 0.084 ms, left the 0.253 ms kernel in place.) The same gradient is one matrix product: the output
+# gradient as (N*OH*OW) x O rows, a view when it is channels-last, against the input's patches
+# (im2col) as (N*OH*OW) x (C*kh*kw), made by one strided copy. cuBLAS is deterministic with
+# CUBLAS_WORKSPACE_CONFIG set; the forward and the input gradient stay cuDNN's. Only the summation
+# order differs, so the run is judged by the trajectory parity, not bit for bit. Only narrow
+# convolutions (C*kh*kw <= GEMM_WGRAD_MAX_TAPS) take it: for conv2 (288 taps) the patches are 42 MB
+# and the GEMM did not beat cuDNN (a first version with F.unfold, which launches one im2col kernel
+# per image, took 1.15 s per epoch against 0.79 s).
+GEMM_WGRAD_MAX_TAPS = 32
+
+
+def _patches(x: torch.Tensor, kernel, stride, padding, dilation) -> torch.Tensor:
+    """im2col as an (N*OH*OW) x (C*kh*kw) matrix: one strided view of ``x``, copied once."""
+    if any(padding):
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    sn, sc, sh, sw = x.stride()
+    view = x.as_strided((n, oh, ow, c, kh, kw),
+                        (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]))
+    return view.reshape(n * oh * ow, c * kh * kw)
+
+
 class _GemmWeightGradConv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation):
@@ -237,20 +259,22 @@ class _GemmWeightGradConv2d(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = torch.nn.grad.conv2d_input(x.shape, weight, grad, stride, padding, dilation)
         if ctx.needs_input_grad[1]:
-            cols = F.unfold(x, weight.shape[2:], dilation=dilation, padding=padding, stride=stride)  # N, C*kh*kw, L
-            g = grad.reshape(grad.shape[0], grad.shape[1], -1)                                        # N, O, L
-            gw = torch.bmm(g, cols.transpose(1, 2)).sum(0).reshape(weight.shape)
+            rows = grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])  # (N*OH*OW) x O
+            cols = _patches(x, weight.shape[2:], stride, padding, dilation)
+            gw = (rows.t() @ cols).reshape(weight.shape)
         if ctx.needs_input_grad[2]:
             gb = grad.sum((0, 2, 3))
         return gx, gw, gb, None, None, None
 
 
 def gemm_wgrad_convs(model) -> list:
-    """The ``nn.Conv2d`` modules whose weight gradient can be a batched GEMM: one group, zero
-    padding given as numbers, and no forward of their own set on the instance."""
+    """The narrow ``nn.Conv2d`` modules (at most GEMM_WGRAD_MAX_TAPS taps per filter) whose weight
+    gradient can be one GEMM: one group, zero padding given as numbers, no forward of their own
+    set on the instance."""
     return [m for m in model.modules()
             if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros"
-            and not isinstance(m.padding, str) and "forward" not in vars(m)]
+            and not isinstance(m.padding, str) and "forward" not in vars(m)
+            and m.weight[0].numel() <= GEMM_WGRAD_MAX_TAPS]
 
 
 @contextlib.contextmanager
