@@ -41,6 +41,7 @@ global settings are restored after each warm-up and capture.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import time
 from dataclasses import dataclass
@@ -290,6 +291,25 @@ def gemm_weight_gradients(convs):
             vars(m).pop("forward", None)
 
 
+@contextlib.contextmanager
+def no_collection_during_capture():
+    """Collect garbage now, and not again until the capture ends. torch no longer collects before a
+    capture (``torch.compiler.config.force_cudagraph_gc`` is off), so a collection can come in the
+    middle of one and free an earlier, unreachable runner's graphs and memory pool: freeing device
+    memory while a stream is capturing invalidates the capture. Two make gpu runs on a lent H200
+    failed a capture in the time-to-gate run, which follows the parity run's two dropped twins
+    (CUDNN_STATUS_INTERNAL_ERROR or cudaErrorStreamCaptureInvalidated inside a convolution); a
+    collection there is the likely cause, not yet confirmed on a GPU."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class StepGraphs:
     """Trains a ``TorchTwin`` on one dataset's device tensors with whole-step graphs."""
 
@@ -363,7 +383,8 @@ class StepGraphs:
         t0 = time.perf_counter()
         graph = torch.cuda.CUDAGraph()
         self._zero_grad()  # backward inside the graph allocates (and so writes, not adds) every gradient
-        with kernel_choice(self.deterministic), torch.cuda.graph(graph, pool=self.pool):
+        with no_collection_during_capture(), kernel_choice(self.deterministic), \
+                torch.cuda.graph(graph, pool=self.pool):
             self._body(index)
         self.pool = self.pool or graph.pool()
         self.capture_seconds += time.perf_counter() - t0

@@ -583,8 +583,15 @@ def _targets(rows, roofline: dict) -> list[str]:
 def _gpu_targets(rows, roofline: dict) -> list[str]:
     """Each network's torch GPU epoch (the fastest variant that passed its parity gates: a variant
     that failed them is never timed), against the target, pytorch/examples' pipeline and the
-    roofline; and the time-to-gate of each variant."""
+    roofline; and the time-to-gate of each variant. A figure kept from an earlier run in the folder
+    (this run did not time it, or its test failed) says when it was measured."""
     lines = []
+    latest = max((r.get("measured_at") or "" for r in rows), default="")
+
+    def when(r) -> str:
+        at = r.get("measured_at")
+        return "" if not at or at == latest else f" [kept from an earlier run, measured {at}]"
+
     for net, target in GPU_TORCH_EPOCH_TARGET_S.items():
         gpu = [r for r in rows if r["figure"] == "epoch" and r["device"] == "gpu" and r["framework"] == "torch"
                and r["network"] == net]
@@ -599,10 +606,10 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
         deterministic = [r for r in ours if not _nondeterministic(r)]
         loose = [r for r in ours if _nondeterministic(r)]
         best = min(deterministic or loose, key=lambda r: r["median_s"])
-        each = ", ".join(f"{r['name']} {_fmt_s(r['median_s'])}" for r in sorted(ours, key=lambda r: r["median_s"]))
+        each = ", ".join(f"{r['name']} {_fmt_s(r['median_s'])}{when(r)}" for r in sorted(ours, key=lambda r: r["median_s"]))
         if deterministic:
             met = "meets" if best["median_s"] <= target else "misses"
-            line = (f"- GPU torch {net} epoch: fastest deterministic {best['name']} {_fmt_s(best['median_s'])}; "
+            line = (f"- GPU torch {net} epoch: fastest deterministic {best['name']} {_fmt_s(best['median_s'])}{when(best)}; "
                     f"target {target:g} s: **{met}**")
         else:
             line = f"- GPU torch {net} epoch: no deterministic variant timed in this run (target {target:g} s: not judged)"
@@ -629,7 +636,8 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
                          + (f"olympic mean {mean:.3g} s, {info.get('olympic_epochs_to_gate'):.3g} epochs, over seeds "
                             if len(info["seeds"]) >= 3 and mean is not None else "seed ")
                          + ", ".join(f"{s}: {e} epochs {t:.3g} s" if t is not None else f"{s}: not reached"
-                                     for s, e, t in zip(info["seeds"], info["epochs_to_gate"], info["seconds_to_gate"])))
+                                     for s, e, t in zip(info["seeds"], info["epochs_to_gate"], info["seconds_to_gate"]))
+                         + when(r))
     return lines
 
 

@@ -510,6 +510,28 @@ def test_gemm_weight_gradients_train_the_mnist_net_like_eager():
     assert parity.ok and parity.runner["gemm_wgrad_convs"] == 1, parity.describe()
 
 
+def test_no_collection_during_capture_restores_the_collector():
+    """The capture's guard: garbage collected first, the collector off inside (where a collection
+    could free a dead runner's graph pool mid-capture), and as it was afterwards, even on an error."""
+    import gc
+
+    from impls import torch_graph
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="in the capture"):
+        with torch_graph.no_collection_during_capture():
+            assert not gc.isenabled()
+            raise RuntimeError("in the capture")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with torch_graph.no_collection_during_capture():
+            pass
+        assert not gc.isenabled(), "a collector that was off is left off"
+    finally:
+        gc.enable()
+
+
 def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
     """A variant that lets cuDNN choose nondeterministic kernels is reported beside the target's
     judgement, never in its place."""
@@ -531,3 +553,22 @@ def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
     tweets = next(x for x in report._gpu_targets(rows, {"gpu": 49665.0}) if "tweet_fasttext epoch" in x)
     assert "not measured in this run (not selected)" in tweets, tweets
     assert "no GPU visible" in next(x for x in report._gpu_targets([], {}) if "mnist_cnn epoch" in x)
+
+
+def test_a_gpu_figure_kept_from_an_earlier_run_says_so():
+    """A time-to-gate whose test failed in this run is not re-measured; the row kept from an earlier
+    run must not read as this run's result in the targets' lines."""
+    from suites import report
+
+    now, then = "2026-11-27T11:51:55", "2026-11-26T22:58:40"
+    epoch = {"figure": "epoch", "device": "gpu", "framework": "torch", "network": "mnist_cnn", "variant": "graph",
+             "name": "torch-module-graph", "median_s": 0.568, "extra_info": {"samples": 60000}, "measured_at": now}
+    gate = {"figure": "time-to-gate", "device": "gpu", "framework": "torch", "network": "mnist_cnn",
+            "variant": "graph", "name": "torch-module-graph", "median_s": 17.6, "measured_at": then,
+            "extra_info": {"seeds": [1, 2, 3], "epochs_to_gate": [4, 5, 3], "seconds_to_gate": [3.7, 4.6, 2.8],
+                           "olympic_seconds_to_gate": 3.7, "olympic_epochs_to_gate": 4}}
+    lines = report._gpu_targets([epoch, gate], {"gpu": 49665.0})
+    epoch_line = next(x for x in lines if "mnist_cnn epoch" in x)
+    gate_line = next(x for x in lines if "time to" in x)
+    assert "kept from an earlier run" not in epoch_line, epoch_line
+    assert gate_line.endswith(f"[kept from an earlier run, measured {then}]"), gate_line
