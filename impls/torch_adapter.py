@@ -475,6 +475,7 @@ class TorchTwin(Twin):
         self.device = dev
         self.opt = None  # optimizer state lives with the parameters: rebuilt on the device
         self.__dict__.pop("_fit_cache", None)
+        self.__dict__.pop("_graph_flat", None)
 
     def _sync(self):
         if self.device.type == "cuda":
@@ -495,10 +496,13 @@ class TorchTwin(Twin):
         return run
 
     def use_variant(self, variant):
-        if self.opt is not None and any(self.opt.state.values()):
+        flat = self.__dict__.get("_graph_flat")  # the graph variant's optimizer state (torch_graph.FlatParameters)
+        if (self.opt is not None and any(self.opt.state.values())) or (flat is not None and any(flat.opt.state.values())):
             raise ValueError(f"{self.name}: choose the variant before training (it rebuilds the optimizer and "
                              f"scheduler, which would reset their state)")
         self.__dict__.pop("_fit_cache", None)
+        if self.__dict__.pop("_graph_flat", None) is not None:
+            self.model.zero_grad(set_to_none=True)  # the flat buffer's gradient views go with it
         if variant in ("graph", "graph-nondeterministic"):  # the whole training step in CUDA graphs
             self.variant = "graph"                             # (impls/torch_graph.py)
             self.graph_deterministic = variant == "graph"

@@ -32,7 +32,9 @@ so a replay draws the masks the eager step would have drawn.
 Two choices make the deterministic step fast (measured on a lent H200, fp32, TF32 off; the MNIST
 epoch went from 0.890 s to 0.568 s): the optimizer steps one flat buffer (``FlatParameters``), and
 narrow convolutions compute their weight gradient as one GEMM (``_GemmWeightGradConv2d``). Neither
-changes the recipe; the first is bit for bit, the second is judged by the trajectory parity.
+changes the recipe. The first is bit for bit on the CPU, where eager and flat both take the
+single-tensor path; on a GPU eager's foreach kernels may round differently, and both are judged
+by the trajectory parity there.
 
 ``deterministic=False`` (the ``graph-nondeterministic`` variant) chooses the step's kernels, at
 warm-up and capture, with cuDNN's benchmark on and nondeterministic algorithms allowed; replays then
@@ -125,8 +127,9 @@ def kernel_choice(deterministic: bool):
 
 # -- the optimizer on one flat buffer -----------------------------------------------------------
 # torch's foreach optimizers launch one multi_tensor_apply kernel per operation, one thread block
-# per 65,536 elements: about 19 blocks for the MNIST net's 1.2M parameters, on a GPU of 132 SMs.
-# Measured on a lent H200: 0.142 ms of a 0.907 ms replayed step went to Adadelta's ten such kernels.
+# per chunk of 65,536 elements: by that count about 19 blocks for the MNIST net's 1.2M parameters,
+# on a GPU of 132 SMs. Measured on a lent H200: 0.142 ms of a 0.907 ms replayed step went to
+# Adadelta's multi_tensor_apply kernels, and the flat buffer took the epoch from 0.890 s to 0.787 s.
 # Viewing every parameter (and its gradient) into one flat buffer and stepping that buffer with the
 # single-tensor path runs each operation as one ordinary elementwise kernel over all 1.2M elements.
 # Elementwise optimizers only: the update of an element depends on that element's parameter,
@@ -156,17 +159,26 @@ def flat_refusal(opt, twin, xt, yt) -> str | None:
     if any(p.is_sparse or not p.is_leaf or not p.requires_grad or not _dense_layout(p) or p.grad is not None
            for p in params) or len({(p.dtype, p.device) for p in params}) != 1:
         return "a parameter is sparse, not a leaf, frozen, strided, holds a gradient, or differs in dtype or device"
+    if len({p.untyped_storage().data_ptr() for p in params}) != len(params):
+        return "two parameters share storage (tied weights): the flat buffer would untie them"
     # A parameter the loss never reaches keeps no gradient, and eager skips it; in the flat buffer
-    # it would step on zeros (and Adadelta's or Adam's state would decay). One small backward,
-    # outside the recipe's random stream and in eval mode (no running statistics move), says.
+    # it would step on zeros (and Adadelta's or Adam's state would decay). One small backward in
+    # training mode, outside the recipe's random stream, with the buffers (running statistics)
+    # put back afterwards, says.
+    buffers = [(b, b.detach().clone()) for b in twin.model.buffers()]
     was = twin.model.training
-    twin.model.eval()
+    twin.model.train(True)
     try:
         with torch.random.fork_rng(devices=[xt.device] if xt.device.type == "cuda" else []):
             loss = twin._loss(twin.model(xt[:2]), yt[:2])
             grads = torch.autograd.grad(loss, params, allow_unused=True)
+    except Exception as exc:  # a model that needs more rows, say: keep the parameters as they are
+        return f"a trial backward on two rows raised {type(exc).__name__}: {exc}"
     finally:
         twin.model.train(was)
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
     if any(g is None for g in grads):
         return "a parameter gets no gradient from the loss"
     return None
@@ -181,9 +193,9 @@ class FlatParameters:
     def __init__(self, source, capturable: bool):
         self.source = source
         params = source.param_groups[0]["params"]
-        # Each parameter starts on a 256-byte boundary, as the allocator would place it (the kernels
-        # cuBLAS and cuDNN choose may depend on it); the gaps are zeros that step on zero gradients,
-        # which leaves them zero in every elementwise optimizer.
+        # Each parameter starts on a 256-byte boundary (the kernels cuBLAS and cuDNN choose may
+        # depend on alignment); the gaps are zeros that step on zero gradients, which leaves them
+        # zero in every elementwise optimizer.
         align = max(1, 256 // params[0].element_size())
         offsets, total = [], 0
         for p in params:
@@ -207,7 +219,16 @@ class FlatParameters:
         if "capturable" in accepts:
             kwargs["capturable"] = capturable
         self.opt = type(source)([self.param], **kwargs)
+        self.views = [(p, p.grad) for p in params]
         self.sync()
+
+    def attach(self) -> None:
+        """Put the gradient views back where something set them to None or replaced them (an
+        outside ``zero_grad(set_to_none=True)``): else backward would write gradients outside the
+        buffer, and the flat optimizer would step on zeros."""
+        for p, view in self.views:
+            if p.grad is not view:
+                p.grad = view
 
     def sync(self) -> None:
         """Carry the source's current hyperparameters (a scheduler steps the source) to the flat one."""
@@ -220,16 +241,17 @@ class FlatParameters:
 # -- narrow convolutions' weight gradients as one GEMM --------------------------------------------
 # With deterministic algorithms, cuDNN computes the weight gradient of conv1 (32x1x3x3: nine taps,
 # one input channel) with wgrad2d_grouped_direct_kernel: 0.253 ms of a 0.82 ms replayed step on a
-# lent H200 (flat optimizer), against ~0.1 ms for conv2's (32x3x3 taps per filter, FFT algorithms).
+# lent H200 (flat optimizer), against ~0.1 ms for conv2's (288 taps per filter, FFT algorithms).
 # (An earlier note blamed conv2; a probe with conv2 in NCHW, whose deterministic wgrad alone takes
 # 0.084 ms, left the 0.253 ms kernel in place.) The same gradient is one matrix product: the output
 # gradient as (N*OH*OW) x O rows, a view when it is channels-last, against the input's patches
 # (im2col) as (N*OH*OW) x (C*kh*kw), made by one strided copy. cuBLAS is deterministic with
 # CUBLAS_WORKSPACE_CONFIG set; the forward and the input gradient stay cuDNN's. Only the summation
 # order differs, so the run is judged by the trajectory parity, not bit for bit. Only narrow
-# convolutions (C*kh*kw <= GEMM_WGRAD_MAX_TAPS) take it: for conv2 (288 taps) the patches are 42 MB
-# and the GEMM did not beat cuDNN (a first version with F.unfold, which launches one im2col kernel
-# per image, took 1.15 s per epoch against 0.79 s).
+# convolutions (C*kh*kw <= GEMM_WGRAD_MAX_TAPS) take it. The limit rests on one measured case each
+# side: conv1 (9 taps) gains 0.216 s per epoch; for conv2 (288 taps) the patches are 42 MB and only
+# a first version was timed, with F.unfold (one im2col kernel per image), at 1.15 s per epoch
+# against 0.79 s. Convolutions between those sizes, 1x1 ones included, are not measured.
 GEMM_WGRAD_MAX_TAPS = 32
 
 
@@ -272,11 +294,12 @@ class _GemmWeightGradConv2d(torch.autograd.Function):
 
 def gemm_wgrad_convs(model) -> list:
     """The narrow ``nn.Conv2d`` modules (at most GEMM_WGRAD_MAX_TAPS taps per filter) whose weight
-    gradient can be one GEMM: one group, zero padding given as numbers, no forward of their own
-    set on the instance."""
+    gradient can be one GEMM: plain Conv2d forwards (a subclass's own forward, say a quantised or
+    standardised weight, is left alone), one group, zero padding given as numbers."""
     return [m for m in model.modules()
-            if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros"
-            and not isinstance(m.padding, str) and "forward" not in vars(m)
+            if isinstance(m, torch.nn.Conv2d) and type(m).forward is torch.nn.Conv2d.forward
+            and type(m)._conv_forward is torch.nn.Conv2d._conv_forward and m.groups == 1
+            and m.padding_mode == "zeros" and not isinstance(m.padding, str) and "forward" not in vars(m)
             and m.weight[0].numel() <= GEMM_WGRAD_MAX_TAPS]
 
 
@@ -295,14 +318,15 @@ def gemm_weight_gradients(convs):
 
 @contextlib.contextmanager
 def no_collection_during_capture():
-    """Collect garbage now, and not again until the capture ends. torch no longer collects before a
-    capture (``torch.compiler.config.force_cudagraph_gc`` is off), so a collection can come in the
-    middle of one and free an earlier, unreachable runner's graphs and memory pool: freeing device
-    memory while a stream is capturing invalidates the capture. Two make gpu runs on a lent H200
-    failed a capture in the time-to-gate run, which follows the parity run's two dropped twins
+    """No garbage collection until the capture ends. torch no longer collects before a capture
+    (``torch.compiler.config.force_cudagraph_gc`` is off), so a collection can come in the middle
+    of one and free an earlier, unreachable runner's graphs and memory pool: freeing device memory
+    while a stream is capturing invalidates the capture. Two make gpu runs on a lent H200 failed a
+    capture in the time-to-gate run, which follows the parity run's two dropped twins
     (CUDNN_STATUS_INTERNAL_ERROR or cudaErrorStreamCaptureInvalidated inside a convolution); a
-    collection there is the likely cause, not yet confirmed on a GPU."""
-    gc.collect()
+    collection there is the likely cause, not yet confirmed on a GPU. No collection is forced
+    here: a capture comes once per epoch under StepLR, inside the timed epoch, and a full
+    collection costs 0.03-0.3 s with torch and TensorFlow loaded."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -318,7 +342,7 @@ class StepGraphs:
     def __init__(self, twin, xt: torch.Tensor, yt: torch.Tensor, deterministic: bool = True,
                  flat: bool | None = None, gemm_wgrad: bool | None = None):
         """``flat``: step the optimizer on one flat buffer (``FlatParameters``); None: wherever it
-        can. ``gemm_wgrad``: convolution weight gradients as batched GEMMs; None: when capturing
+        can. ``gemm_wgrad``: narrow convolutions' weight gradients as one GEMM; None: when capturing
         with deterministic kernels (where cuDNN's deterministic weight gradient is slow). On the CPU
         both default to what keeps the run bit for bit the eager one (flat: yes; GEMM: no)."""
         self.twin, self.xt, self.yt = twin, xt, yt
@@ -326,10 +350,21 @@ class StepGraphs:
         self.device = xt.device
         self.capture = can_capture(self.device)
         self.source = twin._optimizer()  # the twin's: its scheduler steps it, its hyperparameters key the graphs
-        self.flat_refusal = flat_refusal(self.source, twin, xt, yt) if flat is not False else "not asked for"
-        if flat and self.flat_refusal:
-            raise NotImplementedError(f"the graph variant cannot step one flat buffer: {self.flat_refusal}")
-        self.flat = FlatParameters(self.source, self.capture) if self.flat_refusal is None else None
+        # A runner is rebuilt for every new dataset; the flat buffer and its optimizer's state stay
+        # with the twin (its parameters are views into the buffer from the first runner on).
+        reused = twin.__dict__.get("_graph_flat")
+        if reused is not None and reused.source is self.source:
+            if flat is False:
+                raise NotImplementedError("this twin's optimizer already steps a flat buffer; rebuild the "
+                                          "twin for per-parameter steps")
+            self.flat, self.flat_refusal = reused, None
+        else:
+            self.flat_refusal = flat_refusal(self.source, twin, xt, yt) if flat is not False else "not asked for"
+            if flat and self.flat_refusal:
+                raise NotImplementedError(f"the graph variant cannot step one flat buffer: {self.flat_refusal}")
+            self.flat = FlatParameters(self.source, self.capture) if self.flat_refusal is None else None
+            if self.flat:
+                twin._graph_flat = self.flat
         self.opt = self.flat.opt if self.flat else self.source
         if gemm_wgrad is None:
             gemm_wgrad = self.capture and deterministic
@@ -363,6 +398,7 @@ class StepGraphs:
         self.eager_steps += 1
         if self.flat:
             self.flat.sync()
+            self.flat.attach()
         self._zero_grad()
         if not self.capture:
             with kernel_choice(self.deterministic):
@@ -380,6 +416,7 @@ class StepGraphs:
         self.captures += 1
         if self.flat:
             self.flat.sync()  # the hyperparameters a capture bakes in
+            self.flat.attach()
         if not self.capture:
             return _Graph(_Eager(lambda: self._body(index), self._zero_grad), hyper, index)
         t0 = time.perf_counter()
@@ -415,6 +452,8 @@ class StepGraphs:
         if self.capture:
             entry.graph.replay()
         else:  # the step runs now: under the kernel choice a capture would have made
+            if self.flat:
+                self.flat.attach()
             with kernel_choice(self.deterministic):
                 entry.graph.replay()
 

@@ -586,11 +586,14 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
     roofline; and the time-to-gate of each variant. A figure kept from an earlier run in the folder
     (this run did not time it, or its test failed) says when it was measured."""
     lines = []
-    latest = max((r.get("measured_at") or "" for r in rows), default="")
+    stamps = [r.get("measured_at") for r in rows]
+    latest = max((a for a in stamps if _is_stamp(a)), default=None)
 
     def when(r) -> str:
         at = r.get("measured_at")
-        return "" if not at or at == latest else f" [kept from an earlier run, measured {at}]"
+        if not at or at == latest:
+            return ""
+        return f" [kept from an earlier run, measured {at}]" if _is_stamp(at) else " [kept from an earlier run]"
 
     for net, target in GPU_TORCH_EPOCH_TARGET_S.items():
         gpu = [r for r in rows if r["figure"] == "epoch" and r["device"] == "gpu" and r["framework"] == "torch"
@@ -639,6 +642,11 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
                                      for s, e, t in zip(info["seeds"], info["epochs_to_gate"], info["seconds_to_gate"]))
                          + when(r))
     return lines
+
+
+def _is_stamp(value) -> bool:
+    """An ISO time as _merged_rows writes it (rows of older reports say "an earlier run")."""
+    return isinstance(value, str) and len(value) >= 19 and value[:4].isdigit() and value[10] == "T"
 
 
 def _nondeterministic(row) -> bool:

@@ -414,7 +414,8 @@ def test_flat_optimizer_steps_like_the_per_parameter_one(name):
     weight decay and momentum where it has them, trains the same bits flat as per parameter."""
     torch = frameworks.torch
     cls = getattr(torch.optim, name)
-    extra = {k: v for k, v in {"weight_decay": 0.01, "momentum": 0.9}.items()
+    extra = {k: v for k, v in {"weight_decay": 0.01, "momentum": 0.9, "amsgrad": True, "maximize": True,
+                               "nesterov": True, "centered": True, "decoupled_weight_decay": True}.items()
              if k in __import__("inspect").signature(cls).parameters}
     make = lambda params: cls(params, lr=0.05, **extra)  # noqa: E731
     flat_runner, flat = _stub_run(make, flat=True)
@@ -427,9 +428,11 @@ def test_flat_optimizer_steps_like_the_per_parameter_one(name):
 
 def test_flat_optimizer_is_refused_where_it_would_train_differently():
     """A parameter the loss never reaches is skipped by eager and would step on zeros in the flat
-    buffer; two parameter groups, or an optimizer that is not torch's elementwise one, cannot be
-    flattened either. Left to itself the runner keeps the parameters; asked for it, it says why."""
+    buffer; two parameter groups, an optimizer that is not torch's elementwise one, or tied weights
+    cannot be flattened either. Left to itself the runner keeps the parameters; asked for it, it
+    says why."""
     torch = frameworks.torch
+    from impls import torch_graph
 
     def adam(params):
         return torch.optim.Adam(params, lr=0.01)
@@ -452,11 +455,49 @@ def test_flat_optimizer_is_refused_where_it_would_train_differently():
     with pytest.raises(NotImplementedError, match="not one of torch's elementwise optimizers"):
         _stub_run(lambda p: Clipped(p, lr=0.1), flat=True, steps=1)
 
+    tied = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16),
+                               torch.nn.Linear(16, 3))
+    tied[3].weight.data = tied[1].weight.data  # two parameters, one storage: flattening would untie them
+    x, y = torch.randn(40, 1, 4, 4), torch.randint(0, 3, (40,))
+    runner = torch_graph.StepGraphs(_StubTwin(tied, torch.optim.SGD(tied.parameters(), lr=0.1)), x, y)
+    assert runner.flat is None and "share storage" in runner.flat_refusal, runner.flat_refusal
 
-@pytest.mark.parametrize(("cin", "kernel", "stride", "padding", "dilation", "layout"), [
-    (1, 3, 1, 0, 1, "channels_last"), (3, 3, 2, 1, 1, "contiguous"), (2, (3, 2), (1, 2), (2, 0), (2, 1), "channels_last")],
-    ids=lambda v: str(v))
-def test_gemm_weight_gradient_is_the_convolutions(cin, kernel, stride, padding, dilation, layout):
+
+def test_flat_refusal_trial_backward_keeps_running_statistics_and_survives_a_failing_model():
+    """The trial backward (which parameters does the loss reach?) runs in training mode; it must not
+    move a BatchNorm's running statistics, and a model that cannot run on two rows is refused the
+    flat buffer with the reason, not crashed."""
+    torch = frameworks.torch
+    from impls import torch_graph
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 6), torch.nn.BatchNorm1d(6),
+                                torch.nn.Linear(6, 3))
+    x, y = torch.randn(40, 1, 4, 4), torch.randint(0, 3, (40,))
+    before = [b.clone() for b in model.buffers()]
+    runner = torch_graph.StepGraphs(_StubTwin(model, torch.optim.Adam(model.parameters(), lr=0.01)), x, y)
+    assert runner.flat is not None, runner.flat_refusal
+    assert all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
+
+    class NeedsRows(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(16, 3)
+
+        def forward(self, x):
+            if len(x) < 4:
+                raise ValueError("at least four rows")
+            return self.fc(x.flatten(1))
+
+    model = NeedsRows()
+    runner = torch_graph.StepGraphs(_StubTwin(model, torch.optim.Adam(model.parameters(), lr=0.01)), x, y)
+    assert runner.flat is None and "ValueError: at least four rows" in runner.flat_refusal, runner.flat_refusal
+
+
+@pytest.mark.parametrize(("cin", "kernel", "stride", "padding", "dilation", "layout", "bias"), [
+    (1, 3, 1, 0, 1, "channels_last", True), (3, 3, 2, 1, 1, "contiguous", False),
+    (2, (3, 2), (1, 2), (2, 0), (2, 1), "channels_last", True)], ids=lambda v: str(v))
+def test_gemm_weight_gradient_is_the_convolutions(cin, kernel, stride, padding, dilation, layout, bias):
     """The patches' strided view (impls/torch_graph._patches) for strides, padding, dilation and
     both layouts: the GEMM weight gradient within float32 rounding of the convolution's own, the
     input and bias gradients and the forward as they were."""
@@ -465,7 +506,8 @@ def test_gemm_weight_gradient_is_the_convolutions(cin, kernel, stride, padding, 
 
     fmt = getattr(torch, f"{layout}_format" if layout == "contiguous" else layout)
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(cin, 4, kernel, stride=stride, padding=padding, dilation=dilation)
+    conv = torch.nn.Conv2d(cin, 4, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias)
+    assert torch_graph.gemm_wgrad_convs(conv) == [conv]
     x = torch.randn(3, cin, 11, 10).contiguous(memory_format=fmt).requires_grad_()
     g = torch.randn_like(conv(x))
     got = []
@@ -474,10 +516,38 @@ def test_gemm_weight_gradient_is_the_convolutions(cin, kernel, stride, padding, 
         conv.zero_grad()
         with torch_graph.gemm_weight_gradients([conv] if gemm else []):
             out = conv(x)
+        assert (type(out.grad_fn).__name__ == "_GemmWeightGradConv2dBackward") is gemm, out.grad_fn
         out.backward(g)
-        got.append((out.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+        got.append((out.detach(), x.grad.clone(), conv.weight.grad.clone(),
+                    conv.bias.grad.clone() if bias else torch.zeros(())))
     for name, a, b in zip(("output", "input gradient", "weight gradient", "bias gradient"), *got):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
+
+
+def test_flat_optimizer_state_outlives_its_runner_and_an_outside_zero_grad():
+    """A new dataset object builds a new runner: the flat buffer and its Adadelta state carry over
+    (else the accumulators would restart). An outside ``zero_grad(set_to_none=True)`` detaches the
+    gradient views: the runner puts them back. Both keep the run bit for bit the eager one."""
+    torch = frameworks.torch
+    spec = registry.reference("torch", "mnist_cnn")
+    x, y = D.split("mnist_cnn", "train", 3 * 64)
+    start = training.trajectory_start("mnist_cnn")
+    finals, flats = [], []
+    for variant in ("eager", "graph"):
+        twin = registry.build(spec, seed=0)
+        twin.set_weights(start)
+        if variant != "eager":
+            twin.use_variant(variant)
+        torch.manual_seed(T.TRAJECTORY_DROPOUT_SEED)
+        for epoch in range(3):
+            twin.fit_epoch(x[: 2 * 64], y[: 2 * 64], epoch, 64, T.TRAJECTORY_SEED)  # a new slice object each time
+            twin.model.zero_grad(set_to_none=True)
+            if variant != "eager":
+                flats.append(twin.step_graphs.flat)
+        finals.append(twin.get_weights())
+    assert flats[0] is not None and flats[0] is flats[1] is flats[2], flats
+    for name, want in finals[0].items():
+        assert np.array_equal(finals[1][name], want), f"{name}: {np.max(np.abs(finals[1][name] - want)):.3g}"
 
 
 def test_gemm_weight_gradients_train_the_mnist_net_like_eager():
@@ -503,6 +573,14 @@ def test_gemm_weight_gradients_train_the_mnist_net_like_eager():
         outs.append(out.detach())
         grads.append({n: p.grad.clone() for n, p in twin.model.named_parameters()})
     assert convs == [twin.model.conv1] and torch.equal(*outs)
+
+    class Standardised(torch.nn.Conv2d):  # a forward of its own: never bypassed
+        def forward(self, x):
+            w = self.weight - self.weight.mean((1, 2, 3), keepdim=True)
+            return self._conv_forward(x, w, self.bias)
+
+    both = torch.nn.Sequential(Standardised(1, 4, 3), torch.nn.Conv2d(1, 4, 3))
+    assert torch_graph.gemm_wgrad_convs(both) == [both[1]]
     for name, want in grads[0].items():
         rel = float((grads[1][name] - want).abs().max() / want.abs().max())
         assert rel <= 1e-5, f"{name}: GEMM weight gradient off by {rel:.3g} of its largest entry"
@@ -572,3 +650,8 @@ def test_a_gpu_figure_kept_from_an_earlier_run_says_so():
     gate_line = next(x for x in lines if "time to" in x)
     assert "kept from an earlier run" not in epoch_line, epoch_line
     assert gate_line.endswith(f"[kept from an earlier run, measured {then}]"), gate_line
+    # Rows of older reports carry "an earlier run", which sorts after every time: still the old ones.
+    older = dict(gate, measured_at="an earlier run")
+    lines = report._gpu_targets([epoch, older], {"gpu": 49665.0})
+    assert "kept" not in next(x for x in lines if "mnist_cnn epoch" in x)
+    assert next(x for x in lines if "time to" in x).endswith("[kept from an earlier run]")
