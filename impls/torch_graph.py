@@ -48,6 +48,7 @@ import contextlib
 import gc
 import inspect
 import time
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -56,14 +57,16 @@ import torch.nn.functional as F
 
 class _Eager:
     """Stands in for ``torch.cuda.CUDAGraph`` where capture is skipped: ``replay()`` runs the
-    captured body eagerly, gradients set to None first (as before a capture)."""
+    captured body eagerly, gradients set to None first (as before a capture). It holds its runner
+    weakly, as a CUDA graph does not hold it at all (see StepGraphs.twin)."""
 
-    def __init__(self, body, zero_grad):
-        self.body, self.zero_grad = body, zero_grad
+    def __init__(self, runner, index):
+        self.runner, self.index = weakref.ref(runner), index
 
     def replay(self):
-        self.zero_grad()
-        self.body()
+        runner = self.runner()
+        runner._zero_grad()
+        runner._body(self.index)
 
 
 @dataclass
@@ -345,7 +348,12 @@ class StepGraphs:
         can. ``gemm_wgrad``: narrow convolutions' weight gradients as one GEMM; None: when capturing
         with deterministic kernels (where cuDNN's deterministic weight gradient is slow). On the CPU
         both default to what keeps the run bit for bit the eager one (flat: yes; GEMM: no)."""
-        self.twin, self.xt, self.yt = twin, xt, yt
+        # The twin holds its runner (fit_epoch's cache); the runner holds the twin weakly. Without that
+        # cycle a dropped twin frees its graphs and their memory pool at once, by reference counting,
+        # instead of at some later garbage collection, which could come in the middle of another
+        # capture (this runner's guard covers its own captures only, not torch.compile's).
+        self._twin = weakref.ref(twin)
+        self.xt, self.yt = xt, yt
         self.deterministic = deterministic
         self.device = xt.device
         self.capture = can_capture(self.device)
@@ -378,6 +386,13 @@ class StepGraphs:
         # sum of loss x batch length (float32 where the device has no float64: MPS)
         self.total = torch.zeros((), dtype=torch.float32 if self.device.type == "mps" else torch.float64,
                                  device=self.device)
+
+    @property
+    def twin(self):
+        twin = self._twin()
+        if twin is None:
+            raise RuntimeError("this graph runner's twin is gone: a runner trains only while its twin lives")
+        return twin
 
     # -- the step, as captured ---------------------------------------------------------------
     def _body(self, index: torch.Tensor) -> None:
@@ -418,7 +433,7 @@ class StepGraphs:
             self.flat.sync()  # the hyperparameters a capture bakes in
             self.flat.attach()
         if not self.capture:
-            return _Graph(_Eager(lambda: self._body(index), self._zero_grad), hyper, index)
+            return _Graph(_Eager(self, index), hyper, index)
         t0 = time.perf_counter()
         graph = torch.cuda.CUDAGraph()
         self._zero_grad()  # backward inside the graph allocates (and so writes, not adds) every gradient

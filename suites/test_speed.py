@@ -610,6 +610,29 @@ def test_no_collection_during_capture_restores_the_collector():
         gc.enable()
 
 
+def test_a_dropped_graph_twin_frees_its_runner_without_a_collection():
+    """The twin holds its runner and the runner holds the twin weakly: dropping the twin frees the
+    runner (on a GPU, its graphs and memory pool) at once, never in a garbage collection that could
+    come in the middle of another capture."""
+    import gc
+    import weakref
+
+    spec = registry.reference("torch", "mnist_cnn")
+    x, y = D.split("mnist_cnn", "train", 160)
+    twin = registry.build(spec, seed=0)
+    twin.use_variant("graph")
+    for epoch in range(2):
+        twin.fit_epoch(x, y, epoch, 64, 0)
+    runner, graphs = weakref.ref(twin.step_graphs), [weakref.ref(g.graph) for g in twin.step_graphs.graphs.values()]
+    assert graphs
+    gc.disable()
+    try:
+        del twin
+        assert runner() is None and all(g() is None for g in graphs), "a reference cycle keeps the runner alive"
+    finally:
+        gc.enable()
+
+
 def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
     """A variant that lets cuDNN choose nondeterministic kernels is reported beside the target's
     judgement, never in its place."""
