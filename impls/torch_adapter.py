@@ -474,8 +474,14 @@ class TorchTwin(Twin):
         self.model.to(dev)
         self.device = dev
         self.opt = None  # optimizer state lives with the parameters: rebuilt on the device
+        self._drop_fit_state()
+
+    def _drop_fit_state(self) -> None:
+        """Forget fit_epoch's device tensors and graph runner, and the graph variant's flat buffer
+        with its optimizer (torch_graph.FlatParameters) and the gradient views into it."""
         self.__dict__.pop("_fit_cache", None)
-        self.__dict__.pop("_graph_flat", None)
+        if self.__dict__.pop("_graph_flat", None) is not None:
+            self.model.zero_grad(set_to_none=True)
 
     def _sync(self):
         if self.device.type == "cuda":
@@ -500,9 +506,7 @@ class TorchTwin(Twin):
         if (self.opt is not None and any(self.opt.state.values())) or (flat is not None and any(flat.opt.state.values())):
             raise ValueError(f"{self.name}: choose the variant before training (it rebuilds the optimizer and "
                              f"scheduler, which would reset their state)")
-        self.__dict__.pop("_fit_cache", None)
-        if self.__dict__.pop("_graph_flat", None) is not None:
-            self.model.zero_grad(set_to_none=True)  # the flat buffer's gradient views go with it
+        self._drop_fit_state()
         if variant in ("graph", "graph-nondeterministic"):  # the whole training step in CUDA graphs
             self.variant = "graph"                             # (impls/torch_graph.py)
             self.graph_deterministic = variant == "graph"

@@ -404,6 +404,13 @@ class StepGraphs:
         self.opt.step()
         self.total += loss.detach().to(self.total.dtype) * index.numel()
 
+    def _flat_ready(self) -> None:
+        """Before a step runs from Python (warm-up, capture, a CPU replay): the flat optimizer gets
+        the source's hyperparameters, and the gradient views are where backward must write."""
+        if self.flat:
+            self.flat.sync()
+            self.flat.attach()
+
     def _zero_grad(self) -> None:
         if not self.flat:  # the flat buffer's views stay; the step zeroes them
             self.opt.zero_grad(set_to_none=True)
@@ -411,9 +418,7 @@ class StepGraphs:
     def _warm_up(self, index: torch.Tensor) -> None:
         """A real step, eagerly, outside capture (on a side stream on the GPU, as CUDA graphs need)."""
         self.eager_steps += 1
-        if self.flat:
-            self.flat.sync()
-            self.flat.attach()
+        self._flat_ready()
         self._zero_grad()
         if not self.capture:
             with kernel_choice(self.deterministic):
@@ -429,9 +434,7 @@ class StepGraphs:
         self.graphs.pop(length, None)  # a stale graph: released once the new one replaces it (the caller holds it)
         index = torch.zeros(length, dtype=torch.long, device=self.device)
         self.captures += 1
-        if self.flat:
-            self.flat.sync()  # the hyperparameters a capture bakes in
-            self.flat.attach()
+        self._flat_ready()  # the hyperparameters a capture bakes in
         if not self.capture:
             return _Graph(_Eager(self, index), hyper, index)
         t0 = time.perf_counter()
@@ -467,8 +470,7 @@ class StepGraphs:
         if self.capture:
             entry.graph.replay()
         else:  # the step runs now: under the kernel choice a capture would have made
-            if self.flat:
-                self.flat.attach()
+            self._flat_ready()
             with kernel_choice(self.deterministic):
                 entry.graph.replay()
 

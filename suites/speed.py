@@ -73,12 +73,16 @@ def _train(spec, device: str, variant: str, x, y, start, options=None):
     return twin, losses
 
 
+def _parity_data(network: str) -> tuple:
+    """The parity run's rows and start weights: PARITY_BATCHES batches of the training split."""
+    x, y = D.split(network, "train", int(PARITY_BATCHES * E.TRAIN_BATCH[network]))
+    return x, y, training.trajectory_start(network)
+
+
 def graph_parity(spec, device: str, variant: str = "graph", options: dict | None = None) -> Parity:
     """``options``: StepGraphs arguments to force (``flat``, ``gemm_wgrad``); by default its own choice."""
     network = spec.network
-    batch = E.TRAIN_BATCH[network]
-    x, y = D.split(network, "train", int(PARITY_BATCHES * batch))
-    start = training.trajectory_start(network)
+    x, y, start = _parity_data(network)
     eager, eager_losses = _train(spec, device, "eager", x, y, start)
     graph, graph_losses = _train(spec, device, variant, x, y, start, options)
     steps = PARITY_EPOCHS * int(np.ceil(PARITY_BATCHES))
@@ -102,9 +106,7 @@ def graph_parity(spec, device: str, variant: str = "graph", options: dict | None
 def repeat_difference(spec, device: str, variant: str = "graph") -> float:
     """Train ``variant`` twice as the parity run does; the largest |difference| between the two runs'
     epoch losses and weights (0 where its kernels are deterministic)."""
-    batch = E.TRAIN_BATCH[spec.network]
-    x, y = D.split(spec.network, "train", int(PARITY_BATCHES * batch))
-    start = training.trajectory_start(spec.network)
+    x, y, start = _parity_data(spec.network)
     runs = [_train(spec, device, variant, x, y, start) for _ in range(2)]
     (a, a_losses), (b, b_losses) = runs
     wa, wb = a.get_weights(), b.get_weights()
