@@ -40,3 +40,19 @@ def test_convert_bad_input(args, message, tmp_path):
         convert.convert(*args)
     assert message in str(err.value), str(err.value)
     assert not any(p.name.startswith("out") or p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_flattened_dense_kernel_rows_follow_both_layouts():
+    """fc1 reads features flattened (C, H, W) in torch and (H, W, C) canonically: torch's
+    weight[o, (c*H + h)*W + w] is the canonical kernel[(h*W + w)*C + c, o], both ways, for every
+    index (an index oracle, independent of how the adapter permutes)."""
+    from impls import torch_adapter
+
+    h, w, c, out = 3, 4, 5, 2
+    weight = np.arange(out * c * h * w, dtype=np.float32).reshape(out, c * h * w)
+    kernel = torch_adapter._to_canonical("dense", "weight", weight, (h, w, c))
+    assert kernel.shape == (h * w * c, out)
+    for o, ci, hi, wi in np.ndindex(out, c, h, w):
+        assert kernel[(hi * w + wi) * c + ci, o] == weight[o, (ci * h + hi) * w + wi], (o, ci, hi, wi)
+    back = torch_adapter._from_canonical("dense", "weight", kernel, (h, w, c))
+    assert back.flags.c_contiguous and np.array_equal(back, weight)
