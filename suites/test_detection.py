@@ -32,7 +32,8 @@ core. ``pytest -n N`` works: the controller merges the records (conftest.py), an
 cores it gains little (README, "Speed"), and the repro test below needs one process. The
 references' side is computed once per data
 cache (suites/refcache.py); a candidate is trained once for both its trajectory partners
-(training.subject_trajectory), and each optimizer partner's replay is computed once per session
+(training.subject_trajectory), its optimizer replay once for both its partners
+(test_optimizer._subject_replay), and each optimizer partner's replay once per session
 (oracle.partner_replay).
 """
 
