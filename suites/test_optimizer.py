@@ -36,7 +36,7 @@ def _describe(network: str) -> str:
     return ", ".join(f"{k} {v}" for k, v in hp.items())
 
 
-_REPLAY: dict = {}  # the latest subject's replay: key, weights after each step, oracle errors, error raised
+_REPLAY: dict = {}  # the latest subject's replay: key, weights after each step, oracle errors, seconds
 
 
 def _subject_replay(twin, rec) -> dict:

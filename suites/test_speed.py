@@ -27,6 +27,8 @@ runs a two-batch slice instead of the full epoch.
 
 from __future__ import annotations
 
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -589,10 +591,9 @@ def test_gemm_weight_gradients_train_the_mnist_net_like_eager():
 
 
 def test_no_collection_during_capture_restores_the_collector():
-    """The capture's guard: garbage collected first, the collector off inside (where a collection
-    could free a dead runner's graph pool mid-capture), and as it was afterwards, even on an error."""
-    import gc
-
+    """The capture's guard: the collector off inside (where a collection could free a dead
+    runner's graph pool mid-capture), no collection forced, and as it was afterwards, even on an
+    error."""
     from impls import torch_graph
 
     assert gc.isenabled()
@@ -614,9 +615,6 @@ def test_a_dropped_graph_twin_frees_its_runner_without_a_collection():
     """The twin holds its runner and the runner holds the twin weakly: dropping the twin frees the
     runner (on a GPU, its graphs and memory pool) at once, never in a garbage collection that could
     come in the middle of another capture."""
-    import gc
-    import weakref
-
     spec = registry.reference("torch", "mnist_cnn")
     x, y = D.split("mnist_cnn", "train", 160)
     twin = registry.build(spec, seed=0)
