@@ -40,7 +40,7 @@ def path_for(name: str) -> Path:
     return directory() / f"{name}.json"
 
 
-def check_writable(name: str, force: bool) -> Path:
+def writable_path(name: str, force: bool) -> Path:
     path = path_for(name)
     if path.exists() and not force:
         raise BaselineError(f"baseline {path} exists; a baseline is never overwritten without --force "
@@ -212,10 +212,10 @@ def improvements(baseline: dict, now: dict) -> list[str]:
 def current_snapshot(config) -> dict:
     """What this run has measured so far, in the baseline's shape."""
     from impls import frameworks
-    from suites import report, training
+    from suites import runstate, training
 
     conv = {}
-    state = report.state(config)
+    state = runstate.state(config)
     records = [run.record() for run in training.runs().values()] + state.worker_runs  # pytest-xdist workers' too
     for r in sorted(records, key=lambda r: r["seed"]):
         key = (r["impl"] if r["device"] == "cpu" else f"{r['impl']}@{r['device']}") + \

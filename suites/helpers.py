@@ -5,7 +5,6 @@ Suites never import torch or tensorflow; they speak to twins through ``impls.ada
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,57 +14,23 @@ import pytest
 
 from fixtures import expected as E
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
-from suites.report import ERROR_PREFIX, NO_RECIPE
+from suites.status import CheckCrashed, NoRecipeSkip, Status
 
 
+def parametrize(cases) -> list:
+    """(subject, check) pairs as pytest.params with the one id builder (``catalogue.make_id``)."""
+    from suites.catalogue import make_id
 
-def check_name(check) -> str:
-    """``check_layer_shapes`` or, for a partial, ``check_layer_shapes(batch=7)``."""
-    if isinstance(check, functools.partial):
-        args = ",".join([repr(a) for a in check.args] + [f"{k}={v!r}" for k, v in check.keywords.items()])
-        return f"{check.func.__name__}({args})"
-    return check.__name__
-
-
-def make_id(subject, check) -> str:
-    """The one function that builds test ids: ``torch-mnist_cnn-sequential-check_param_count_total``."""
-    return f"{getattr(subject, 'id', subject)}-{check_name(check)}"
-
-
-def with_checks(subjects, checks) -> list:
-    """Every (subject, check) pair as a pytest.param with its id."""
-    return [pytest.param(s, c, id=make_id(s, c)) for s in subjects for c in checks]
-
-
-def module_checks(module, spec) -> list:
-    """The checks a suites/test_*.py module runs on ``spec``: its ``checks_for(spec)`` where the
-    checks depend on the subject, else its ``CHECKS`` (none for a module without either)."""
-    return list(module.checks_for(spec)) if hasattr(module, "checks_for") else list(getattr(module, "CHECKS", ()))
-
-
-def check_test(module):
-    """The module's ``test_*(subject, check, ...)`` function: the one its checks run through; None
-    when it has none."""
-    import inspect
-
-    return next((f for n, f in vars(module).items() if n.startswith("test_") and callable(f)
-                 and "check" in inspect.signature(f).parameters), None)
-
-
-def parametrize_with_checks(subjects, checks):
-    """(subject, check) pairs as one parametrization, sklearn's parametrize_with_checks style."""
-    return pytest.mark.parametrize(("subject", "check"), with_checks(subjects, checks))
+    return [pytest.param(s, c, id=make_id(s, c)) for s, c in cases]
 
 
 @dataclass
 class CheckResult:
-    """What one check did to one twin, in the report's vocabulary (suites/report.py)."""
+    """What one check did to one twin (suites/status.py's vocabulary)."""
 
-    status: str          # "pass" | "fail" | "error" | "skip"
+    status: Status
     message: str = ""
     measured: dict = field(default_factory=dict)
-
-
 
 
 def _where(exc) -> str:
@@ -80,18 +45,21 @@ def run_one(check, twin_factory) -> CheckResult:
     """Build the twin and run one check, never raising.
 
     - a failed assertion, or anything the candidate did that the contract forbids (its factory,
-      forward, loss or optimizer raised: ``CandidateError``), is ``fail`` with the message;
-    - a recipe check on a model without a recipe is ``skip``, its message starting "no recipe:";
-    - any other exception is a crash of the check itself: ``error``, never counted as a kill."""
+      forward, loss or optimizer raised: ``CandidateError``), is ``FAIL`` with the message;
+    - a recipe check on a model without a recipe is ``NO_RECIPE``;
+    - any other exception is a crash of the check itself: ``ERROR``, never counted as a kill."""
     try:
         twin = twin_factory()
-        return CheckResult("pass", "", dict(check(twin) or {}))
+        return CheckResult(Status.PASS, "", dict(check(twin) or {}))
     except (AssertionError, CandidateError) as exc:  # our message, not pytest's re-evaluation
-        return CheckResult("fail", str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
+        return CheckResult(Status.FAIL, str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
     except NoRecipe as exc:
-        return CheckResult("skip", f"{NO_RECIPE} {exc}")
+        return CheckResult(Status.NO_RECIPE, f"no recipe: {exc}")
     except Exception as exc:
-        return CheckResult("error", f"{ERROR_PREFIX}{check_name(check)} raised {type(exc).__name__}: {exc}{_where(exc)}")
+        from suites.catalogue import name_of  # the catalogue imports the checks, which import this module
+
+        return CheckResult(Status.ERROR, f"twinbench error (a crash of the check, not a verdict on the twin): "
+                                         f"{name_of(check)} raised {type(exc).__name__}: {exc}{_where(exc)}")
 
 
 def failure(message: str, **measured) -> AssertionError:
@@ -103,16 +71,20 @@ def failure(message: str, **measured) -> AssertionError:
 
 def run_check(check, twin_factory, record=None):
     """Run one check as a pytest test: a failure is ``pytest.fail`` with the check's message, a
-    skip ``pytest.skip``. Measurements go to ``record(name, value)`` and are printed."""
+    crash ``CheckCrashed``, a model-only skip ``NoRecipeSkip``, so that the report's status is
+    decided by the exception's type (suites/status.py). Measurements go to ``record(name,
+    value)`` and are printed."""
     __tracebackhide__ = True
     result = run_one(check, twin_factory)
     for name, value in result.measured.items():
         print(f"measured {name} = {value}")
         if record is not None:
             record(name, value)
-    if result.status == "skip":
-        pytest.skip(result.message)
-    if result.status in ("fail", "error"):
+    if result.status is Status.NO_RECIPE:
+        raise NoRecipeSkip(result.message)
+    if result.status is Status.ERROR:
+        raise CheckCrashed(result.message, pytrace=False)
+    if result.status is Status.FAIL:
         pytest.fail(result.message, pytrace=False)
 
 

@@ -16,8 +16,6 @@ detection self-test runs every faulty candidate's this way) and prints each one'
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import json
 import os
 import runpy
@@ -80,20 +78,12 @@ def environ(values: dict):
                 os.environ[k] = v
 
 
-def resolve(nodeid: str, spec, check: str):
-    """The check callable named ``check`` of the test module in ``nodeid``, for ``spec``; None when
-    that module's tests need pytest's fixtures (their test function takes no ``make_twin``)."""
-    from suites.helpers import check_name, check_test, module_checks
+def resolve(spec, check: str):
+    """The catalogue's check callable named ``check`` for ``spec``; None when it needs pytest's own
+    fixtures (its test is run instead)."""
+    from suites import catalogue
 
-    path = nodeid.split("::", 1)[0]
-    module = importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", "."))
-    test = check_test(module)
-    if test is None or "make_twin" not in inspect.signature(test).parameters:
-        return None
-    found = [c for c in module_checks(module, spec) if check_name(c) == check]
-    if not found:
-        raise LookupError(f"{path} has no check {check} for {spec.id} any more")
-    return found[0]
+    return catalogue.find(spec, check)
 
 
 def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
@@ -108,7 +98,7 @@ def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
 
             frameworks.set_determinism()
             spec = registry.parse_impl(impl)
-            found = resolve(nodeid, spec, check)
+            found = resolve(spec, check)
         except Exception as exc:  # noqa: BLE001 -- renamed file or factory, a check that is gone
             print(f"twinbench repro: the check could not be run ({type(exc).__name__}: {exc}); the candidate's file, "
                   "factory or the check has changed since this script was written: run the conformance again")
@@ -121,18 +111,17 @@ def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
             return rc if rc in (0, 1) else 2
         result = helpers.run_one(found, lambda: registry.build(spec, seed=0))
     print(f"{result.status.upper()}: {check}" + (f": {result.message}" if result.message else ""), flush=True)
-    return {"fail": 1, "pass": 0}.get(result.status, 2)
+    return result.status.exit_code
 
 
 def nodeid_of(check, spec) -> str:
-    """The pytest id of ``check`` (a check callable of a suites/test_*.py module) for ``spec`` run
-    as ``--impl`` (a corpus entry or a mutant, whose own id is the detection self-test's)."""
+    """The pytest id of ``check`` (a catalogue check callable) for ``spec`` run as ``--impl`` (a
+    corpus entry or a mutant, whose own id is the detection self-test's)."""
     from impls import registry
-    from suites.helpers import check_test, make_id
+    from suites import catalogue
 
-    module = importlib.import_module((check.func if hasattr(check, "func") else check).__module__)
     impl = registry.candidate_id(spec.framework, spec.network, spec.factory)
-    return f"{module.__name__.replace('.', '/')}.py::{check_test(module).__name__}[{make_id(impl, check)}]"
+    return catalogue.nodeid(catalogue.record_of(check).group, impl, check)
 
 
 def run_scripts(paths: list) -> dict:

@@ -4,20 +4,20 @@ baseline is given). suites/baseline.py says what each entry holds the run to."""
 
 import pytest
 
-from suites import baseline, report
+from suites import baseline, runstate
 
 pytestmark = pytest.mark.baseline
 
 
 def pytest_generate_tests(metafunc):
     if "entry" in metafunc.fixturenames:
-        base = report.state(metafunc.config).baseline
+        base = runstate.state(metafunc.config).baseline
         found = baseline.entries(base) if base is not None else []
         metafunc.parametrize("entry", found, ids=[baseline.entry_id(e) for e in found])
 
 
 def test_against_baseline(entry, request):
-    base = report.state(request.config).baseline
+    base = runstate.state(request.config).baseline
     status, message = baseline.compare_entry(entry, baseline.current_snapshot(request.config), base["name"])
     if status == "skip":
         pytest.skip(message)

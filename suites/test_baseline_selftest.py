@@ -56,8 +56,8 @@ def test_missing_and_corrupt_baselines_are_clear_errors(tmp_path, monkeypatch):
         baseline.path_for("../x")
     (tmp_path / "kept.json").write_text("{}")
     with pytest.raises(baseline.BaselineError, match="never overwritten without --force"):
-        baseline.check_writable("kept", force=False)
-    assert baseline.check_writable("kept", force=True) == tmp_path / "kept.json"
+        baseline.writable_path("kept", force=False)
+    assert baseline.writable_path("kept", force=True) == tmp_path / "kept.json"
 
 
 def test_comparison_rules():

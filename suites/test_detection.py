@@ -23,7 +23,7 @@ Every rejected candidate gets its repro script (suites/repro.py), written to rep
 user's ``--conform-report`` run writes it (not minimised here); the last test runs them all in a
 fresh process and each must exit 1 (test_every_repro_exits_1_in_a_fresh_process).
 
-reports/detection.json and .md (suites/report.py) hold the kill rate, the false rejections, the
+reports/detection.json and .md (suites/detection_report.py) hold the kill rate, the false rejections, the
 smallest margin, a table per operator family and per check, and the survivors.
 
 Candidates run one after another in ``make test``: the checks are CPU-bound and already use every
@@ -33,7 +33,7 @@ cores it gains little (README, "Speed"), and the repro test below needs one proc
 references' side is computed once per data
 cache (suites/refcache.py); a candidate is trained once for both its trajectory partners
 (training.subject_trajectory), its optimizer replay once for both its partners
-(test_optimizer._subject_replay), and each optimizer partner's replay once per session
+(suites/checks/optimizer.py's subject_replay), and each optimizer partner's replay once per session
 (oracle.partner_replay).
 """
 
@@ -48,21 +48,19 @@ import pytest
 
 from fixtures import detection as DE
 from impls import frameworks, registry
-from suites import diagnosis, report, repro, test_equivalence, test_optimizer, test_parameters, test_randomness, test_shapes, test_trajectory
-from suites.helpers import check_name, module_checks, run_one
+from suites import catalogue, diagnosis, repro, runstate
+from suites.catalogue import name_of
+from suites.helpers import run_one
+from suites.status import Status
 
 pytestmark = pytest.mark.detection
 
-CHECK_MODULES = (test_shapes, test_parameters, test_equivalence, test_optimizer, test_randomness, test_trajectory)
 EXPECTED = DE.expected()
 
 
 def suite_checks(spec) -> list:
-    """Every check the suite runs on this spec, in suite order (what `pytest --impl` runs)."""
-    checks = []
-    for module in CHECK_MODULES:
-        checks += module_checks(module, spec)
-    return checks
+    """Every check of the catalogue's self-test groups that applies to this spec, in suite order."""
+    return catalogue.checks_for(spec, catalogue.SELFTEST_GROUPS)
 
 
 def candidates(which: str) -> list:
@@ -90,7 +88,7 @@ def pytest_generate_tests(metafunc):
 
 def _declared_problems(entry, failed: dict) -> list:
     """CAUGHT_BY patterns (hand-written faults) that name no check, or a check that did not reject."""
-    names = [check_name(c) for c in suite_checks(entry.spec)]
+    names = [name_of(c) for c in suite_checks(entry.spec)]
     problems = []
     for pattern in entry.caught_by:
         matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
@@ -102,13 +100,13 @@ def _declared_problems(entry, failed: dict) -> list:
 
 def _record(entry, verdicts: dict, seconds: float) -> dict:
     spec = entry.spec
-    failed = {name: v for name, v in verdicts.items() if v.status == "fail"}
+    failed = {name: v for name, v in verdicts.items() if v.status is Status.FAIL}
     margins = {name: v.measured["margin"] for name, v in verdicts.items() if "margin" in v.measured}
     return {
         "file": spec.factory, "network": spec.network, "framework": spec.framework, "doc": spec.doc,
         "family": entry.family, "faulty": entry.faulty, "equivalent_because": entry.reason,
         "checks_run": len(verdicts), "failed": sorted(failed), "rejected": bool(failed),
-        "errors": {name: v.message[:300] for name, v in verdicts.items() if v.status == "error"},
+        "errors": {name: v.message[:300] for name, v in verdicts.items() if v.status is Status.ERROR},
         "margin": max((margins[n] for n in failed if n in margins), default=None),  # None: no tolerance measured
         "margins": margins, "seconds": round(seconds, 2),
         "first_message": next((v.message for v in failed.values()), "")[:400],
@@ -129,16 +127,16 @@ def _expected_cause(entry):
     return diagnosis.cause_of(entry.spec.style) if entry.spec.id.startswith("mutant-") else None
 
 
-REPRO_DIR = report.REPORTS / "repro"
+REPRO_DIR = runstate.REPORTS / "repro"
 
 
 def _write_repro(spec, verdicts: dict):
     """The repro script of the candidate's first failing check (suite order), as a user's
     --conform-report run writes it; None when no check rejects it."""
-    first = next((c for c in suite_checks(spec) if verdicts[check_name(c)].status == "fail"), None)
+    first = next((c for c in suite_checks(spec) if verdicts[name_of(c)].status is Status.FAIL), None)
     if first is None:
         return None
-    return str(repro.write(REPRO_DIR, spec, check_name(first), repro.nodeid_of(first, spec),
+    return str(repro.write(REPRO_DIR, spec, name_of(first), repro.nodeid_of(first, spec),
                            unminimised="Not minimised: written by the detection self-test, which runs every "
                                        "candidate's repro at its full size."))
 
@@ -151,11 +149,11 @@ def test_detection(entry, request):
         pytest.fail(f"{spec.id}: {spec.doc}: an unimportable corpus file is a failure, never left out")
     gc.collect()  # the previous candidate's models (Keras ones sit in reference cycles): ~100 MB each otherwise
     started = time.perf_counter()
-    verdicts = {check_name(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in suite_checks(spec)}
+    verdicts = {name_of(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in suite_checks(spec)}
     record = _record(entry, verdicts, time.perf_counter() - started)
     record["diagnosis"], record["expected_cause"] = _diagnosis(entry), _expected_cause(entry)
     record["repro"] = _write_repro(spec, verdicts)
-    report.state(request.config).detection[spec.id] = record
+    runstate.state(request.config).detection[spec.id] = record
     assert not record["errors"], (f"{spec.id}: checks crashed (an error is never a kill):\n  "
                                   + "\n  ".join(f"{k}: {v}" for k, v in record["errors"].items()))
     failed = set(record["failed"])
@@ -206,7 +204,7 @@ def test_every_repro_exits_1_in_a_fresh_process(request):
     -n to run them all."""
     if hasattr(request.config, "workerinput"):
         pytest.skip("pytest-xdist: this worker holds only its own candidates' repros; run -m detection without -n")
-    records = report.state(request.config).detection
+    records = runstate.state(request.config).detection
     scripts = {r["repro"]: cid for cid, r in records.items() if r.get("repro")}
     if not scripts:
         pytest.skip("no detection candidate was rejected in this run (select some with -m detection)")

@@ -7,7 +7,7 @@ eager; one whose draws change after compiling must go eager at the next recheck.
 import numpy as np
 import pytest
 
-from impls import randomness, registry
+from impls import frameworks, randomness, registry
 
 pytestmark = [pytest.mark.selftest, pytest.mark.frameworks("keras")]
 
@@ -78,7 +78,7 @@ def _wrap_call(layer, call):
 
 
 def _dropout_layer(twin):
-    import keras
+    keras = frameworks.keras
 
     return [l for l in twin.model.layers if isinstance(l, keras.layers.Dropout)][-1]
 
@@ -103,7 +103,7 @@ def test_draws_that_change_between_calls_stay_eager(data, monkeypatch):
 def test_a_traced_call_that_draws_differently_stays_eager(data, monkeypatch):
     """A layer that draws once eagerly and twice when traced: the trace is refused before any
     mask is drawn, and the twin trains exactly as it does eagerly."""
-    import tensorflow as tf
+    tf = frameworks.tf
 
     def twice_when_traced(original, inputs, training):
         out = original(inputs, training=training)
@@ -136,7 +136,7 @@ def test_draws_that_change_after_compiling_go_eager_at_the_next_recheck(data, mo
 def test_a_draw_inside_a_conditional_stays_eager(data, monkeypatch):
     """A dropout under keras.ops.cond: eagerly it ran every time, but a trace would take its draw
     as unconditional; the trace is refused and the twin trains exactly as eagerly."""
-    import keras
+    keras = frameworks.keras
 
     runs = []
     for fed_after in (10**9, FED_AFTER):

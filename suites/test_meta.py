@@ -5,7 +5,9 @@ import pytest
 
 from impls.adapter import from_logits, to_log_probs
 from suites.helpers import max_violation, reference_loss
-from suites import report
+from suites.runstate import Cell
+from suites.status import Status, Verdict
+from suites.verdict import verdict
 from suites.training import meets_gate, olympic, summarise
 
 pytestmark = pytest.mark.selftest
@@ -27,60 +29,24 @@ def test_olympic_epochs_to_target_allows_one_miss():
     assert olympic([3])["mean"] == 3 and olympic([None])["mean"] is None
 
 
-def test_no_test_module_imports_another():
-    """Test modules are leaves: what two of them share lives in a library module. The detection
-    self-test may import the check modules it runs (its CHECK_MODULES)."""
-    import ast
-    from pathlib import Path
-
-    here = Path(__file__).parent
-    tests = {p.stem for p in here.glob("test_*.py")}
-    found = []
-    for path in sorted(here.glob("test_*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            hits = {n.rsplit(".", 1)[-1] for n in names if n.rsplit(".", 1)[-1] in tests and n.startswith("suites")}
-            if hits and path.stem != "test_detection":
-                found.append(f"{path.name} imports {sorted(hits)}")
-    assert not found, "; ".join(found)
-
-
 def _cells(**statuses):
-    return {k: report.Cell(v if isinstance(v, str) else v[0], "" if isinstance(v, str) else v[1])
+    return {k: Cell(Status(v if isinstance(v, str) else v[0]), "" if isinstance(v, str) else v[1])
             for k, v in statuses.items()}
 
 
 def test_verdict_rule():
-    assert report.verdict(_cells(check_param_count_total="pass"))[0] == "conforms"
-    assert report.verdict(_cells(a="pass", b="fail"))[0] == "REJECTED"
-    assert report.verdict(_cells(a="pass", b="error"))[0] == "REJECTED"
-    assert report.verdict(_cells(a="xfail"), known_bad=True)[0] == "rejected as expected (known bad)"
-    assert report.verdict(_cells(a="xpass"), known_bad=True)[0] == "REJECTED"
-    no_recipe = _cells(check_loss_parity=("skip", f"{report.NO_RECIPE} model-only"), check_output_shape="pass")
-    assert report.verdict(no_recipe)[0] == "INCOMPLETE (architecture only: no recipe)"
-    assert report.verdict(_cells(a="pass"), architecture_only=True)[0] == "conforms (architecture only)"
-    word, summary = report.verdict(_cells(check_output_shape="pass", check_forward_parity_on_gpu=("skip", "no GPU")),
-                                   deselected={"trajectory"})
-    assert word == "conforms" and "skipped here: GPU" in summary and "deselected: trajectory" in summary
-
-
-def test_every_check_has_a_family():
-    """Each conformance check lands in one of the matrix's named columns, never 'other'."""
-    import ast
-    from pathlib import Path
-
-    names = set()
-    for path in Path(__file__).parent.glob("test_*.py"):
-        if path.stem in ("test_data", "test_summaries"):  # data checks: a section of their own in the report
-            continue
-        names |= {n.name for n in ast.walk(ast.parse(path.read_text()))
-                  if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")}
-    orphans = sorted(n for n in names if report.family(n) == "other")
-    assert not orphans, f"checks in no family of suites/report.py FAMILIES: {orphans}"
+    assert verdict(_cells(check_param_count_total="pass"))[0] is Verdict.CONFORMS
+    assert verdict(_cells(a="pass", b="fail"))[0] is Verdict.REJECTED
+    assert verdict(_cells(a="pass", b="error"))[0] is Verdict.REJECTED
+    assert verdict(_cells(a="xfail"), known_bad=True)[0] is Verdict.KNOWN_BAD
+    assert verdict(_cells(a="xpass"), known_bad=True)[0] is Verdict.REJECTED
+    no_recipe = _cells(check_loss_parity=("no recipe", "model-only"), check_output_shape="pass")
+    assert verdict(no_recipe)[0] is Verdict.INCOMPLETE and not Verdict.INCOMPLETE.passed
+    assert verdict(_cells(a="pass"), architecture_only=True)[0] is Verdict.CONFORMS_ARCHITECTURE
+    word, summary = verdict(_cells(check_output_shape="pass", check_forward_parity_on_gpu=("skip", "no GPU")),
+                            deselected={"trajectory"})
+    assert word is Verdict.CONFORMS and "skipped here: GPU" in summary and "deselected: trajectory" in summary
+    assert word == "conforms" and str(Verdict.KNOWN_BAD) == "rejected as expected (known bad)"  # the words users read
 
 
 def test_gate_is_counted_exactly():
@@ -164,12 +130,12 @@ def test_speed_report_keeps_the_rows_an_earlier_run_timed(tmp_path):
     it timed again."""
     import json
 
-    from suites import report
+    from suites import speed_report
 
     def row(device, median):
         return {"network": "mnist_cnn", "figure": "epoch", "device": device, "name": "torch-module", "median_s": median}
 
     (tmp_path / "speed.json").write_text(json.dumps({"rows": [row("cpu", 57.0), row("gpu", 2.4)]}))
-    merged = report._merged_rows([row("gpu", 0.6)], tmp_path / "speed.json")
+    merged = speed_report._merged_rows([row("gpu", 0.6)], tmp_path / "speed.json")
     assert [(r["device"], r["median_s"]) for r in merged] == [("cpu", 57.0), ("gpu", 0.6)]
     assert merged[0]["measured_at"] == "an earlier run" and merged[1]["measured_at"] != "an earlier run"

@@ -1,45 +1,15 @@
-"""Summaries: torchinfo and keras.Model.summary side by side in reports/summaries/, each
-checked against the literal parameter total."""
-
-import re
+"""Summaries: torchinfo and keras.Model.summary side by side in reports/summaries/, each checked
+against the literal parameter total (suites/checks/summaries.py)."""
 
 import pytest
 
-from fixtures.files import atomic_write
 from fixtures import expected as E
-from impls import registry
-from suites.helpers import fmt, parametrize_with_checks
-from suites.report import REPORTS
+from suites.checks.summaries import check_summaries_side_by_side
+from suites.helpers import parametrize
 
 pytestmark = pytest.mark.summaries
 
 
-def _total(text: str) -> int:
-    m = re.search(r"Total params:\s*([\d,]+)", text)
-    assert m, f"no 'Total params' line in summary:\n{text}"
-    return int(m.group(1).replace(",", ""))
-
-
-def check_summaries_side_by_side(network):
-    specs = [registry.reference("torch", network), registry.reference("keras", network)]
-    twins = {s.id: registry.build(s) for s in specs}
-    texts = {name: twin.summary() for name, twin in twins.items()}
-    models = REPORTS / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    for name, twin in twins.items():
-        if twin.framework == "keras":
-            note = twin.diagram(str(models / f"{name}.png"))
-            if "skipped" in note:  # the report shows why there is no diagram
-                atomic_write(models / f"{name}.txt", note + "\n")
-            else:
-                (models / f"{name}.txt").unlink(missing_ok=True)
-    body = "\n\n".join(f"## {name}\n\n```\n{text}\n```" for name, text in texts.items())
-    atomic_write(REPORTS / "summaries" / f"{network}.md", f"# {network}: torchinfo and keras summaries\n\n{body}\n")
-    for name, text in texts.items():
-        got, want = _total(text), E.TOTAL_PARAMS[network]
-        assert got == want, f"{name}: the framework's summary says {fmt(got)} parameters, expected {fmt(want)}"
-
-
-@parametrize_with_checks(E.NETWORKS, [check_summaries_side_by_side])
+@pytest.mark.parametrize(("subject", "check"), parametrize((net, check_summaries_side_by_side) for net in E.NETWORKS))
 def test_summaries(subject, check):
     check(subject)

@@ -1,0 +1,60 @@
+"""Trajectory parity: train both twins TRAJECTORY_STEPS steps from the same weights, with the same
+batch order, in eval mode (dropout off) and in training mode with shared masks (dropout on). The
+loss after every step and each layer's weights relative to that layer's movement must agree
+(fixtures/tolerances.py: exact while fp32 allows, the measured drift envelope times a margin
+after). Curves are plotted to reports/trajectories/.
+
+Runs for every twin: each build style, the known-bad twins and --impl candidates. The partner is
+trained in full once per session (suites/training.py caches it). The twin is trained once for all
+its partners (a candidate has two) and stops at the first step whose loss is out of tolerance
+against all of them, so a faulty twin costs a step or two, not 200; each partner's check sees the
+run cut at its own first such step.
+"""
+
+import numpy as np
+
+from fixtures import expected as E
+from fixtures import tolerances as T
+from impls import registry
+from suites import curves, training
+from suites.runstate import REPORTS
+from suites.helpers import failure
+
+
+def _weight_problems(network, a: dict, b: dict, start: dict):
+    """(problems, worst margin) over the compared steps both runs reached."""
+    problems, worst = [], 0.0
+    for step in sorted(set(a) & set(b)):
+        tol = training.weight_tolerance(network, step)
+        for name in E.CANONICAL_WEIGHTS[network]:
+            scale = float(np.abs(b[step][name] - start[name]).max()) or float(np.abs(start[name]).max())
+            rel = float(np.abs(a[step][name] - b[step][name]).max()) / scale
+            worst = max(worst, rel / tol)
+            if not rel <= tol and len(problems) < 4:
+                problems.append(f"after step {step}: {name} differs by {rel:.3g} of its movement (tolerance {tol:g})")
+    return problems, worst
+
+
+def check_trajectory_parity(twin, partner, dropout=False):
+    mode = "dropout on, shared masks" if dropout else "dropout off"
+    ids = [p.id for p in registry.partners(twin.spec)] if twin.spec is not None else [partner]
+    partners = {p: training.partner_trajectory(p, dropout) for p in ids + [partner] * (partner not in ids)}
+    a = training.subject_trajectory(twin, dropout, partner, partners)
+    b = partners[partner]
+    curves.write_trajectory_plot(REPORTS, twin.name, partner, a.losses, b.losses, mode)
+    diff = np.abs(a.losses - b.losses[:len(a.losses)])
+    tol = training.loss_tolerance(twin.network, len(diff))
+    loss_margin = float(np.max(diff / tol)) if len(diff) else 0.0
+    bad = np.flatnonzero(~(diff <= tol))
+    exact = T.TRAJECTORY_EXACT_STEPS[twin.network]
+    if len(bad):
+        i = bad[0]
+        raise failure(f"{twin.name} vs {partner} ({mode}): training loss differs first at step {i}: {a.losses[i]:.7g} vs "
+                      f"{b.losses[i]:.7g} (|diff| {diff[i]:.3g}, tolerance {tol[i]:g}: exact for the first {exact} steps, "
+                      "the measured fp32 drift envelope after)" + ("" if a.complete else "; training stopped there"),
+                      margin=loss_margin)
+    problems, weight_margin = _weight_problems(twin.network, a.weights, b.weights, training.trajectory_start(twin.network))
+    margin = max(loss_margin, weight_margin)
+    if problems:
+        raise failure(f"{twin.name} vs {partner} ({mode}): weights differ: " + "; ".join(problems), margin=margin)
+    return {"trajectory_loss_max_abs_diff": float(diff.max()), "margin": margin}

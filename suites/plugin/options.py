@@ -1,0 +1,196 @@
+"""twinbench's options, their checks before any test runs, the run state, and the report header.
+
+Loaded with ``-p suites.plugin`` (pytest.ini's addopts), so every option is known before pytest
+reads the command line. The README points at ``pytest --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fixtures import data as fixture_data
+from impls import frameworks, registry
+from suites import baseline, catalogue, refcache, runstate
+from suites.plugin.xdist import is_worker
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("twinbench", "twinbench conformance suite")
+    group.addoption(
+        "--list-checks", action="store_true", default=False,
+        help="print the catalogue of checks (suites/catalogue.py): each check's family, what it compares, its "
+             "tolerance (value and name in fixtures/tolerances.py), batch sizes and steps, and what it needs; then exit.")
+    _add_subject_options(group)
+    _add_run_options(group)
+    _add_record_options(group)
+
+
+def _add_subject_options(group):
+    """What is checked: the candidates given with --impl, and how much of them."""
+    group.addoption(
+        "--impl", action="append", default=[], metavar="NAME=PATH:FACTORY",
+        help="check your own twin instead of the references. NAME is mnist_cnn or tweet_fasttext; "
+             "PATH a .py file or module; FACTORY a zero-argument callable returning a torch.nn.Module, "
+             "a keras.Model or a dict recipe. Repeatable. Also read from TWINBENCH_IMPL "
+             "(comma-separated). Only the candidates are checked; exit status 0 = conforms, 1 = rejected "
+             "or incomplete (a model without a recipe: see --architecture-only).")
+    group.addoption(
+        "--architecture-only", action="store_true", default=False,
+        help="with --impl: check the architecture only (shapes, parameters, forward, randomness, golden); "
+             "the recipe checks (loss, gradient, optimizer, schedule, trajectory, convergence) are deselected "
+             "and a passing candidate 'conforms (architecture only)', exit 0.")
+
+
+def _add_run_options(group):
+    """How the checks run: the GPU requirement, the training budget and the seeds."""
+    group.addoption(
+        "--require-gpu", action="store_true", default=False,
+        help="fail the gpu-marked tests when no GPU is visible, instead of skipping them.")
+    group.addoption(
+        "--full-recipe", action="store_true", default=False,
+        help="convergence: train the whole budget (14 epochs MNIST, 10 tweets); the gate and the "
+             "frameworks' agreement are then also held on the final accuracy.")
+    group.addoption(
+        "--seeds", type=int, default=1, metavar="N",
+        help="convergence: run N shuffling seeds per twin; the gate is the olympic mean of epochs-to-target "
+             "(fastest and slowest dropped when N >= 3) with at most one run that does not converge; torch "
+             "and Keras are compared as distributions. Default: 1 fixed seed.")
+    group.addoption(
+        "--reference-cache", choices=refcache.MODES, default=None,
+        help="reference work (the partners' trajectories, the references' CPU convergence runs) kept in the data "
+             "cache under a key of the versions, the thread count and the reference code, and verified on reuse by "
+             "re-running its first steps: use it (default), refresh it, or keep it off (also TWINBENCH_REFCACHE).")
+    group.addoption(
+        "--mutants", choices=("sample", "all", "none"), default="sample",
+        help="detection self-test (-m detection): which generated mutants of the references to judge "
+             "besides the hand-written corpus: the committed stratified sample (default, make test), all "
+             "of them (make conform) or none.")
+
+
+def _add_record_options(group):
+    """What the run writes and is held to: baselines, the conformance report, the diagnosis."""
+    group.addoption(
+        "--no-diagnosis", action="store_true", default=False,
+        help="with --impl: skip the likely-cause search for a rejected candidate (suites/diagnosis.py, "
+             "~1-3 s per candidate after ~1-3 min of probing the hypotheses once per network).")
+    group.addoption(
+        "--save-baseline", metavar="NAME", default=None,
+        help="write this run (versions, every outcome, measurements, convergence, benchmark medians) to "
+             "baselines/NAME.json (TWINBENCH_BASELINES overrides the folder); never overwrites without --force.")
+    group.addoption(
+        "--compare-baseline", metavar="NAME", default=None,
+        help="hold this run to baselines/NAME.json: regressions fail as tests of their own, run last; "
+             "improvements are listed.")
+    group.addoption("--force", action="store_true", default=False, help="with --save-baseline: overwrite NAME.")
+    group.addoption(
+        "--conform-report", metavar="DIR", default=None,
+        help="write the conformance matrix (impl x check family) to DIR/conformance.md, .html and .json "
+             "(make conform uses reports/).")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """``pytest --list-checks``: the catalogue as a table, then exit 0 (as ``--markers`` does)."""
+    if config.option.list_checks:
+        print("\n".join(catalogue.table()))
+        return 0
+    return None
+
+
+def pytest_configure(config):
+    if is_worker(config):  # a pytest-xdist worker: 1/N of the cores (before TF runs anything)
+        frameworks.share_cores(config.workerinput["workercount"])
+    frameworks.set_determinism()
+    try:
+        refcache.set_mode(config.getoption("--reference-cache") or refcache.mode())
+    except refcache.RefCacheError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    from suites.helpers import REPRO_BATCH_ENV
+
+    cap = os.environ.get(REPRO_BATCH_ENV, "1")
+    if not cap.isdigit() or int(cap) < 1:
+        raise pytest.UsageError(f"{REPRO_BATCH_ENV} must be a whole number of examples, at least 1, got {cap!r}; "
+                                "unset it for a normal run")
+    if config.getoption("--seeds") < 1:
+        raise pytest.UsageError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
+    values = list(config.getoption("--impl")) + registry.impls_from_env()
+    try:
+        candidates = [registry.parse_impl(v) for v in values]
+    except registry.ImplUsageError as exc:
+        raise pytest.UsageError(f"--impl: {exc}") from exc
+    if config.getoption("--architecture-only") and not candidates:
+        raise pytest.UsageError("--architecture-only applies to --impl candidates; give --impl NAME=PATH:FACTORY")
+    _refuse_distributed_baselines(config)
+    run = runstate.RunState(candidates, candidates or list(registry.REFERENCES + registry.KNOWN_BAD),
+                          architecture_only=config.getoption("--architecture-only"))
+    try:
+        if config.getoption("--save-baseline"):
+            run.save_to = baseline.writable_path(config.getoption("--save-baseline"), config.getoption("--force"))
+        if config.getoption("--compare-baseline"):
+            run.baseline = baseline.load(config.getoption("--compare-baseline"))
+    except baseline.BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[runstate.STATE] = run
+
+
+def _refuse_distributed_baselines(config):
+    """--compare-baseline's regressions are tests that run after everything they compare, in the
+    process that ran it all; --save-baseline records benchmark medians, which pytest-benchmark
+    does not time under pytest-xdist. Neither means anything split across workers."""
+    workers = getattr(config.option, "numprocesses", None)
+    if not workers or is_worker(config):
+        return
+    for option in ("--compare-baseline", "--save-baseline"):
+        if config.getoption(option):
+            raise pytest.UsageError(
+                f"{option} cannot run under pytest-xdist (-n {workers}): a baseline compares or records a whole "
+                "run (outcomes, convergence, benchmark medians) held by one process, and pytest-benchmark does "
+                f"not time benchmarks on workers. Drop -n, or run the baseline step on its own without it.")
+
+
+# ------------------------------------------------------------------------------------------
+# Header
+# ------------------------------------------------------------------------------------------
+def pytest_report_header(config):
+    v = frameworks.versions()
+    d = frameworks.devices()
+    run = runstate.state(config)
+    lines = [
+        "twinbench: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"devices: torch {', '.join(d['torch'])}; tensorflow {', '.join(d['tensorflow'])}; TF32 off",
+        "roofline: " + _roofline_line(),
+        f"data cache: {fixture_data.cache_root()} (TWINBENCH_DATA)",
+        f"impls under test ({len(run.specs)}): " + ", ".join(s.id for s in run.specs),
+    ]
+    if frameworks.TF_MISSING:
+        lines.append("WARNING: " + frameworks.TF_MISSING)
+    cap = repro_cap()
+    if cap:
+        lines.append(cap)
+    if run.candidates:
+        lines.append("candidate mode: only the --impl twins are checked; other tests are deselected"
+                     + ("; recipe checks deselected (--architecture-only)" if run.architecture_only else ""))
+    return lines
+
+
+def repro_cap() -> str:
+    """A warning while TWINBENCH_REPRO_BATCH (a repro script's setting) caps the real batches."""
+    from suites.helpers import REPRO_BATCH_ENV
+
+    cap = os.environ.get(REPRO_BATCH_ENV)
+    return (f"WARNING: {REPRO_BATCH_ENV}={cap} caps every real test batch at {cap} examples (a repro script's "
+            f"setting): checks see less than they should. Unset it for a verdict." if cap else "")
+
+
+def roofline() -> dict:
+    """The measured fp32 sgemm rate per device, once per process (benchmarks report against it)."""
+    devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
+    return {d: frameworks.sgemm_roofline(d) for d in devices}
+
+
+def _roofline_line() -> str:
+    threads = frameworks.torch.get_num_threads()
+    return ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline().items()) + \
+        f" (fp32 4096^3 sgemm, best of 3, torch {threads} threads, TF32 off)"

@@ -1,0 +1,115 @@
+"""The house rules, checked: every check is in the catalogue, test modules are leaves, suites
+never import a framework, and the catalogue prints as ``pytest --list-checks`` says."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures import tolerances as T
+from suites import catalogue
+
+pytestmark = pytest.mark.selftest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ROOT / "suites"
+
+
+SAMPLES = SUITES / "plugin_samples"  # candidates a user could write (torch and Keras models), not suite code
+
+
+def _python_files(*folders):
+    return sorted(p for folder in folders if (ROOT / folder).is_dir() for p in (ROOT / folder).rglob("*.py")
+                  if SAMPLES not in p.parents)
+
+
+def _imports(path: Path) -> set:
+    """The modules a file imports, fully named (``from suites import x`` gives suites and suites.x)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names
+
+
+def _module_name(path: Path) -> str:
+    return path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+
+
+def test_every_check_function_is_in_the_catalogue():
+    """A function named check_* anywhere in suites/ or tools/ is a check of the catalogue (its
+    record names that very function), so that no check runs, or hides, outside the one list."""
+    outside = []
+    for path in _python_files("suites", "tools") + [ROOT / "conftest.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("check_"):
+                record = catalogue.BY_NAME.get(node.name)
+                if record is None or record.func.__module__ != _module_name(path):
+                    outside.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not outside, "check_* functions outside the catalogue (suites/catalogue.py): " + ", ".join(outside)
+
+
+def test_every_catalogue_record_is_complete():
+    for record in catalogue.CHECKS:
+        assert record.family in catalogue.FAMILIES, f"{record.name}: family {record.family!r}"
+        assert record.func.__module__.startswith("suites.checks."), f"{record.name} lives in {record.func.__module__}"
+        assert (SUITES / f"test_{record.group}.py").is_file(), f"{record.name}: no suites/test_{record.group}.py"
+        assert record.compares.strip(), f"{record.name}: says nothing of what it compares"
+        for name in record.tolerances:
+            module, _, attr = (name if name.startswith(("T.", "E.")) else f"T.{name}").partition(".")
+            source = T if module == "T" else catalogue.E
+            assert hasattr(source, attr), f"{record.name}: tolerance {name} is not in fixtures/"
+    for group in catalogue.TWIN_GROUPS:
+        text = (SUITES / f"test_{group}.py").read_text()
+        assert f'GROUP = "{group}"' in text, f"suites/test_{group}.py does not run the catalogue's {group} group"
+
+
+def test_list_checks_prints_every_check_with_its_tolerance():
+    env = dict(os.environ)
+    env.pop("TWINBENCH_IMPL", None)
+    done = subprocess.run([sys.executable, "-m", "pytest", "--list-checks"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("check_")]
+    assert listed == [c.name for c in catalogue.CHECKS], listed
+    assert f"{len(catalogue.CHECKS)} in the catalogue" in done.stdout
+    assert f"T.FORWARD_ATOL={T.FORWARD_ATOL!r}" in done.stdout and f"T.GRAD_RTOL={T.GRAD_RTOL!r}" in done.stdout
+
+
+def test_test_modules_are_leaves():
+    """No test module imports another, and no library module imports a test module: what two of
+    them share lives in a library module."""
+    tests = {_module_name(p) for p in SUITES.glob("test_*.py")}
+    found = []
+    for path in _python_files("suites", "tools", "impls", "fixtures") + [ROOT / "conftest.py"]:
+        hits = sorted(n for n in _imports(path) if n in tests and n != _module_name(path))
+        if hits:
+            found.append(f"{path.relative_to(ROOT)} imports {', '.join(hits)}")
+    assert not found, "; ".join(found)
+
+
+FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "torchvision", "torchinfo")
+
+
+def test_suites_never_import_a_framework():
+    """impls/ is the only place that imports torch or TensorFlow; suites/ and tools/ speak to twins
+    through impls (the adapters, impls.frameworks)."""
+    found = []
+    for path in _python_files("suites", "tools") + [ROOT / "conftest.py"]:
+        hits = sorted(n for n in _imports(path) if n.split(".")[0] in FRAMEWORKS)
+        if hits:
+            found.append(f"{path.relative_to(ROOT)} imports {', '.join(hits)}")
+    assert not found, "; ".join(found)
+
+
+def test_the_conftest_is_a_list_of_plugin_modules():
+    text = (ROOT / "conftest.py").read_text()
+    assert len(text.splitlines()) <= 60
+    tree = ast.parse(text)
+    statements = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    assert [type(n).__name__ for n in statements] == ["Assign"] and statements[0].targets[0].id == "pytest_plugins"
