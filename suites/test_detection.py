@@ -2,9 +2,11 @@
 
 Two corpora, judged the same way:
 - hand-written candidates in impls/known_bad/ and impls/known_good/ (registry.corpus());
-- generated mutants of the primary references (impls/mutants.py, registry.mutants()): all of them
-  with ``--mutants all`` (``make conform``), the committed sample fixtures.detection.MUTANT_SAMPLE
-  by default (``make test``), none with ``--mutants none``.
+- generated mutants of the primary references (impls/mutants.py, registry.mutants()).
+
+``--corpus`` chooses which (suites/corpus.py): a stratified sample derived from the literal by
+default (``make test``), the hand-written corpus and the committed mutant sample (``make
+selftest``), everything (``make conform``).
 
 Every candidate runs every check the suite runs on a user's ``--impl`` (shapes, parameters,
 equivalence, optimizer, randomness, trajectory; not convergence or benchmarks), in this process
@@ -48,7 +50,7 @@ import pytest
 
 from fixtures import detection as DE
 from impls import frameworks, registry
-from suites import catalogue, diagnosis, repro, runstate
+from suites import catalogue, corpus, diagnosis, repro, runstate
 from suites.catalogue import name_of
 from suites.helpers import run_one
 from suites.status import Status
@@ -63,26 +65,9 @@ def suite_checks(spec) -> list:
     return catalogue.checks_for(spec, catalogue.SELFTEST_GROUPS)
 
 
-def candidates(which: str) -> list:
-    """The hand-written corpus, then the mutants ``which`` selects (all, sample or none)."""
-    entries = registry.corpus()
-    if which == "none":
-        return entries
-    mutants = registry.mutants()
-    if which == "sample":
-        known = {e.spec.style for e in mutants}
-        missing = sorted(m for m in set(DE.MUTANT_SAMPLE) - known
-                         if not (m.startswith("keras-") and frameworks.keras is None))
-        if missing:
-            raise pytest.UsageError(f"fixtures.detection.MUTANT_SAMPLE names mutants impls/mutants.py no longer "
-                                    f"generates: {', '.join(missing)}; update the sample")
-        mutants = [e for e in mutants if e.spec.style in DE.MUTANT_SAMPLE]
-    return entries + mutants
-
-
 def pytest_generate_tests(metafunc):
     if "entry" in metafunc.fixturenames:
-        entries = candidates(metafunc.config.getoption("--mutants", "sample"))
+        entries = corpus.candidates(metafunc.config.getoption("--corpus"))
         metafunc.parametrize("entry", entries, ids=[e.spec.id for e in entries])
 
 

@@ -184,7 +184,7 @@ def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
     reports = tmp_path / "reports"
     env = {"TWINBENCH_REPORTS": str(reports)}
     ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
-    det = _pytest("-m", "detection", "-k", " or ".join(ids), "--mutants", "none", "-n", "2", env=env)
+    det = _pytest("-m", "detection", "-k", " or ".join(ids), "--corpus", "hand-written", "-n", "2", env=env)
     assert det.returncode == 0, det.stdout[-3000:]
     import json
 

@@ -12,7 +12,7 @@ import pytest
 
 from fixtures import data as fixture_data
 from impls import frameworks, registry
-from suites import baseline, catalogue, refcache, runstate
+from suites import baseline, catalogue, corpus, refcache, runstate
 from suites.plugin.xdist import is_worker
 
 
@@ -63,10 +63,12 @@ def _add_run_options(group):
              "cache under a key of the versions, the thread count and the reference code, and verified on reuse by "
              "re-running its first steps: use it (default), refresh it, or keep it off (also TWINBENCH_REFCACHE).")
     group.addoption(
-        "--mutants", choices=("sample", "all", "none"), default="sample",
-        help="detection self-test (-m detection): which generated mutants of the references to judge "
-             "besides the hand-written corpus: the committed stratified sample (default, make test), all "
-             "of them (make conform) or none.")
+        "--corpus", choices=corpus.CHOICES, default="stratified",
+        help="detection self-test (-m detection): which candidates to judge. stratified (default, make test): "
+             "every correct candidate, every one only one check rejects, and the hardest of each operator family, "
+             "framework and network; selftest (make selftest): the hand-written corpus and the committed mutant "
+             "sample; hand-written: that corpus alone; all (make conform): the hand-written corpus and every "
+             "generated mutant.")
 
 
 def _add_record_options(group):

@@ -1,8 +1,7 @@
 """Where one whole-step graph replay of the MNIST recipe spends its GPU time, and which settings
 change it (lent GPU, one short run). Writes $OUT/probe2.json and $OUT/profile-*.txt, committed here as
 step-profile.json and step-profile-graph.txt."""
-import json, os, sys, time, traceback
-sys.path.insert(0, os.getcwd())
+import json, os, time, traceback
 from impls import frameworks
 frameworks.set_determinism()
 import torch

@@ -1,17 +1,16 @@
 """Where a torch MNIST training step spends its time on this CPU, against the sgemm roofline.
 
-Run: .venv/bin/python reports/examples/cpu-profile/step_profile.py  (nothing else running). Writes profile.json
-and profile-ops.txt next to itself. Three measurements, same process, torch's own thread count:
+Run from the repository root: .venv/bin/python -m tools.cpu_step_profile  (nothing else running). Writes profile.json
+and profile-ops.txt to reports/cpu-profile/. Three measurements, same process, torch's own thread count:
 1. the sgemm roofline (impls/frameworks.sgemm_roofline: best of 3 4096^2 fp32 matmuls);
 2. one training step of the reference (batch 64, the recipe's Adadelta) under torch.profiler:
    self CPU time per op;
 3. the same GEMMs the convolutions and fc1 amount to (im2col shapes), as plain torch.mm: what
    oneDNN/MKL reach on these shapes, the ceiling a convolution written as a GEMM could hope for.
 """
-import json, os, sys, time
+import json, time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from impls import frameworks  # noqa: E402
 frameworks.set_determinism()
 import torch  # noqa: E402
@@ -19,7 +18,8 @@ from fixtures import data as D  # noqa: E402
 from fixtures import expected as E  # noqa: E402
 from impls import registry  # noqa: E402
 
-HERE = Path(__file__).parent
+HERE = Path("reports/cpu-profile")  # ignored by git; committed evidence is copied to reports/examples/cpu-profile/
+HERE.mkdir(parents=True, exist_ok=True)
 out = {"threads": torch.get_num_threads(), "torch": torch.__version__}
 out["roofline_gflops"] = round(frameworks.sgemm_roofline("cpu"), 1)
 

@@ -1,6 +1,5 @@
 """Where the graph variant's MNIST epoch goes (lent GPU, one short run)."""
-import json, os, sys, time
-sys.path.insert(0, os.getcwd())
+import json, os, time
 from impls import frameworks
 frameworks.set_determinism()
 import torch

@@ -1,7 +1,6 @@
 """The graph variant's MNIST epoch by kernel choice (lent GPU, one short run): optimizer per
 parameter or on one flat buffer, conv1's weight gradient by cuDNN or as one GEMM."""
-import json, os, sys, time
-sys.path.insert(0, os.getcwd())
+import json, os, time
 from impls import frameworks
 frameworks.set_determinism()
 import torch

@@ -1,0 +1,70 @@
+"""Which detection candidates a run judges (``--corpus``), chosen by rule, not by a list.
+
+- ``all`` (``make conform``): the hand-written corpus (``impls/known_bad``, ``impls/known_good``)
+  and every generated mutant;
+- ``selftest`` (``make selftest``, and CI after ``make test``): the hand-written corpus and the
+  committed mutant sample ``fixtures.detection.MUTANT_SAMPLE``;
+- ``hand-written``: the hand-written corpus alone;
+- ``stratified`` (``make test``): a sample derived from the detection literal by three rules, so
+  that it follows the corpus as the corpus grows:
+  1. every correct candidate (hand-written and equivalent mutants): a false rejection costs a
+     user as much as a miss;
+  2. every faulty candidate that only one check rejects: that check's power rests on it;
+  3. for each stratum of faulty candidates (operator family, framework, network) with none from 2,
+     its hardest: the one its literal names the fewest rejecting checks for (ties by id).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures import detection as DE
+from impls import frameworks, registry
+
+CHOICES = ("stratified", "selftest", "hand-written", "all")
+
+
+def _committed_sample(mutants: list) -> list:
+    known = {e.spec.style for e in mutants}
+    missing = sorted(m for m in set(DE.MUTANT_SAMPLE) - known if not (m.startswith("keras-") and frameworks.keras is None))
+    if missing:
+        raise pytest.UsageError(f"fixtures.detection.MUTANT_SAMPLE names mutants impls/mutants.py no longer "
+                                f"generates: {', '.join(missing)}; update the sample")
+    return [e for e in mutants if e.spec.style in DE.MUTANT_SAMPLE]
+
+
+def stratum(entry) -> tuple:
+    return (entry.family, entry.spec.framework, entry.spec.network)
+
+
+def stratified(entries: list, expected: dict) -> list:
+    """The ``stratified`` rule over ``entries`` (every candidate there is), given the literal."""
+    def rejecting(entry):
+        return expected.get(entry.spec.id, {}).get("failed")
+
+    chosen = {e.spec.id for e in entries if not e.faulty}
+    chosen |= {e.spec.id for e in entries if e.faulty and rejecting(e) is not None and len(rejecting(e)) == 1}
+    strata: dict = {}
+    for e in entries:
+        if e.faulty:
+            strata.setdefault(stratum(e), []).append(e)
+    for members in strata.values():
+        if not any(e.spec.id in chosen for e in members):
+            hardest = min(members, key=lambda e: (len(rejecting(e) or ()) or 10**6, e.spec.id))
+            chosen.add(hardest.spec.id)
+    return [e for e in entries if e.spec.id in chosen]
+
+
+def candidates(which: str) -> list:
+    """The detection candidates ``which`` selects, hand-written first, in a stable order."""
+    if which not in CHOICES:
+        raise pytest.UsageError(f"--corpus must be one of {', '.join(CHOICES)}, got {which!r}")
+    written = registry.corpus()
+    if which == "hand-written":
+        return written
+    mutants = registry.mutants()
+    if which == "selftest":
+        return written + _committed_sample(mutants)
+    if which == "all":
+        return written + mutants
+    return stratified(written + mutants, DE.expected())
