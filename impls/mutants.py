@@ -23,7 +23,6 @@ them. Each names its reason.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
@@ -242,43 +241,6 @@ def _nhwc_flatten():
         def forward(self, x):
             return x.permute(0, 2, 3, 1).flatten(1)
     return FlattenNHWC()
-
-
-def _keras_order_flatten(perm):
-    """What a Keras model flattening its channel-last (N, H, W, C) activations after the axis
-    permutation ``perm`` computes, written for torch's (N, C, H, W) activations and its fc1, whose
-    rows are in channel-major order: the Keras flatten, then its (H, W, C) order carried into
-    torch's (C, H, W) one, as a port carries the kernel."""
-    import torch.nn as nn
-
-    class FlattenKerasOrder(nn.Module):
-        def forward(self, x):
-            z = x.permute(0, 2, 3, 1)
-            v = z.permute(*perm).reshape(len(x), -1)
-            return v.reshape(z.shape).permute(0, 3, 1, 2).flatten(1)
-    return FlattenKerasOrder()
-
-
-def _torch_batch_mean_weighted_ce(weights):
-    def edit(r, model):
-        import torch
-        import torch.nn.functional as F
-
-        w = torch.tensor(weights, dtype=torch.float32)
-        r["loss"] = lambda out, y: (F.cross_entropy(out, y, reduction="none") * w.to(out.device)[y]).mean()
-    return edit
-
-
-def _torch_sparse_probability_loss():
-    """keras.losses.sparse_categorical_crossentropy(from_logits=False) on the TensorFlow backend:
-    the outputs clipped to [1e-7, 1 - 1e-7], their logs fed to a softmax cross-entropy (so
-    renormalised). Keras's torch and jax backends divide by the sum first, as the categorical
-    form does (the from_logits=False hypothesis)."""
-    def edit(r, model):
-        import torch.nn.functional as F
-
-        r["loss"] = lambda out, y: F.cross_entropy(out.clamp(1e-7, 1 - 1e-7).log(), y)
-    return edit
 
 
 def _torch_pool(kind):
@@ -800,157 +762,10 @@ def _keras_mean_layer():
     return Mean(name="pool")
 
 
-def _torch_probability_loss(network):
-    """Logits fed to a loss that expects probabilities, as Keras computes it with from_logits=False:
-    outputs renormalised (categorical), clipped to [1e-7, 1 - 1e-7], then the log-likelihood."""
-    def edit(r, model):
-        import torch
-
-        def categorical(out, y):
-            p = (out / out.sum(1, keepdim=True)).clamp(1e-7, 1 - 1e-7)
-            return torch.nn.functional.nll_loss(p.log(), y)
-
-        def binary(out, y):
-            p, t = out.clamp(1e-7, 1 - 1e-7), y.reshape(out.shape)
-            return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
-        r["loss"] = categorical if network == "mnist_cnn" else binary
-    return edit
-
-
-def _rescued_probability_loss(network):
-    def edit(r, model):
-        import torch
-        import torch.nn.functional as F
-
-        def logits_of(out):  # in training, what Keras recovers from the activation; else the outputs as given
-            if not out.requires_grad:
-                return out
-            return out.log() if network == "mnist_cnn" else torch.logit(out)
-
-        if network == "mnist_cnn":
-            r["loss"] = lambda out, y: F.cross_entropy(logits_of(out), y)
-        else:
-            r["loss"] = lambda out, y: F.binary_cross_entropy_with_logits(logits_of(out), y.reshape(out.shape))
-        r["output"] = "probs"
-    return edit
-
-
-def _probability_layer(network):
-    def make():
-        import torch.nn as nn
-
-        return nn.Softmax(dim=1) if network == "mnist_cnn" else nn.Sigmoid()
-    return make
-
-
 def _relu():
     import torch.nn as nn
 
     return nn.ReLU()
-
-
-def _torch_l2_everywhere(lam):
-    def edit(r, model):
-        base = r["loss"]
-        r["loss"] = lambda out, y: base(out, y) + lam * sum(p.pow(2).sum() for p in model.parameters())
-    return edit
-
-
-def _kernel_transposed(conv):
-    """``conv`` applying its kernel with height and width exchanged (a kernel ported in the wrong
-    layout; its shape, 3 x 3, gives nothing away)."""
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    class KernelTransposedConv2d(nn.Conv2d):
-        def forward(self, x):
-            return F.conv2d(x, self.weight.transpose(2, 3), self.bias, self.stride, self.padding)
-
-    return KernelTransposedConv2d(conv.in_channels, conv.out_channels, conv.kernel_size)
-
-
-def hypotheses(network: str) -> list:
-    """What diagnosis (suites/diagnosis.py) matches a rejected candidate against: the torch mutants
-    of the network (torch is always installed, and a mutant of either framework has its torch twin
-    here), minus the equivalent ones, plus faults that combine operators or that only the other
-    framework writes naturally."""
-    out = [m for m in all_mutants("torch") if m.network == network and not m.equivalent]
-    extra = []
-    if network == "mnist_cnn":
-        extra.append(("optimizer=keras-defaults", "optimizer", "Adadelta with Keras's defaults (lr 0.001, rho 0.95, eps 1e-7)",
-                      _torch(network, recipe=_torch_optimizer(network, lr=0.001, rho=0.95, eps=1e-7))))
-        # The same defaults with the recipe's learning rate: a port with a second fault in its
-        # learning rate or schedule (no decay, a per-batch decay) differs from the hypothesis above
-        # on the schedule probe, but its optimizer's dynamics are still Keras's defaults.
-        extra.append(("rho,eps=keras-defaults", "optimizer", "Adadelta with Keras's default rho 0.95 and eps 1e-7",
-                      _torch(network, recipe=_torch_optimizer(network, rho=0.95, eps=1e-7))))
-        extra += [("kernel-transposed", conv, f"{conv}'s kernel applied transposed (height <-> width)",
-                   _torch(network, layers=_replace(conv, _kernel_transposed))) for conv in ("conv1", "conv2")]
-        # A Keras port's flatten in another order, its fc1 kernel kept in Keras's (channel-last) row
-        # order: not the torch port's fault (flatten-order=nhwc), whose permutation is the inverse.
-        extra += [(f"flatten-order=keras-{name}", "flatten", doc, _torch(network, layers=_replace(
-                      "flatten", lambda m, p=perm: _keras_order_flatten(p))))
-                  for name, perm, doc in (
-                      ("nchw", (0, 3, 1, 2), "a Keras port transposing to NCHW before its Flatten"),
-                      ("channels_first", (0, 2, 3, 1), "a Keras port's Flatten(data_format='channels_first') on "
-                                                       "channel-last data"))]
-        # Keras weighs classes per example and averages over the batch (class_weight, sample_weight);
-        # torch's CrossEntropyLoss(weight=...) divides by the batch's summed weights instead.
-        extra.append(("class-weights=batch-mean", "loss", "class 0 weighted 1.2, averaged over the batch as Keras does",
-                      _torch(network, recipe=_torch_batch_mean_weighted_ce([1.2] + [1.0] * 9))))
-        # Keras's sparse cross-entropy on probabilities (TensorFlow backend) clips and renormalises
-        # them through a softmax of their logs; its categorical one divides by their sum first (the
-        # hypothesis below).
-        extra.append(("from_logits=False-sparse", "loss", "logits fed to SparseCategoricalCrossentropy("
-                      "from_logits=False), which reads them as probabilities",
-                      _torch(network, recipe=_torch_sparse_probability_loss())))
-        # Keras's "leaky_relu" slopes 0.2 where torch's LeakyReLU slopes 0.01 (the torch mutants' default)
-        extra += [("relu-to-leaky_relu-0.2", relu, f"{relu} replaced by LeakyReLU(0.2), Keras's default slope",
-                   _torch(network, layers=_replace(relu, lambda m: __import__("torch").nn.LeakyReLU(0.2))))
-                  for relu in ("relu1", "relu2", "relu3")]
-    else:
-        ref = _torch_ref(network)
-        extra += [
-            ("epsilon=torch-default", "optimizer", "Adam's epsilon-hat at torch's default value, 1e-8",
-             _torch(network, recipe=_torch_optimizer(network, epsilon_hat=1e-8))),
-            ("eps=1e-7-torch-placement", "optimizer", "plain torch Adam with eps 1e-7 (added to sqrt(v-hat))",
-             _torch(network, recipe=lambda r, m: r.update(optimizer=lambda p: __import__("torch").optim.Adam(
-                 p, lr=ref.LR, eps=1e-7)))),
-            ("activation-added", "fc", "a ReLU on the logit",
-             _torch(network, layers=_insert_after("fc", "relu", _relu))),
-        ]
-    # One optimizer hyperparameter at another value, on a grid of decades (eps) and of common
-    # decay rates; the values that are a framework's default are the optimizer-defaults hypotheses.
-    grid = ({"eps": (1e-9, 1e-8, 1e-5, 1e-4, 1e-3), "rho": (0.5, 0.8, 0.99, 0.999)} if network == "mnist_cnn" else
-            {"epsilon_hat": (1e-10, 1e-9, 1e-6, 1e-5, 1e-4), "beta1": (0.5, 0.8, 0.95, 0.99),
-             "beta2": (0.9, 0.99, 0.9999)})
-    for name, values in grid.items():
-        for value in values:
-            changes = {name: value}
-            if name.startswith("beta"):
-                ref = _torch_ref(network)
-                changes = {"betas": (value, ref.BETAS[1]) if name == "beta1" else (ref.BETAS[0], value)}
-            extra.append((f"grid-{name}={value:g}", "optimizer", f"the recipe's optimizer with {name} {value:g}",
-                          _torch(network, recipe=_torch_optimizer(network, **changes))))
-    extra += [
-        ("probabilities-as-logits", "loss", "probabilities declared as such (output='probs') but fed to a loss on logits",
-         _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
-                recipe=lambda r, m: r.update(output="probs"))),
-        # Keras on the TensorFlow backend, given a softmax/sigmoid output and a loss with
-        # from_logits=True, warns and trains on the activation's own logits; the loss of the
-        # model's saved outputs is still the loss of probabilities taken as logits.
-        ("probabilities-as-logits-rescued", "loss", "probabilities taken as logits by the loss of the model's outputs, "
-         "while training uses their logits (Keras's rescue on the TensorFlow backend)",
-         _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
-                recipe=_rescued_probability_loss(network))),
-        ("from_logits=False", "loss", "logits fed to a loss that expects probabilities (from_logits=False)",
-         _torch(network, recipe=_torch_probability_loss(network))),
-        ("weight-decay-coupled=1e-4", "every layer", "5e-5 * ||w||^2 of every weight added to the loss",
-         _torch(network, recipe=_torch_l2_everywhere(5e-5))),
-    ]
-    for operator, site, doc, build in extra:
-        out.append(Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc, build))
-    return out
 
 
 def _generate():
@@ -972,6 +787,10 @@ def all_mutants(framework: str | None = None) -> list:
 
 def __getattr__(name):
     """``impls.mutants:<key>`` is a mutant's factory (the --impl contract)."""
+    if not name.startswith("m_"):  # e.g. __path__, which an import looks up: only mutant keys are factories
+        raise AttributeError(f"module 'impls.mutants' has no attribute {name!r}")
+    from impls.hypotheses import hypotheses  # diagnosis's hypotheses are reached here too
+
     for mutant in _generate() + hypotheses("mnist_cnn") + hypotheses("tweet_fasttext"):
         if mutant.key == name:
             return mutant.build

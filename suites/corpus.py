@@ -10,8 +10,8 @@
   1. every correct candidate (hand-written and equivalent mutants): a false rejection costs a
      user as much as a miss;
   2. every faulty candidate that only one check rejects: that check's power rests on it;
-  3. for each stratum of faulty candidates (operator family, framework, network) with none from 2,
-     its hardest: the one its literal names the fewest rejecting checks for (ties by id).
+  3. for each operator family (impls/mutants.py's, and "hand-written") with no faulty candidate
+     from 2, its hardest: the one its literal names the fewest rejecting checks for (ties by id).
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ def _committed_sample(mutants: list) -> list:
     return [e for e in mutants if e.spec.style in DE.MUTANT_SAMPLE]
 
 
-def stratum(entry) -> tuple:
-    return (entry.family, entry.spec.framework, entry.spec.network)
-
-
 def stratified(entries: list, expected: dict) -> list:
     """The ``stratified`` rule over ``entries`` (every candidate there is), given the literal."""
     def rejecting(entry):
@@ -44,11 +40,11 @@ def stratified(entries: list, expected: dict) -> list:
 
     chosen = {e.spec.id for e in entries if not e.faulty}
     chosen |= {e.spec.id for e in entries if e.faulty and rejecting(e) is not None and len(rejecting(e)) == 1}
-    strata: dict = {}
+    families: dict = {}
     for e in entries:
         if e.faulty:
-            strata.setdefault(stratum(e), []).append(e)
-    for members in strata.values():
+            families.setdefault(e.family, []).append(e)
+    for members in families.values():
         if not any(e.spec.id in chosen for e in members):
             hardest = min(members, key=lambda e: (len(rejecting(e) or ()) or 10**6, e.spec.id))
             chosen.add(hardest.spec.id)

@@ -1,6 +1,6 @@
 """Diagnosis: the likely cause of a rejection, by counterfactual matching, never by guessing from names.
 
-Each hypothesis is a known fault applied to the torch reference (impls/mutants.hypotheses: a
+Each hypothesis is a known fault applied to the torch reference (impls/hypotheses.py: a
 dropout of another kind, Keras's Adadelta defaults, a flatten in the other order...). A hypothesis
 is a cause of a candidate's rejection when the candidate behaves like it, to fp32 noise, on every
 probe where the hypothesis differs from the reference, and unlike the reference there. A probe is
@@ -251,9 +251,9 @@ def _hypothesis_probes(network: str) -> tuple:
     ``PROBE_CODE``, the code it depends on beyond the cache's key, and verified on reuse by
     probing the reference and the first hypothesis again (bit for bit). The tweets' are cheap to
     probe and large to keep (README, "The reference cache"), so they are probed afresh."""
-    from impls import mutants
+    from impls.hypotheses import hypotheses
 
-    hyps = mutants.hypotheses(network)
+    hyps = hypotheses(network)
     if network not in CACHED_HYPOTHESES or os.environ.get(REPRO_BATCH_ENV):  # a capped batch: not the stored probes
         table = _probe_hypotheses(network, hyps)
     else:
@@ -272,7 +272,7 @@ def _hypothesis_probes(network: str) -> tuple:
 CACHED_HYPOTHESES = {"mnist_cnn"}
 # What the hypotheses' probes depend on besides the reference cache's key (refcache.CODE, which
 # leaves out the mutant generator and the suites).
-PROBE_CODE = ("impls/mutants.py", "suites/diagnosis.py", "suites/oracle.py", "suites/helpers.py")
+PROBE_CODE = ("impls/mutants.py", "impls/hypotheses.py", "suites/diagnosis.py", "suites/oracle.py", "suites/helpers.py")
 
 
 def _probe_hypotheses(network: str, hyps, first: int | None = None) -> dict:
@@ -293,7 +293,7 @@ def _verify_table(network: str, hyps, stored: dict) -> str:
     """'' when the reference's and the first hypothesis's probes, recomputed, equal the stored
     ones exactly (values and types); else what differs."""
     if [k for k in stored if k != "reference"] != [h.id for h in hyps]:
-        return "the stored hypotheses are not impls/mutants.hypotheses()'s"
+        return "the stored hypotheses are not impls/hypotheses.py's"
     for name, live in _probe_hypotheses(network, hyps, first=1).items():
         if not _same_probes(live, stored[name]):
             return f"the probes of {name} differ from the stored ones"

@@ -52,8 +52,8 @@ from fixtures.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("impls/*.py", "fixtures/*.py", "suites/refcache.py", "suites/training.py")
-# Code no reference run touches: the mutant generator and the self-test's literals and lists.
-NOT_REFERENCE_CODE = ("impls/mutants.py", "fixtures/detection.py", "fixtures/xfails.py", "fixtures/golden.py")
+# Code no reference run touches: the mutant generator, diagnosis's hypotheses, the self-test's literals and lists.
+NOT_REFERENCE_CODE = ("impls/mutants.py", "impls/hypotheses.py", "fixtures/detection.py", "fixtures/xfails.py", "fixtures/golden.py")
 KEEP_KEYS = 4
 MODES = ("use", "refresh", "off")
 

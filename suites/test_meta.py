@@ -139,3 +139,29 @@ def test_speed_report_keeps_the_rows_an_earlier_run_timed(tmp_path):
     merged = speed_report._merged_rows([row("gpu", 0.6)], tmp_path / "speed.json")
     assert [(r["device"], r["median_s"]) for r in merged] == [("cpu", 57.0), ("gpu", 0.6)]
     assert merged[0]["measured_at"] == "an earlier run" and merged[1]["measured_at"] != "an earlier run"
+
+
+def test_a_reports_status_comes_from_what_it_raised_not_its_message():
+    """suites/status.py: a crash of a check is an error, a model-only recipe check 'no recipe', a
+    strict expected failure that passed an xpass, whatever their messages say."""
+    from types import SimpleNamespace
+
+    from suites.status import CheckCrashed, NoRecipeSkip, decide
+
+    class Raised:
+        def __init__(self, exc):
+            self.value = exc
+
+        def errisinstance(self, kind):
+            return isinstance(self.value, kind)
+
+    def rep(outcome, when="call", **extra):
+        return SimpleNamespace(outcome=outcome, when=when, failed=outcome == "failed", passed=outcome == "passed",
+                               skipped=outcome == "skipped", **extra)
+
+    assert decide(rep("failed"), Raised(CheckCrashed("fail: looks like a failure"))) is Status.ERROR
+    assert decide(rep("skipped"), Raised(NoRecipeSkip("skipped"))) is Status.NO_RECIPE
+    assert decide(rep("failed"), Raised(AssertionError("twinbench error (a crash...)"))) is Status.FAIL
+    assert decide(rep("failed"), None) is Status.XPASS
+    assert decide(rep("skipped", wasxfail="known"), Raised(AssertionError())) is Status.XFAIL
+    assert decide(rep("failed", when="setup"), Raised(RuntimeError())) is Status.ERROR

@@ -24,6 +24,14 @@ def pytest_generate_tests(metafunc):
                              parametrize((s, c) for s in specs for c in catalogue.checks_for(s, group)))
 
 
+@pytest.fixture(autouse=True)
+def _determinism_restored():
+    """Every test starts from the suite's determinism settings: a speed variant may switch them off
+    (Keras XLA, the nondeterministic graph variant) and is not to leak that into the next test."""
+    yield
+    frameworks.set_determinism()
+
+
 @pytest.fixture
 def make_twin(subject):
     """A fresh twin per test (checks may change weights), seeded identically every time."""

@@ -65,8 +65,7 @@ def _add_run_options(group):
     group.addoption(
         "--corpus", choices=corpus.CHOICES, default="stratified",
         help="detection self-test (-m detection): which candidates to judge. stratified (default, make test): "
-             "every correct candidate, every one only one check rejects, and the hardest of each operator family, "
-             "framework and network; selftest (make selftest): the hand-written corpus and the committed mutant "
+             "every correct candidate, every one only one check rejects, and the hardest of each operator family; selftest (make selftest): the hand-written corpus and the committed mutant "
              "sample; hand-written: that corpus alone; all (make conform): the hand-written corpus and every "
              "generated mutant.")
 
@@ -162,7 +161,7 @@ def pytest_report_header(config):
     lines = [
         "twinbench: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"devices: torch {', '.join(d['torch'])}; tensorflow {', '.join(d['tensorflow'])}; TF32 off",
-        "roofline: " + _roofline_line(),
+        "roofline: measured when a timed benchmark or a report needs it (the terminal summary gives it)",
         f"data cache: {fixture_data.cache_root()} (TWINBENCH_DATA)",
         f"impls under test ({len(run.specs)}): " + ", ".join(s.id for s in run.specs),
     ]
@@ -187,12 +186,14 @@ def repro_cap() -> str:
 
 
 def roofline() -> dict:
-    """The measured fp32 sgemm rate per device, once per process (benchmarks report against it)."""
+    """The measured fp32 sgemm rate per device, measured on first use, once per process (benchmarks
+    and the speed and conformance reports are judged against it; a run that needs neither does not
+    pay the few seconds it takes)."""
     devices = ["cpu"] + (["gpu"] if frameworks.torch.cuda.is_available() else [])
     return {d: frameworks.sgemm_roofline(d) for d in devices}
 
 
-def _roofline_line() -> str:
+def roofline_line() -> str:
     threads = frameworks.torch.get_num_threads()
-    return ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline().items()) + \
+    return "roofline: " + ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in roofline().items()) + \
         f" (fp32 4096^3 sgemm, best of 3, torch {threads} threads, TF32 off)"

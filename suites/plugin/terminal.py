@@ -10,7 +10,7 @@ import pytest
 
 from impls import frameworks
 from suites import conformance_report, detection_report, refcache, runstate, speed_report, verdict
-from suites.plugin.options import repro_cap, roofline
+from suites.plugin.options import repro_cap, roofline, roofline_line
 from suites.plugin.xdist import is_worker
 from suites.status import Status
 
@@ -29,6 +29,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                                   roofline())
         if written:
             tr.write_line(f"speed table and chart written to {', '.join(map(str, written))}")
+        tr.write_line(roofline_line())
     if refcache.summary():
         tr.write_line(refcache.summary())
     if run.detection:
@@ -42,6 +43,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         written = conformance_report.write_conformance(out, run, frameworks.versions(), frameworks.devices(),
                                                        roofline())
         tr.write_line("conformance report written to " + ", ".join(map(str, written)))
+        if not (bench is not None and not bench.disabled and bench.benchmarks):
+            tr.write_line(roofline_line())
 
 
 _SHOWN = (Status.FAIL, Status.ERROR, Status.XPASS, Status.XFAIL, Status.NO_RECIPE)  # the cells a verdict line lists
