@@ -46,6 +46,8 @@ def test_verdict_rule():
     word, summary = verdict(_cells(check_output_shape="pass", check_forward_parity_on_gpu=("skip", "no GPU")),
                             deselected={"trajectory"})
     assert word is Verdict.CONFORMS and "skipped here: GPU" in summary and "deselected: trajectory" in summary
+    summary = verdict(_cells(check_output_shape="pass"), deselected={"shapes", "trajectory"})[1]
+    assert summary.endswith("; deselected: trajectory; partly deselected: shapes"), summary  # -k kept some shapes checks
     assert word == "conforms" and str(Verdict.KNOWN_BAD) == "rejected as expected (known bad)"  # the words users read
 
 

@@ -133,12 +133,15 @@ def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_p
     """As a user: a port rejected under --conform-report is told its likely cause and gets
     DIR/repro/<candidate-id>.py, minimised to the smallest real batch that still fails; run in a
     subprocess, the repro prints the divergence and exits 1; once the port's file is fixed, the
-    same script exits 0."""
+    same script exits 0. The report's folder exists already, outside the checkout, and follows
+    the option after a space: pytest must read it as the option's value, not as a test path that
+    hides pytest.ini (twinbench/pytest_entry.py)."""
     port = tmp_path / "port.py"
     port.write_text("from impls.known_bad.torch_tweet_fasttext_masked_mean import factory  # noqa: F401\n")
     out = tmp_path / "report"
+    out.mkdir()
     proc = _pytest(f"--impl=tweet_fasttext={port}:factory", "-m", "equivalence", "-k", "check_forward_parity and into",
-                   f"--conform-report={out}")
+                   "--conform-report", str(out))
     assert proc.returncode == 1, f"exit {proc.returncode}\n{proc.stdout[-3000:]}"
     assert "likely cause [masked-mean]" in proc.stdout, proc.stdout[-3000:]
     scripts = sorted((out / "repro").glob("*.py"))

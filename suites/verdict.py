@@ -55,8 +55,11 @@ def verdict(cells: dict, known_bad: bool = False, architecture_only: bool = Fals
     skipped = sorted({family(k) for k, c in cells.items() if c.status == Status.SKIP})
     if skipped:
         summary += "; skipped here: " + ", ".join(skipped)
-    if deselected:
-        summary += "; deselected: " + ", ".join(sorted(deselected))
+    present = {family(k) for k in cells}
+    if set(deselected) - present:
+        summary += "; deselected: " + ", ".join(sorted(set(deselected) - present))
+    if set(deselected) & present:  # some of a family's checks ran, some were deselected
+        summary += "; partly deselected: " + ", ".join(sorted(set(deselected) & present))
     if not_run:
         summary += "; not in this run: " + ", ".join(not_run)
     return word, summary
