@@ -15,11 +15,10 @@ venv: $(STAMP)
 
 # The pins are read from pyproject.toml (one source of truth); the stamp is written last,
 # so an interrupted install is redone on the next call.
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > $(VENV)/requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+# tools/venv.py installs the pinned set once per pin set into the cache (next to the data) and
+# makes .venv a light environment on it, with this checkout's entry point (pip install -e .).
+$(STAMP): pyproject.toml tools/venv.py
+	$(PYTHON) tools/venv.py $(VENV)
 	$(PY) -c "from impls import frameworks; assert frameworks.torch.__version__.startswith('2.14.1'), frameworks.torch.__version__; assert frameworks.keras is not None, frameworks.TF_MISSING"
 	touch $(STAMP)
 

@@ -296,9 +296,11 @@ def weight_tolerance(network: str, step: int) -> float:
 
 
 def partner_trajectory(impl_id: str, dropout: bool) -> Trajectory:
-    """A partner's complete run: the reference ``impl_id`` trained TRAJECTORY_STEPS steps from the
-    shared start (eval mode, or training mode with shared masks), once per session and reused by
-    every subject compared with it."""
+    """A reference's complete run: ``impl_id`` (a partner, or any build style of a reference)
+    trained TRAJECTORY_STEPS steps from the shared start (eval mode, or training mode with shared
+    masks), once per session and reused by every subject compared with it. A reference's run is
+    its complete run even when it diverges from its partners (a subject's run stops there): the
+    check reads the same first step out of tolerance either way."""
     key = (impl_id, dropout)
     if key not in _TRAJECTORIES:
         spec = registry.by_id(impl_id)
@@ -351,7 +353,9 @@ def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Tra
     key = (twin.name, repr(twin.spec), dropout, tuple(partners))
     if _SUBJECT.get("key") != key:
         _SUBJECT.clear()
-        run, error = _TRAJECTORIES.get((twin.name, dropout)), None  # a subject that is itself a partner: its complete run
+        run, error = None, None
+        if twin.spec is not None and twin.spec.role == "reference":  # every build style of a reference is
+            run = partner_trajectory(twin.spec.id, dropout)           # reference work: trained once, cached
         if run is None:
             tols = {p: loss_tolerance(twin.network, len(t.losses)) for p, t in partners.items()}
             seen, weights = [], {}
