@@ -212,11 +212,11 @@ def improvements(baseline: dict, now: dict) -> list[str]:
 def current_snapshot(config) -> dict:
     """What this run has measured so far, in the baseline's shape."""
     from impls import frameworks
-    from suites import runstate, training
+    from suites import runstate
 
     conv = {}
     state = runstate.state(config)
-    records = [run.record() for run in training.runs().values()] + state.worker_runs  # pytest-xdist workers' too
+    records = [run.record() for run in state.runs.values()] + state.worker_runs  # pytest-xdist workers' too
     for r in sorted(records, key=lambda r: r["seed"]):
         key = (r["impl"] if r["device"] == "cpu" else f"{r['impl']}@{r['device']}") + \
             ("" if r["variant"] == "eager" else f"-{r['variant']}")

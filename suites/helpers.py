@@ -105,7 +105,6 @@ def fmt(n: int) -> str:
 
 
 REPRO_BATCH_ENV = "TWINBENCH_REPRO_BATCH"  # a repro script's cap on real batches (suites/repro.py)
-BATCHES_ASKED: list = []  # the sizes real_batch was asked for, for repro minimisation
 
 
 def real_batch(network: str, n: int):
@@ -115,7 +114,9 @@ def real_batch(network: str, n: int):
     other (class weights, pos_weight). A minimised repro caps n with TWINBENCH_REPRO_BATCH."""
     from fixtures import data as D
 
-    BATCHES_ASKED.append(n)
+    from suites import runstate
+
+    runstate.current().batches_asked.append(n)  # for repro minimisation (suites/repro.py)
     cap = os.environ.get(REPRO_BATCH_ENV)
     if cap:
         n = min(n, int(cap))

@@ -49,6 +49,7 @@ import numpy as np
 
 from fixtures import data as D
 from fixtures.files import atomic_write
+from suites import runstate
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("impls/*.py", "fixtures/*.py", "suites/refcache.py", "suites/training.py")
@@ -57,31 +58,34 @@ NOT_REFERENCE_CODE = ("impls/mutants.py", "impls/hypotheses.py", "fixtures/detec
 KEEP_KEYS = 4
 MODES = ("use", "refresh", "off")
 
-_MODE = {"mode": os.environ.get("TWINBENCH_REFCACHE", "use")}
-_EVENTS: list = []
-_PENDING: dict = {}  # name -> why the stored entry was not used, until the fresh one is put
+# The mode (set_mode; default TWINBENCH_REFCACHE or "use"), the events logged and the reasons
+# pending (entry -> why the stored one was not used, until the fresh one is put) live in the
+# session's run state (suites/runstate.py: refcache_mode, refcache_events, refcache_pending).
 
 
 class RefCacheError(ValueError):
     """A bad --reference-cache / TWINBENCH_REFCACHE value."""
 
 
-def set_mode(mode: str) -> None:
+def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise RefCacheError(f"reference cache mode must be one of {', '.join(MODES)}, got {mode!r} "
                             "(--reference-cache or TWINBENCH_REFCACHE)")
-    _MODE["mode"] = mode
+    return mode
+
+
+def set_mode(mode: str) -> None:
+    runstate.current().refcache_mode = check_mode(mode)
 
 
 def mode() -> str:
-    set_mode(_MODE["mode"])  # an environment value is checked on first use
-    return _MODE["mode"]
+    return check_mode(runstate.current().refcache_mode)  # an environment value is checked on first use
 
 
 def events() -> list:
     """What this process did with the cache: dicts of name, outcome (reused, computed,
     recomputed, extended), reason and seconds."""
-    return list(_EVENTS)
+    return list(runstate.current().refcache_events)
 
 
 def code_files() -> list:
@@ -197,7 +201,7 @@ def load(name: str, verify):
     started = time.perf_counter()
     how = mode()
     if how != "use":
-        _PENDING[name] = {"off": "the reference cache is off", "refresh": "--reference-cache refresh"}[how]
+        runstate.current().refcache_pending[name] = {"off": "the reference cache is off", "refresh": "--reference-cache refresh"}[how]
         return None
     entry, reason = _load(name)
     if entry is not None:
@@ -205,12 +209,12 @@ def load(name: str, verify):
         reason = verify(arrays, meta)
         if not reason:
             manifest = json.loads((folder() / f"{name}.json").read_text())
-            _EVENTS.append({"name": name, "outcome": "reused", "reason": "",
+            runstate.current().refcache_events.append({"name": name, "outcome": "reused", "reason": "",
                             "seconds": round(time.perf_counter() - started, 3)})
             os.utime(folder())
             return arrays, dict(meta, cached={"created": manifest["created"], "key": key()})
         reason = f"{name}: the stored entry did not verify: {reason}"
-    _PENDING[name] = reason
+    runstate.current().refcache_pending[name] = reason
     return None
 
 
@@ -219,17 +223,17 @@ def put(name: str, arrays: dict, meta: dict, seconds: float, reason: str | None 
     """Store a freshly computed entry (not with the cache off) and log it, with the reason the
     stored one was not used (``reason``, or the one ``load`` found). ``outcome="extended"``: a
     reused entry grown past what was stored (a run trained further), not a replaced one."""
-    reason = _PENDING.pop(name, "not in the cache") if reason is None else reason
+    reason = runstate.current().refcache_pending.pop(name, "not in the cache") if reason is None else reason
     if mode() != "off":
         _store(name, arrays, meta, seconds)
     if outcome is None:
         outcome = "computed" if reason in ("not in the cache", "the reference cache is off") else "recomputed"
-    _EVENTS.append({"name": name, "outcome": outcome, "reason": reason, "seconds": round(seconds, 3)})
+    runstate.current().refcache_events.append({"name": name, "outcome": outcome, "reason": reason, "seconds": round(seconds, 3)})
 
 
 def note(name: str, problem: str) -> None:
     """A reused entry found wrong later (a run retrained past its stored epochs that differs)."""
-    _EVENTS.append({"name": name, "outcome": "recomputed", "reason": f"{name}: {problem}", "seconds": 0.0})
+    runstate.current().refcache_events.append({"name": name, "outcome": "recomputed", "reason": f"{name}: {problem}", "seconds": 0.0})
 
 
 def get(name: str, compute, verify, code: tuple = ()):
@@ -286,16 +290,12 @@ def differing(live: dict, stored: dict) -> list:
     return sorted({n for n in live if n not in stored or not np.array_equal(live[n], stored[n])} | (set(stored) - set(live)))
 
 
-def merge(events: list) -> None:
-    """A pytest-xdist worker's events, on the controller."""
-    _EVENTS.extend(events)
-
-
 def summary() -> str:
     """One line for the terminal: counts by outcome, the time spent, the key."""
-    if not _EVENTS:
+    events = runstate.current().refcache_events
+    if not events:
         return ""
-    counts = {o: sum(e["outcome"] == o for e in _EVENTS) for o in ("reused", "computed", "recomputed", "extended")}
-    why = sorted({e["reason"] for e in _EVENTS if e["outcome"] == "recomputed"})
+    counts = {o: sum(e["outcome"] == o for e in events) for o in ("reused", "computed", "recomputed", "extended")}
+    why = sorted({e["reason"] for e in events if e["outcome"] == "recomputed"})
     return (f"reference cache ({mode()}, key {key()[:12]}): " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-            + f" in {sum(e['seconds'] for e in _EVENTS):.1f} s" + (f"; recomputed because: {'; '.join(why)}" if why else ""))
+            + f" in {sum(e['seconds'] for e in events):.1f} s" + (f"; recomputed because: {'; '.join(why)}" if why else ""))

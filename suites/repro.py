@@ -144,12 +144,13 @@ def minimise(check, build, controls=()) -> dict:
     that needs a spread of logits, or both classes) shows nothing and is passed over. {} when the
     check reads no real batch, or fails only at its full size. (Trajectories need no shrinking:
     a run stops at its first divergent step.)"""
-    from suites import helpers
+    from suites import helpers, runstate
 
-    helpers.BATCHES_ASKED.clear()
-    if helpers.run_one(check, build).status != "fail" or not helpers.BATCHES_ASKED:
+    asked = runstate.current().batches_asked
+    asked.clear()
+    if helpers.run_one(check, build).status != "fail" or not asked:
         return {}
-    full, k = max(helpers.BATCHES_ASKED), 1
+    full, k = max(asked), 1
     while k < full:
         with environ({helpers.REPRO_BATCH_ENV: k}):
             if helpers.run_one(check, build).status == "fail" and \

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from impls import frameworks, registry
-from suites import refcache, training
+from suites import refcache, runstate, training
 
 pytestmark = pytest.mark.selftest
 
@@ -16,11 +16,10 @@ pytestmark = pytest.mark.selftest
 def cache(tmp_path, monkeypatch):
     """An empty cache folder of its own, the mode "use", and a clean event log and session state."""
     monkeypatch.setattr(refcache, "folder", lambda: tmp_path / refcache.key())
-    monkeypatch.setattr(refcache, "_EVENTS", [])
-    monkeypatch.setattr(refcache, "_PENDING", {})
-    monkeypatch.setitem(refcache._MODE, "mode", "use")
-    monkeypatch.setattr(training, "_RUNS", {})
-    return tmp_path / refcache.key()
+    run = runstate.RunState([], [], refcache_mode="use")  # this test's own run state, as a session's
+    runstate.activate(run)
+    yield tmp_path / refcache.key()
+    runstate.deactivate(run)
 
 
 def _entry(calls):
@@ -53,7 +52,7 @@ def test_an_entry_that_depends_on_code_outside_the_key_is_versioned_by_it(cache,
     assert sorted(p.name for p in cache.glob("*.npz")) == sorted(
         [f"{v2}.npz", f"{other}.npz", "trajectory-x.npz"]), v2
     assert len({p.stem for p in cache.glob("*.json")}) == 3
-    monkeypatch.setitem(refcache._MODE, "mode", "off")  # computes afresh, stores nothing, deletes nothing
+    refcache.set_mode("off")  # computes afresh, stores nothing, deletes nothing
     (tmp_path / "gen.py").write_text("v3")
     refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",))
     assert len(calls) == 3 and (cache / f"{v2}.npz").exists() and len(list(cache.glob("*.npz"))) == 3
@@ -93,12 +92,12 @@ def test_an_entry_whose_first_steps_differ_is_recomputed(cache):
 
 def test_off_keeps_nothing_and_refresh_overwrites(cache, monkeypatch):
     calls = []
-    monkeypatch.setitem(refcache._MODE, "mode", "off")
+    refcache.set_mode("off")
     refcache.get("e", _entry(calls), lambda a, m: "")
     assert not cache.exists() and _outcomes() == [("computed", "the reference cache is off")]
-    monkeypatch.setitem(refcache._MODE, "mode", "refresh")
+    refcache.set_mode("refresh")
     refcache.get("e", _entry(calls), lambda a, m: "")
-    monkeypatch.setitem(refcache._MODE, "mode", "use")
+    refcache.set_mode("use")
     refcache.get("e", _entry(calls), lambda a, m: "")
     assert len(calls) == 2 and [o for o, _ in _outcomes()] == ["computed", "recomputed", "reused"]
     with pytest.raises(refcache.RefCacheError, match="one of use, refresh, off.*TWINBENCH_REFCACHE"):
@@ -132,7 +131,7 @@ def test_a_reference_run_is_stored_reused_and_retrained_when_it_must_grow(cache)
     first = training.train(spec, 1, epochs=1, to_gate=False)
     stored = json.loads(str(np.load(cache / f"run-{spec.id}-seed1.npz")["__meta__"]))
     assert stored["epochs"] == first.epochs and first.record()["reference_cache"] is None
-    training._RUNS.clear()
+    runstate.current().runs.clear()
     again = training.train(spec, 1, epochs=1, to_gate=False)
     assert again.epochs == first.epochs and again.twin is None and again.record()["reference_cache"]["created"]
     grown = training.train(spec, 1, epochs=2, to_gate=False)  # past the stored epoch: retrained from the start
@@ -153,10 +152,10 @@ def test_a_runs_later_epochs_do_not_depend_on_what_was_built_between_them(cache,
     monkeypatch.setattr(D, "split", lambda network, part: tuple(a[:640 if part == "train" else 200]
                                                                 for a in split(network, part)))
     spec = registry.reference("torch", "mnist_cnn")
-    monkeypatch.setitem(refcache._MODE, "mode", "off")
+    refcache.set_mode("off")
     straight = [e["train_loss"] for e in training.train(spec, 3, epochs=2, to_gate=False).epochs]
-    training._RUNS.clear()
-    monkeypatch.setitem(refcache._MODE, "mode", "use")
+    runstate.current().runs.clear()
+    refcache.set_mode("use")
     training.train(spec, 3, epochs=1, to_gate=False)  # stored: its fingerprint builds the twin anew
     registry.build(registry.reference("keras", "mnist_cnn"), seed=99)
     interrupted = [e["train_loss"] for e in training.train(spec, 3, epochs=2, to_gate=False).epochs]

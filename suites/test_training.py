@@ -9,24 +9,39 @@ import numpy as np
 import pytest
 
 from impls import registry
-from suites import training
+from suites import runstate, training
 
 pytestmark = pytest.mark.selftest
 
 
 @pytest.fixture
-def setup(monkeypatch):
-    """The tweets torch reference as the subject, and two partners made of its own complete run:
-    "same" (identical) and "shifted" (its losses off by 1 from step 3). The session's trajectories
-    are set aside: a reference subject whose complete run is already known is not trained again."""
-    monkeypatch.setattr(training, "_SUBJECT", {})
-    monkeypatch.setattr(training, "_TRAJECTORIES", {})
-    spec = registry.reference("torch", "tweet_fasttext")
+def setup():
+    """The tweets torch reference's code as a candidate subject (a reference's own run is the
+    stored complete one, never cut), and two partners made of its complete run: "same"
+    (identical) and "shifted" (its losses off by 1 from step 3). A run state of its own, as a
+    session's: nothing trained elsewhere is reused."""
+    ref = registry.reference("torch", "tweet_fasttext")
+    spec = registry.ImplSpec("candidate-tweets", ref.network, ref.framework, "c", ref.factory, "candidate")
+    run = runstate.RunState([], [])
+    runstate.activate(run)
     real = training._train_trajectory(registry.build(spec, seed=1), False)
     shifted = real.losses.copy()
     shifted[3:] += 1.0
     partners = {"same": real, "shifted": training.Trajectory(shifted, real.weights, True)}
-    return spec, real, partners
+    yield spec, real, partners
+    runstate.deactivate(run)
+
+
+def test_a_reference_subject_is_not_trained_again(setup):
+    """Every build style of a reference is reference work: its run is its partner run (kept for
+    the session, and in the reference cache for MNIST), not a run of the twin at hand (here one
+    that would raise at its first step); each partner sees it cut as before."""
+    ref = registry.reference("torch", "tweet_fasttext")
+    _, real, partners = setup
+    twin = _raising_at(registry.build(ref, seed=1), 0)
+    assert training.subject_trajectory(twin, False, "same", partners) is training.partner_trajectory(ref.id, False)
+    cut = training.subject_trajectory(twin, False, "shifted", partners)
+    assert not cut.complete and np.array_equal(cut.losses, real.losses[:4])
 
 
 def _raising_at(twin, step):

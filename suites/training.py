@@ -23,7 +23,7 @@ from fixtures import data as D
 from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import registry
-from suites import refcache
+from suites import refcache, runstate
 
 
 # ------------------------------------------------------------------------------------------
@@ -76,17 +76,13 @@ class Run:
                 "reference_cache": self.cached if self.twin is None and self.epochs else None}
 
 
-_RUNS: dict = {}  # (impl id, seed, device, variant) -> Run
+# This session's convergence runs, reference trajectories and latest subject run are kept in its
+# run state (suites/runstate.py: runs, trajectories, subject).
 # The networks whose partner trajectories are kept in the data cache: an MNIST one takes ~10 s
 # to train and ~96 MB to keep (20 weight snapshots); a tweets one 0.8 s and ~110 MB (the 1M-entry
 # embedding in every snapshot), which takes longer to read back than to retrain.
 CACHED_TRAJECTORIES = {"mnist_cnn"}
 VERIFY_STEPS = 2  # the steps of a reused reference run (data cache) recomputed live and compared bit for bit
-
-
-def runs() -> dict:
-    """Every convergence run of this session: (impl id, seed, device, variant) -> Run."""
-    return dict(_RUNS)
 
 
 def _progress_line(run: Run, rec: dict) -> str:
@@ -131,9 +127,10 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
     than the stored epochs is retrained from its start (the reused epochs must come out equal)
     and stored again."""
     key = (spec.id, seed, device, variant)
-    run = _RUNS.get(key)
+    runs = runstate.current().runs
+    run = runs.get(key)
     if run is None:
-        run = _RUNS[key] = Run(spec, seed, device, variant)
+        run = runs[key] = Run(spec, seed, device, variant)
         if _cacheable(run):
             entry = refcache.load(_run_name(run), lambda arrays, meta: _verify_run(run, arrays))
             if entry is not None:
@@ -254,7 +251,6 @@ def progress_printer(config):
 # ------------------------------------------------------------------------------------------
 # Trajectories
 # ------------------------------------------------------------------------------------------
-_TRAJECTORIES: dict = {}  # (impl id, dropout) -> Trajectory of a complete run; ("start", network) -> weights
 TRAJECTORY_BATCH = {"mnist_cnn": 64, "tweet_fasttext": 32}
 
 
@@ -267,10 +263,10 @@ class Trajectory:
 
 def trajectory_start(network: str) -> dict:
     """The shared start: the torch reference's weights for seed 0, in canonical layout."""
-    key = ("start", network)
-    if key not in _TRAJECTORIES:
-        _TRAJECTORIES[key] = registry.build(registry.reference("torch", network), seed=0).get_weights()
-    return _TRAJECTORIES[key]
+    kept, key = runstate.current().trajectories, ("start", network)
+    if key not in kept:
+        kept[key] = registry.build(registry.reference("torch", network), seed=0).get_weights()
+    return kept[key]
 
 
 def compared_steps(network: str) -> set:
@@ -298,21 +294,21 @@ def weight_tolerance(network: str, step: int) -> float:
 def partner_trajectory(impl_id: str, dropout: bool) -> Trajectory:
     """A reference's complete run: ``impl_id`` (a partner, or any build style of a reference)
     trained TRAJECTORY_STEPS steps from the shared start (eval mode, or training mode with shared
-    masks), once per session and reused by every subject compared with it. A reference's run is
-    its complete run even when it diverges from its partners (a subject's run stops there): the
-    check reads the same first step out of tolerance either way."""
-    key = (impl_id, dropout)
-    if key not in _TRAJECTORIES:
+    masks), once per session and reused by every subject compared with it. As a subject, a
+    reference is this complete run, cut for each partner at its first step out of tolerance, as
+    a run stopped there would be (training.subject_trajectory)."""
+    kept, key = runstate.current().trajectories, (impl_id, dropout)
+    if key not in kept:
         spec = registry.by_id(impl_id)
         build = lambda: registry.build(spec, seed=1)  # noqa: E731
         if spec.role != "reference" or spec.network not in CACHED_TRAJECTORIES:
-            _TRAJECTORIES[key] = _train_trajectory(build(), dropout)
+            kept[key] = _train_trajectory(build(), dropout)
         else:  # reference work: kept in the data cache (suites/refcache.py), its first steps re-run on reuse
             arrays, meta = refcache.get(f"trajectory-{impl_id}-{'dropout' if dropout else 'eval'}",
                                         lambda: _pack(_train_trajectory(build(), dropout)),
                                         lambda arrays, meta: _verify_trajectory(build(), dropout, _unpack(arrays, meta)))
-            _TRAJECTORIES[key] = _unpack(arrays, meta)
-    return _TRAJECTORIES[key]
+            kept[key] = _unpack(arrays, meta)
+    return kept[key]
 
 
 def _pack(run: Trajectory) -> tuple:
@@ -338,9 +334,6 @@ def _verify_trajectory(twin, dropout: bool, stored: Trajectory) -> str:
     return ""
 
 
-_SUBJECT: dict = {}  # the latest subject run: key, run, first step out of tolerance per partner
-
-
 def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Trajectory:
     """The subject's run as ``partner`` sees it. The subject is trained once for all of
     ``partners`` (id -> complete Trajectory) and stops at the first step whose loss is out of
@@ -351,8 +344,9 @@ def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Tra
     latest subject run is kept (its ~20 CNN weight snapshots are ~100 MB); the checks of one
     subject run partner after partner, so the second reuses the first's training."""
     key = (twin.name, repr(twin.spec), dropout, tuple(partners))
-    if _SUBJECT.get("key") != key:
-        _SUBJECT.clear()
+    latest = runstate.current().subject  # key, run, first step out of tolerance per partner, error
+    if latest.get("key") != key:
+        latest.clear()
         run, error = None, None
         if twin.spec is not None and twin.spec.role == "reference":  # every build style of a reference is
             run = partner_trajectory(twin.spec.id, dropout)           # reference work: trained once, cached
@@ -373,11 +367,11 @@ def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Tra
             n = min(len(run.losses), len(t.losses))
             bad = np.flatnonzero(~(np.abs(run.losses[:n] - t.losses[:n]) <= loss_tolerance(twin.network, n)))
             first_bad[p] = int(bad[0]) if len(bad) else None
-        _SUBJECT.update(key=key, run=run, first_bad=first_bad, error=error)
-    run, s = _SUBJECT["run"], _SUBJECT["first_bad"][partner]
+        latest.update(key=key, run=run, first_bad=first_bad, error=error)
+    run, s = latest["run"], latest["first_bad"][partner]
     if s is None:
-        if _SUBJECT["error"] is not None:  # it failed before diverging from this partner: as a run of its own would
-            raise _SUBJECT["error"]
+        if latest["error"] is not None:  # it failed before diverging from this partner: as a run of its own would
+            raise latest["error"]
         return run
     return Trajectory(run.losses[:s + 1], {k: w for k, w in run.weights.items() if k < s}, False)
 

@@ -20,15 +20,13 @@ from fixtures import expected as E
 from fixtures import tolerances as T
 from impls.adapter import NoRecipe
 from suites import oracle as O
+from suites import runstate
 from suites.helpers import failure
 
 
 def _describe(network: str) -> str:
     hp = E.OPTIMIZER[network]
     return ", ".join(f"{k} {v}" for k, v in hp.items())
-
-
-_REPLAY: dict = {}  # the latest subject's replay: key, weights after each step, oracle errors, seconds
 
 
 def subject_replay(twin, rec) -> dict:
@@ -40,8 +38,9 @@ def subject_replay(twin, rec) -> dict:
     Keras CNN; a raising replay stops early, so running it again costs little). ``seconds``: the
     replay's, once per subject (each partner's check reports the same figure)."""
     key = (twin.name, repr(twin.spec), twin.network, id(rec))
-    if _REPLAY.get("key") != key:
-        _REPLAY.clear()
+    latest = runstate.current().replay  # key, weights after each step, oracle errors, seconds
+    if latest.get("key") != key:
+        latest.clear()
         started = time.perf_counter()
         after, oracle_err = [], {}
         twin.set_weights(rec.start)
@@ -50,8 +49,8 @@ def subject_replay(twin, rec) -> dict:
             after.append(mine := twin.get_weights())
             for name in E.CANONICAL_WEIGHTS[twin.network]:
                 oracle_err[step, name] = O.excess_error(rec, name, mine[name], rec.oracle(step, name), step)
-        _REPLAY.update(key=key, after=after, oracle=oracle_err, seconds=round(time.perf_counter() - started, 2))
-    return dict(_REPLAY)
+        latest.update(key=key, after=after, oracle=oracle_err, seconds=round(time.perf_counter() - started, 2))
+    return dict(latest)
 
 
 def check_optimizer_dynamics(twin, partner):

@@ -105,7 +105,8 @@ def pytest_configure(config):
         frameworks.share_cores(config.workerinput["workercount"])
     frameworks.set_determinism()
     try:
-        refcache.set_mode(config.getoption("--reference-cache") or refcache.mode())
+        cache_mode = refcache.check_mode(config.getoption("--reference-cache")
+                                         or os.environ.get("TWINBENCH_REFCACHE", "use"))
     except refcache.RefCacheError as exc:
         raise pytest.UsageError(str(exc)) from exc
     from suites.helpers import REPRO_BATCH_ENV
@@ -125,7 +126,7 @@ def pytest_configure(config):
         raise pytest.UsageError("--architecture-only applies to --impl candidates; give --impl NAME=PATH:FACTORY")
     _refuse_distributed_baselines(config)
     run = runstate.RunState(candidates, candidates or list(registry.REFERENCES + registry.KNOWN_BAD),
-                          architecture_only=config.getoption("--architecture-only"))
+                          architecture_only=config.getoption("--architecture-only"), refcache_mode=cache_mode)
     try:
         if config.getoption("--save-baseline"):
             run.save_to = baseline.writable_path(config.getoption("--save-baseline"), config.getoption("--force"))
@@ -134,6 +135,12 @@ def pytest_configure(config):
     except baseline.BaselineError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[runstate.STATE] = run
+    runstate.activate(run)
+
+
+def pytest_unconfigure(config):
+    if runstate.STATE in config.stash:
+        runstate.deactivate(config.stash[runstate.STATE])
 
 
 def _refuse_distributed_baselines(config):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites import refcache, runstate
+from suites import runstate
 
 
 def is_worker(config) -> bool:
@@ -19,7 +19,7 @@ def pytest_testnodedown(node, error):
     """A worker finished: merge what its reports did not carry."""
     exported = getattr(node, "workeroutput", {}).get("twinbench")
     if exported:
-        refcache.merge(runstate.state(node.config).merge(exported))
+        runstate.state(node.config).merge(exported)
 
 
 @pytest.hookimpl(tryfirst=True)
