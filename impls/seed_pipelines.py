@@ -76,3 +76,12 @@ def examples_pipeline_epoch(twin, batch_size: int = 64, seed: int = 0, log_inter
         opt.step()
         if batch_idx % log_interval == 0:
             loss.item()
+
+
+def examples_batch(n: int) -> torch.Tensor:
+    """The first ``n`` training images as pytorch/examples' DataLoader batches them (per-sample
+    ToTensor and Normalize, then default_collate's stack): its values and its memory layout."""
+    from torch.utils.data import default_collate
+
+    data = _ExamplesMNIST()
+    return default_collate([data[i] for i in range(n)])[0]

