@@ -89,3 +89,30 @@ def apply(stream: Stream, kind: str, rate: float, canonical_noise_shape: tuple,
 def step_seed(base: int, step: int) -> int:
     """The stream seed of one training step (both twins draw the same)."""
     return (base * 1_000_003 + step) % (2 ** 31 - 1)
+
+
+# The process-wide generators a random draw outside the shared masks can come from.
+GLOBAL_GENERATORS = ("torch", "numpy", "random", "tensorflow")
+
+
+def reseed(generator: str, seed: int) -> None:
+    """Reseed one global generator (the determinism probe reseeds each in turn). TensorFlow's is
+    its global seed (ops without one of their own derive theirs from it); a machine without
+    TensorFlow has nothing to reseed there."""
+    if generator == "numpy":
+        np.random.seed(seed)
+    elif generator == "random":
+        import random
+
+        random.seed(seed)
+    elif generator == "torch":
+        from impls import frameworks
+
+        frameworks.torch.manual_seed(seed)
+    elif generator == "tensorflow":
+        from impls import frameworks
+
+        if frameworks.tf is not None:
+            frameworks.tf.random.set_seed(seed)
+    else:
+        raise ValueError(f"unknown generator {generator!r}; one of {', '.join(GLOBAL_GENERATORS)}")

@@ -110,15 +110,20 @@ CHECKS = (
        "kind, granularity, rate and position of every training-time random op against the literal list",
        sizes=[("batch", "16 real")]),
     _c(randomness.check_train_mode_parity, "randomness", "randomness",
-       "training-mode outputs and gradients against the partner's with shared masks", _FWD + ("GRAD_RTOL",),
+       "training-mode outputs, loss value and gradients against the partner's with shared masks",
+       _FWD + ("LOSS_ATOL", "GRAD_RTOL"),
        [("batch", "T.GRAD_BATCH")], ["partner"]),
+    _c(randomness.check_every_random_draw_is_fed, "randomness", "randomness",
+       "a training-mode pass with the masks fed, repeated and with each global generator (torch, numpy, random, "
+       "TensorFlow) reseeded: bit-identical", [], [("batch", "T.DETERMINISM_BATCH")], []),
     _c(trajectory.check_trajectory_parity, "trajectory", "trajectory",
        "loss after every step and each layer's weights relative to its movement, dropout off and on (shared "
        "masks)", ["TRAJECTORY_LOSS_ATOL_EXACT", "TRAJECTORY_WEIGHT_RTOL_EXACT", "TRAJECTORY_EXACT_STEPS",
                   "TRAJECTORY_DRIFT_MARGIN"],
        [("batch", "E.TRAIN_BATCH"), ("steps", "T.TRAJECTORY_STEPS")], ["recipe", "partner"]),
     _c(golden.check_golden_outputs, "golden", "golden",
-       "outputs from the golden weights against the recording made with the pinned versions",
+       "outputs from the golden weights against the recording made with the pinned versions (softmax logits as "
+       "log-probabilities: a per-row constant is no change)",
        ["GOLDEN_ATOL", "GOLDEN_RTOL"], [("inputs", "the recording's")]),
     _c(gpu.check_forward_parity_on_gpu, "gpu", "GPU", "the GPU forward (TF32 off) against the CPU forward", _FWD,
        [("batch", "T.PARITY_BATCH")], ["gpu"]),
@@ -219,6 +224,7 @@ def _yield_optimizer(spec):
 def _yield_randomness(spec):
     yield randomness.check_stochastic_ops
     yield from (functools.partial(randomness.check_train_mode_parity, partner=p.id) for p in _partners(spec))
+    yield randomness.check_every_random_draw_is_fed
 
 
 def _yield_trajectory(spec):

@@ -67,7 +67,7 @@ class RefCacheError(ValueError):
     """A bad --reference-cache / TWINBENCH_REFCACHE value."""
 
 
-def check_mode(mode: str) -> str:
+def valid_mode(mode: str) -> str:
     if mode not in MODES:
         raise RefCacheError(f"reference cache mode must be one of {', '.join(MODES)}, got {mode!r} "
                             "(--reference-cache or TWINBENCH_REFCACHE)")
@@ -75,11 +75,11 @@ def check_mode(mode: str) -> str:
 
 
 def set_mode(mode: str) -> None:
-    runstate.current().refcache_mode = check_mode(mode)
+    runstate.current().refcache_mode = valid_mode(mode)
 
 
 def mode() -> str:
-    return check_mode(runstate.current().refcache_mode)  # an environment value is checked on first use
+    return valid_mode(runstate.current().refcache_mode)  # an environment value is checked on first use
 
 
 def events() -> list:

@@ -10,7 +10,7 @@ import pytest
 from suites.helpers import run_check
 
 pytestmark = pytest.mark.equivalence
-GROUP = "equivalence"  # suites/conftest.py parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
+GROUP = "equivalence"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
 
 
 def test_equivalence(subject, check, make_twin, record_property):

@@ -17,7 +17,7 @@ from suites.checks.optimizer import subject_replay
 from suites.helpers import run_check
 
 pytestmark = pytest.mark.equivalence
-GROUP = "optimizer"  # suites/conftest.py parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
+GROUP = "optimizer"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
 
 
 def test_optimizer(subject, check, make_twin, record_property):

@@ -9,7 +9,7 @@ import pytest
 from suites.helpers import run_check
 
 pytestmark = pytest.mark.parameters
-GROUP = "parameters"  # suites/conftest.py parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
+GROUP = "parameters"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
 
 
 def test_parameters(subject, check, make_twin, record_property):

@@ -100,9 +100,10 @@ def test_torch_only_machine_runs_the_torch_side():
 
 def test_model_only_candidate_is_incomplete_and_architecture_only_conforms():
     """A bare model (no recipe) cannot conform: INCOMPLETE, exit 1; --architecture-only deselects
-    the recipe checks and says so, exit 0."""
-    args = ("--impl", "mnist_cnn=impls.torch_mnist_cnn:Net", "-m", "parameters or equivalence",
-            "-k", "loss_parity or param_count_total or transfer_refuses")
+    the recipe checks and says so, exit 0. The randomness family judges a bare model's training-
+    mode outputs and passes (its loss and gradients are the recipe's)."""
+    args = ("--impl", "mnist_cnn=impls.torch_mnist_cnn:Net", "-m", "parameters or equivalence or randomness",
+            "-k", "loss_parity or param_count_total or transfer_refuses or train_mode")
     proc = _pytest(*args)
     out = proc.stdout
     assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (incomplete)\n{out[-3000:]}"
@@ -228,10 +229,20 @@ def test_each_xdist_worker_runs_on_its_share_of_the_cores():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
-@pytest.mark.parametrize("option", ["--compare-baseline=main", "--save-baseline=x"])
-def test_a_baseline_under_xdist_is_a_usage_error(option):
+def test_a_baseline_under_xdist_is_a_usage_error():
     """A baseline is compared or recorded by the one process that holds the whole run; split
-    across workers it would compare partial state, so it is refused before anything runs."""
-    got = _pytest(option, "-n", "2", "-m", "shapes")
+    across workers it would compare partial state, so it is refused before anything runs: from
+    the command line once (exit 4, the message), and for each option by the rule itself."""
+    got = _pytest("--save-baseline=x", "-n", "2", "-m", "shapes")
     assert got.returncode == 4, got.stdout[-2000:] + got.stderr[-2000:]
-    assert f"{option.split('=')[0]} cannot run under pytest-xdist (-n 2)" in got.stderr, got.stderr[-2000:]
+    assert "--save-baseline cannot run under pytest-xdist (-n 2)" in got.stderr, got.stderr[-2000:]
+    from types import SimpleNamespace
+
+    from suites.plugin import options
+
+    for option in ("--compare-baseline", "--save-baseline"):
+        config = SimpleNamespace(option=SimpleNamespace(numprocesses=2), getoption=lambda name: name == option)
+        with pytest.raises(pytest.UsageError, match=f"{option} cannot run under pytest-xdist"):
+            options._refuse_distributed_baselines(config)
+    options._refuse_distributed_baselines(SimpleNamespace(option=SimpleNamespace(numprocesses=None),
+                                                          getoption=lambda name: True))  # no workers: allowed

@@ -10,7 +10,7 @@ import pytest
 from suites.helpers import run_check
 
 pytestmark = pytest.mark.randomness
-GROUP = "randomness"  # suites/conftest.py parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
+GROUP = "randomness"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
 
 
 def test_randomness(subject, check, make_twin, record_property):

@@ -8,9 +8,16 @@ as its partner in training mode when both are fed the same masks (impls/randomne
 - ``check_train_mode_parity``: training-mode outputs, loss and gradients against the partner's,
   with shared masks, at the eval-mode tolerances.
 
-A twin that draws random numbers in training other than through the intercepted ops fails both,
-with "unrecognised random op in training" and the layer named.
+- ``check_every_random_draw_is_fed``: the determinism probe, which needs no list of ops: with
+  the masks fed, a training-mode pass repeated from the same state is bit-identical, and
+  reseeding each global generator in turn (torch, numpy, random, TensorFlow) changes nothing.
+
+A twin that draws random numbers in training other than through the intercepted ops fails the
+first two where the adapters recognise the draw (with the layer named), and the probe wherever it
+comes from: a private generator, numpy, ``random``, ``tf.random``, a draw in the loss.
 """
+
+import numpy as np
 
 from fixtures import expected as E
 from fixtures import tolerances as T
@@ -45,7 +52,7 @@ def check_stochastic_ops(twin):
 
 
 def check_train_mode_parity(twin, partner):
-    """Training mode, shared masks: outputs, loss and every gradient against the partner's."""
+    """Training mode, shared masks: outputs, the loss value and every gradient against the partner's."""
     other = registry.build(registry.by_id(partner), seed=1)
     twin.set_weights(other.get_weights())
     x, y = real_batch(twin.network, T.GRAD_BATCH)
@@ -62,12 +69,66 @@ def check_train_mode_parity(twin, partner):
                       f"|diff| {diff:.3g} at {worst}, tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}. Ops seen: "
                       f"{[op.describe() for op in streams[0].ops] or 'none'}; the partner's: "
                       f"{[op.describe() for op in streams[1].ops] or 'none'}", margin=margin)
+    if not twin.has_recipe:  # a model-only twin: the outputs are this family's; loss and gradients the recipe's
+        return {"train_mode_max_abs_diff": diff, "margin": margin,
+                "recipe": "none: the training-mode loss and gradients are not compared (model-only)"}
     loss_a, ga = twin.loss_and_grads(x, y, training=True, stream=randomness.Stream(T.TRAIN_MODE_STREAM_SEED))
     loss_b, gb = other.loss_and_grads(x, y, training=True, stream=randomness.Stream(T.TRAIN_MODE_STREAM_SEED))
+    loss_diff = abs(float(loss_a) - float(loss_b))
+    margin = max(margin, loss_diff / T.LOSS_ATOL)
+    if not loss_diff <= T.LOSS_ATOL:
+        raise failure(f"{twin.name} vs {partner} in training mode with shared masks: the training loss is "
+                      f"{loss_a:.7g}, the partner's {loss_b:.7g} (|diff| {loss_diff:.3g} > {T.LOSS_ATOL})", margin=margin)
     worst_rel, problems = gradient_errors(ga, gb, twin.network, T.GRAD_RTOL)
     margin = max(margin, worst_rel / T.GRAD_RTOL)
     if problems:
         raise failure(f"{twin.name} vs {partner} in training mode with shared masks: gradients differ (tolerance "
                       f"{T.GRAD_RTOL} of each tensor's largest); losses {loss_a:.7g} vs {loss_b:.7g}\n  "
                       + "\n  ".join(problems), margin=margin)
-    return {"train_mode_max_abs_diff": diff, "train_mode_grad_max_rel_err": worst_rel, "margin": margin}
+    return {"train_mode_max_abs_diff": diff, "train_mode_loss_abs_diff": loss_diff,
+            "train_mode_grad_max_rel_err": worst_rel, "margin": margin}
+
+
+def _training_pass(twin, x, y, seeds: dict) -> dict:
+    """One training-mode pass with the masks fed, after reseeding the global generators."""
+    for generator, seed in seeds.items():
+        randomness.reseed(generator, seed)
+    stream = randomness.Stream(T.TRAIN_MODE_STREAM_SEED)
+    if not twin.has_recipe:  # a model-only twin: its outputs
+        return {"output": np.asarray(twin.forward(x, training=True, stream=stream))}
+    loss, grads = twin.loss_and_grads(x, y, training=True, stream=stream)
+    return {"loss": np.asarray(loss, dtype=np.float64)} | {f"{name}'s gradient": g for name, g in grads.items()}
+
+
+def _changes(a: dict, b: dict) -> tuple[list, float]:
+    """What differs between two passes, and the largest absolute difference."""
+    changed = [k for k in a if not np.array_equal(a[k], b.get(k), equal_nan=True)]
+    worst = max((float(np.nanmax(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64))))
+                 for k in changed if np.shape(a[k]) == np.shape(b.get(k))), default=float("inf"))
+    return changed, worst
+
+
+def check_every_random_draw_is_fed(twin):
+    """With the masks fed, nothing in training is random: a pass repeated from the same state is
+    bit-identical, and reseeding torch's, numpy's, random's or TensorFlow's global generator
+    changes nothing. Needs no list of ops: any other draw shows."""
+    x, y = real_batch(twin.network, T.DETERMINISM_BATCH)
+    first, other = T.DETERMINISM_SEEDS
+    base = {g: first for g in randomness.GLOBAL_GENERATORS}
+    what = "loss and gradients" if twin.has_recipe else "outputs"
+    start = _training_pass(twin, x, y, base)
+    changed, worst = _changes(start, _training_pass(twin, x, y, base))
+    if changed:
+        raise failure(f"{twin.name}: unrecognised random op in training: two training-mode passes from the same "
+                      f"weights, batch, shared masks and generator seeds give different {what} ({', '.join(changed[:3])}"
+                      f"; max |diff| {worst:.3g}): a draw from a generator that advances between calls (a private "
+                      "torch.Generator, a Keras SeedGenerator, a stateful RNG), which the shared masks cannot cover",
+                      determinism_max_abs_diff=worst)
+    for generator in randomness.GLOBAL_GENERATORS:
+        changed, worst = _changes(start, _training_pass(twin, x, y, base | {generator: other}))
+        if changed:
+            raise failure(f"{twin.name}: unrecognised random op in training: reseeding {generator}'s global generator "
+                          f"changes the training-mode {what} ({', '.join(changed[:3])}; max |diff| {worst:.3g}): "
+                          f"a random draw from {generator} that the shared masks do not cover",
+                          determinism_max_abs_diff=worst)
+    return {"generators_reseeded": len(randomness.GLOBAL_GENERATORS)}

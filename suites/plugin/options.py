@@ -105,7 +105,7 @@ def pytest_configure(config):
         frameworks.share_cores(config.workerinput["workercount"])
     frameworks.set_determinism()
     try:
-        cache_mode = refcache.check_mode(config.getoption("--reference-cache")
+        cache_mode = refcache.valid_mode(config.getoption("--reference-cache")
                                          or os.environ.get("TWINBENCH_REFCACHE", "use"))
     except refcache.RefCacheError as exc:
         raise pytest.UsageError(str(exc)) from exc
