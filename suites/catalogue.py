@@ -22,8 +22,8 @@ from typing import Callable
 
 from fixtures import expected as E
 from fixtures import tolerances as T
-from suites.checks import (convergence, data, equivalence, golden, gpu, optimizer, parameters, randomness, shapes,
-                           summaries, trajectory)
+from suites.checks import (convergence, data, equivalence, golden, gpu, optimizer, options, parameters, randomness,
+                           shapes, summaries, trajectory)
 
 # The conformance matrix's columns, in order. "data" checks the datasets (a section of its own in
 # the report); "speed" holds the benchmarks (suites/test_speed.py), which are not checks.
@@ -103,6 +103,9 @@ CHECKS = (
        "twin -> canonical -> partner -> canonical -> twin on random weights (bit-identical)", needs=["partner"]),
     _c(optimizer.check_recipe_declarations, "optimizer", "schedule",
        "a recipe's declared batch_size and epochs against the literal recipe", needs=["recipe"]),
+    _c(options.check_optimizer_options, "optimizer", "optimizer",
+       "every option of every param group (Keras: get_config()) against the reference optimizer's of the same "
+       "framework, but those fixtures/options_harmless.json names with the reason", needs=["recipe"]),
     _c(optimizer.check_optimizer_dynamics, "optimizer", "optimizer",
        "weights after each of the recorded real gradients against a float64 oracle and the partner",
        ["OPT_DYNAMICS_RTOL"], [("steps", "E.OPTIMIZER_REPLAY_STEPS")], ["recipe", "partner"]),
@@ -218,6 +221,7 @@ def _yield_equivalence(spec):
 
 def _yield_optimizer(spec):
     yield optimizer.check_recipe_declarations
+    yield options.check_optimizer_options
     yield from (functools.partial(optimizer.check_optimizer_dynamics, partner=p.id) for p in _partners(spec))
 
 

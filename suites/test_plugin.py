@@ -174,27 +174,28 @@ def _cells(folder) -> dict:
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
-    """pytest -n 2: the controller merges the workers' results. The verdict, the conformance
-    report's every cell and the detection report equal a run in one process, and the reports
-    are written once, by the controller."""
-    args = ("--impl", "tweet_fasttext=impls/known_bad/torch_tweet_fasttext_masked_mean.py:factory", "--no-diagnosis",
-            "-m", "parameters or equivalence")
-    one = _pytest(*args, f"--conform-report={tmp_path / 'one'}")
-    two = _pytest(*args, f"--conform-report={tmp_path / 'two'}", "-n", "2")
-    assert one.returncode == two.returncode == 1, f"{one.returncode} {two.returncode}\n{two.stdout[-3000:]}"
-    verdict = re.compile(r"(candidate-\S+ +REJECTED +\([^)]*\))")
-    assert verdict.findall(one.stdout) == verdict.findall(two.stdout) != [], two.stdout[-3000:]
-    assert _cells(tmp_path / "one") == _cells(tmp_path / "two") and len(_cells(tmp_path / "two")) > 15
-    reports = tmp_path / "reports"
-    env = {"TWINBENCH_REPORTS": str(reports)}
-    ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
-    det = _pytest("-m", "detection", "-k", " or ".join(ids), "--corpus", "hand-written", "-n", "2", env=env)
-    assert det.returncode == 0, det.stdout[-3000:]
+    """pytest -n 2: the controller merges the workers' results. The verdicts, the conformance
+    report's every cell and the detection report (a faulty and a correct candidate) equal a run
+    in one process, and each report is written once, by the controller."""
     import json
 
-    got = json.loads((reports / "detection.json").read_text())
-    assert sorted(got["results"]) == sorted(ids) and got["killed"] == got["faulty"] == 1, got["results"].keys()
-    assert det.stdout.count("written to") == 1, det.stdout[-2000:]
+    ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
+    args = ("-m", "parameters or detection", "-k", "test_parameters or " + " or ".join(ids), "--corpus", "hand-written")
+    runs = {}
+    for name, extra in (("one", ()), ("two", ("-n", "2"))):
+        runs[name] = _pytest(*args, f"--conform-report={tmp_path / name}", *extra,
+                             env={"TWINBENCH_REPORTS": str(tmp_path / f"reports-{name}")})
+    one, two = runs["one"], runs["two"]
+    assert one.returncode == two.returncode == 0, f"{one.returncode} {two.returncode}\n{two.stdout[-3000:]}"
+    verdict = re.compile(r"^(\S+) +(conforms|REJECTED|INCOMPLETE|rejected as expected)\b", re.M)
+    assert sorted(verdict.findall(one.stdout)) == sorted(verdict.findall(two.stdout)) != [], two.stdout[-3000:]
+    assert _cells(tmp_path / "one") == _cells(tmp_path / "two") and len(_cells(tmp_path / "two")) > 15
+    got = {name: json.loads((tmp_path / f"reports-{name}" / "detection.json").read_text()) for name in runs}
+    assert sorted(got["two"]["results"]) == sorted(ids) and got["two"]["killed"] == got["two"]["faulty"] == 1
+    assert {k: r["failed"] for k, r in got["one"]["results"].items()} == \
+        {k: r["failed"] for k, r in got["two"]["results"].items()}
+    assert two.stdout.count("detection.json") == 1 and two.stdout.count("conformance report written") == 1, \
+        two.stdout[-2000:]
 
 
 @pytest.mark.frameworks("keras")
