@@ -166,6 +166,11 @@ class Twin(abc.ABC):
     def learning_rates(self, steps_per_epoch: int, epochs: int) -> np.ndarray:
         """The learning rate used at every optimizer step of the budget."""
 
+    def learning_rates_by_group(self, steps_per_epoch: int, epochs: int) -> dict[str, np.ndarray]:
+        """{param group: its learning rate at every optimizer step of the budget}; one group,
+        all parameters, unless the framework has param groups (torch)."""
+        return {"all parameters": self.learning_rates(steps_per_epoch, epochs)}
+
     @abc.abstractmethod
     def fit_epoch(self, x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int, seed: int) -> float:
         """One epoch of the recipe in train mode (dropout on), batches in ``batch_order(n, epoch,
@@ -205,6 +210,17 @@ class Twin(abc.ABC):
             if after_step is not None:
                 after_step(i)
         return losses
+
+    def fit_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int, dropout_seed: int,
+                  after_step=None, dense_gradients: bool = False) -> int | None:
+        """``steps`` steps through the framework's own training entry point (Keras: the model's
+        ``fit``, with whatever it overrides: ``train_step``, EMA, gradient accumulation), batches
+        as ``train_steps`` draws them and masks from the same streams; ``after_step(i)`` after each
+        step's update. ``dense_gradients``: sparse gradients (an embedding's) made dense before the
+        optimizer sees them, a counterfactual for diagnosis. Returns the steps taken, or None where
+        the recipe is the only training path (torch: the adapter's loop is the one a user's loop
+        follows)."""
+        return None
 
     def _step_grads(self, x, y, training=False, stream=None):
         """``train_steps``' gradient half: (loss, what ``_step_apply`` takes). Here the canonical
@@ -282,6 +298,20 @@ class Twin(abc.ABC):
                                      f"the reference has {ref_name} ({ref_kind})")
             pairs.append((layer, ref_name))
         return pairs
+
+    def layer_options(self) -> dict[str, dict]:
+        """{reference layer name: the options of the layer mapped onto it} (Keras: get_config();
+        torch: the module's public attributes of plain type); raises CandidateError when the
+        layers cannot be mapped."""
+        modules = self._param_layer_objects()
+        return {ref: self._options_of(modules[layer.name]) for layer, ref in self.param_layer_map()}
+
+    def _param_layer_objects(self) -> dict:
+        raise NotImplementedError
+
+    @staticmethod
+    def _options_of(layer) -> dict:
+        raise NotImplementedError
 
     def param_refs(self) -> dict:
         """{framework layer name: reference layer name} for the layers with parameters; empty

@@ -277,6 +277,13 @@ class KerasTwin(Twin):
         order = self._execution_order()
         return sorted(leaves, key=lambda l: order.get(id(l), len(order) + leaves.index(l)))
 
+    def _param_layer_objects(self):
+        return {l.name: l for l in self._param_leaves()}
+
+    @staticmethod
+    def _options_of(layer):
+        return dict(layer.get_config())
+
     def param_layers(self):
         return [ParamLayer(l.name, layer_kind(type(l).__name__), type(l).__name__,
                            sum(int(np.prod(w.shape)) for w in l.trainable_weights),
@@ -513,6 +520,57 @@ class KerasTwin(Twin):
         with self._scope():
             history = self.model.fit(ds, epochs=1, shuffle=False, verbose=0)
         return float(history.history["loss"][-1])
+
+    def fit_steps(self, x, y, batch_size, steps, seed, dropout_seed, after_step=None, dense_gradients=False):
+        """The model's own ``fit`` on the first ``steps`` batches of ``batch_order``, run eagerly
+        (``run_eagerly`` is an execution choice: the same train_step, optimizer and callbacks) so
+        that each step's dropout draws come from its stream, ``randomness.step_seed(dropout_seed,
+        i)``, as in ``train_steps``. The step count follows ``train_step`` calls, so
+        ``steps_per_execution`` is no difference."""
+        self._need_recipe()
+        order = batch_order(len(x), 0, seed)[:steps * batch_size]
+        xs, ys = self._input(x[order]), self._target(y[order])
+        model = self.model
+        stream = randomness.Stream(randomness.step_seed(dropout_seed, 0))
+        original, taken = model.train_step, [0]
+
+        def train_step(data):
+            stream.rng = np.random.RandomState(randomness.step_seed(dropout_seed, taken[0]))
+            stream.after = "input"
+            out = original(data)
+            if after_step is not None:
+                after_step(taken[0])
+            taken[0] += 1
+            return out
+
+        had_own = "train_step" in vars(model)
+        eager, model.train_function = model.run_eagerly, None
+        object.__setattr__(model, "train_step", train_step)
+        model.run_eagerly = True
+        optimizer = model.optimizer
+        if dense_gradients:
+            apply = optimizer.apply
+
+            def dense_apply(grads, trainable_variables=None):
+                return apply([tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads],
+                             trainable_variables)
+            object.__setattr__(optimizer, "apply", dense_apply)
+        try:
+            with self._shared_randomness(stream):
+                model.fit(xs, ys, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        except Exception as exc:
+            raise CandidateError(f"fit raised {type(exc).__name__}: {exc}") from exc
+        finally:
+            if had_own:
+                object.__setattr__(model, "train_step", original)
+            else:
+                object.__delattr__(model, "train_step")
+            model.run_eagerly, model.train_function = eager, None
+            if dense_gradients:
+                object.__delattr__(optimizer, "apply")
+        if stream.unrecognised:
+            raise CandidateError(f"unrecognised random op in fit: {', '.join(stream.unrecognised)}")
+        return taken[0]
 
     def diagram(self, path):
         """keras.utils.plot_model; needs pydot (pinned) and Graphviz's `dot` (apt-get install graphviz)."""

@@ -91,12 +91,13 @@ class Net(keras.Model):
         return self.fc2(x)
 
 
-def compile_recipe(model):
-    """Adadelta(1.0, 0.9, 1e-6), LR x 0.7 once per epoch (staircase over 938 steps), CE from logits."""
+def compile_recipe(model, **optimizer_options):
+    """Adadelta(1.0, 0.9, 1e-6), LR x 0.7 once per epoch (staircase over 938 steps), CE from logits.
+    ``optimizer_options``: further Adadelta options (the corpus's faulty variants set them)."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
         initial_learning_rate=LR, decay_steps=STEPS_PER_EPOCH, decay_rate=GAMMA, staircase=True)
     model.compile(
-        optimizer=keras.optimizers.Adadelta(learning_rate=schedule, rho=RHO, epsilon=EPS),
+        optimizer=keras.optimizers.Adadelta(learning_rate=schedule, rho=RHO, epsilon=EPS, **optimizer_options),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )

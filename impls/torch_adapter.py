@@ -200,6 +200,14 @@ class TorchTwin(Twin):
         order = self._execution_order
         return sorted(mods, key=lambda nm: order.get(nm[0], len(order) + mods.index(nm)))
 
+    def _param_layer_objects(self):
+        return dict(self._owners())
+
+    @staticmethod
+    def _options_of(module):
+        plain = (bool, int, float, str, tuple, type(None))
+        return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training" and isinstance(v, plain)}
+
     def param_layers(self):
         out = []
         for name, m in self._param_modules():
@@ -269,6 +277,11 @@ class TorchTwin(Twin):
         if x.dim() == 3 and channel:  # Dropout1d on (N, C, L): canonical (N, L, C), one draw per (N, C)
             n, c, length = shape
             return (n, length, c), (n, 1, c), lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 2, 1)))
+        if x.dim() >= 5 and channel:  # Dropout3d on (N, C, D, H, W): canonical channels-last, one draw per (N, C)
+            n, c, rest = shape[0], shape[1], shape[2:]
+            back = (0, x.dim() - 1) + tuple(range(1, x.dim() - 1))  # (N, ..., C) -> (N, C, ...)
+            return ((n, *rest, c), (n, *(1,) * len(rest), c),
+                    lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(back))))
         flat = next((hwc for hwc in E.FLATTENED_FROM[self.network].values() if x.dim() == 2
                      and shape[1] == int(np.prod(hwc))), None)
         if flat is not None:  # features flattened (C, H, W) by torch, (H, W, C) canonically
@@ -439,17 +452,30 @@ class TorchTwin(Twin):
         opt.step()
 
     def learning_rates(self, steps_per_epoch, epochs):
+        return next(iter(self.learning_rates_by_group(steps_per_epoch, epochs).values()))
+
+    def learning_rates_by_group(self, steps_per_epoch, epochs):
+        """Every param group's learning rate at every step (the scheduler stepped per epoch),
+        each group named by the parameters it holds."""
         self._need_recipe()
         opt = self.optimizer_fn(self.model.parameters())  # a throwaway: no step is taken
         sched = self.scheduler_fn(opt) if self.scheduler_fn else None
-        lrs = []
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        labels = []
+        for group in opt.param_groups:
+            held = [names.get(id(p), "?") for p in group["params"]]
+            labels.append(", ".join(held[:4]) + (", ..." if len(held) > 4 else ""))
+        lrs = [[] for _ in opt.param_groups]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
             for _ in range(epochs):
-                lrs.extend([opt.param_groups[0]["lr"]] * steps_per_epoch)
+                for i, group in enumerate(opt.param_groups):
+                    lrs[i].extend([group["lr"]] * steps_per_epoch)
                 if sched is not None:
                     sched.step()
-        return np.asarray(lrs, dtype=np.float64)
+        if len(labels) == 1:
+            labels = ["all parameters"]
+        return {label: np.asarray(v, dtype=np.float64) for label, v in zip(labels, lrs)}
 
     def fit_epoch(self, x, y, epoch, batch_size, seed):
         self._need_recipe()

@@ -22,20 +22,20 @@ from typing import Callable
 
 from fixtures import expected as E
 from fixtures import tolerances as T
-from suites.checks import (convergence, data, equivalence, golden, gpu, optimizer, options, parameters, randomness,
-                           shapes, summaries, trajectory)
+from suites.checks import (convergence, data, equivalence, golden, gpu, initialization, optimizer, options, parameters,
+                           randomness, shapes, summaries, trajectory)
 
 # The conformance matrix's columns, in order. "data" checks the datasets (a section of its own in
 # the report); "speed" holds the benchmarks (suites/test_speed.py), which are not checks.
-FAMILIES = ("shapes", "parameters", "GPU", "forward", "randomness", "loss/gradient", "optimizer", "schedule",
+FAMILIES = ("shapes", "parameters", "initialization", "GPU", "forward", "randomness", "loss/gradient", "optimizer", "schedule",
             "trajectory", "convergence", "golden", "speed", "data")
 # Families that judge the training recipe: a model-only candidate cannot run them.
 RECIPE_FAMILIES = ("loss/gradient", "optimizer", "schedule", "trajectory", "convergence")
 # The test modules (suites/test_<group>.py) whose checks run on a twin through ``run_check``; in
 # this order they are the suite's order, and the checks a user's --impl gets from them.
-TWIN_GROUPS = ("shapes", "parameters", "equivalence", "optimizer", "randomness", "trajectory", "golden", "gpu")
+TWIN_GROUPS = ("shapes", "parameters", "initialization", "equivalence", "optimizer", "randomness", "trajectory", "golden", "gpu")
 # The groups the detection self-test runs on every corpus candidate and mutant (suites/test_detection.py).
-SELFTEST_GROUPS = ("shapes", "parameters", "equivalence", "optimizer", "randomness", "trajectory")
+SELFTEST_GROUPS = ("shapes", "parameters", "initialization", "equivalence", "optimizer", "randomness", "trajectory")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ def _c(func, group, family, compares, tolerances=(), sizes=(), needs=()) -> Chec
     return Check(func, group, family, compares, tuple(tolerances), tuple(sizes), frozenset(needs))
 
 
+# The data checks: MNIST's run on each split, the normalisation constants on the train split, the
+# tweets' once (data_cases).
+MNIST_DATA_CHECKS = (data.check_idx_sha256, data.check_torchvision_equals_tfds, data.check_torchvision_equals_idx_order,
+                     data.check_class_counts)
+TWEETS_DATA_CHECKS = (data.check_corpus_counts, data.check_binary_dedupe, data.check_binary_split,
+                      data.check_no_normalised_text_in_both_splits, data.check_no_token_row_in_both_splits,
+                      data.check_token_arrays, data.check_tokenizer_rules)
 _FWD = ("FORWARD_ATOL", "FORWARD_RTOL")
 CHECKS = (
     _c(shapes.check_output_shape, "shapes", "shapes",
@@ -73,9 +80,17 @@ CHECKS = (
     _c(parameters.check_param_count_total, "parameters", "parameters", "the total parameter count against the literal"),
     _c(parameters.check_all_trainable, "parameters", "parameters",
        "non-trainable parameters and buffers against the literal (none)"),
+    _c(options.check_layer_options, "parameters", "parameters",
+       "every option of every parameterised layer (Keras: get_config(); torch: module attributes) against the "
+       "reference layer's of the same framework, but those fixtures/layer_options_harmless.json names with the reason"),
+    _c(initialization.check_initial_weights_law, "initialization", "initialization",
+       "each canonical weight of fresh builds against its law in E.INIT_LAWS (Kolmogorov-Smirnov; a constant "
+       "counts in every build, a repeated draw once)", ["INIT_ALPHA"],
+       [("values", "T.INIT_MIN_SAMPLES per weight"), ("builds", "up to T.INIT_MAX_BUILDS")]),
     _c(equivalence.check_loss_parity, "equivalence", "loss/gradient",
-       "the recipe's loss on given outputs against CE/BCE from logits in float64", ["LOSS_ATOL"],
-       [("outputs", "64 drawn")], ["recipe"]),
+       "the recipe's loss on given outputs against CE/BCE from logits in float64, on 64 rows, the recipe's batch "
+       "size and the epoch's last, shorter batch", ["LOSS_ATOL"],
+       [("outputs", "64 drawn; the first E.TRAIN_BATCH and E.LAST_BATCH of them")], ["recipe"]),
     _c(equivalence.check_transfer_refuses_bad_shapes, "equivalence", "parameters",
        "set_weights with a misshapen tensor raises and names the parameter"),
     _c(equivalence.check_checkpoint_roundtrip, "equivalence", "parameters",
@@ -97,7 +112,8 @@ CHECKS = (
        "weights after the same gradient applied OPT_STEPS times, against the partner's", ["OPT_ATOL", "OPT_RTOL"],
        [("batch", "T.GRAD_BATCH"), ("steps", "T.OPT_STEPS")], ["recipe", "partner"]),
     _c(equivalence.check_lr_schedule_parity, "equivalence", "schedule",
-       "the learning rate at every step of the budget against the literal recipe and the partner", ["LR_ULPS"],
+       "every param group's learning rate at every step of the budget against the literal recipe and the partner",
+       ["LR_ULPS"],
        [("steps", "E.STEPS_PER_EPOCH x E.BUDGET_EPOCHS")], ["recipe", "partner"]),
     _c(equivalence.check_weight_roundtrip, "equivalence", "parameters",
        "twin -> canonical -> partner -> canonical -> twin on random weights (bit-identical)", needs=["partner"]),
@@ -124,6 +140,10 @@ CHECKS = (
        "masks)", ["TRAJECTORY_LOSS_ATOL_EXACT", "TRAJECTORY_WEIGHT_RTOL_EXACT", "TRAJECTORY_EXACT_STEPS",
                   "TRAJECTORY_DRIFT_MARGIN"],
        [("batch", "E.TRAIN_BATCH"), ("steps", "T.TRAJECTORY_STEPS")], ["recipe", "partner"]),
+    _c(trajectory.check_fit_path_parity, "trajectory", "trajectory",
+       "weights after each step of the twin's own fit (Keras: model.fit with what the model overrides) and after "
+       "fit returns, against its framework reference's per-step path (shared masks)",
+       ["TRAJECTORY_WEIGHT_RTOL_EXACT"], [("batch", "E.TRAIN_BATCH"), ("steps", "T.FIT_STEPS")], ["recipe"]),
     _c(golden.check_golden_outputs, "golden", "golden",
        "outputs from the golden weights against the recording made with the pinned versions (softmax logits as "
        "log-probabilities: a per-row constant is no change)",
@@ -141,10 +161,7 @@ CHECKS = (
     _c(summaries.check_summaries_side_by_side, "summaries", "parameters",
        "torchinfo's and keras's summaries, written side by side, against the literal total"),
 ) + tuple(_c(f, "data", "data", (f.__doc__ or f.__name__[len("check_"):].replace("_", " ")).strip().splitlines()[0])
-          for f in (data.check_idx_sha256, data.check_torchvision_equals_tfds, data.check_torchvision_equals_idx_order,
-                    data.check_class_counts, data.check_normalisation_constants, data.check_corpus_counts,
-                    data.check_binary_dedupe, data.check_binary_split, data.check_no_normalised_text_in_both_splits,
-                    data.check_no_token_row_in_both_splits, data.check_token_arrays, data.check_tokenizer_rules))
+          for f in MNIST_DATA_CHECKS + (data.check_normalisation_constants,) + TWEETS_DATA_CHECKS)
 
 BY_NAME = {c.name: c for c in CHECKS}
 assert len(BY_NAME) == len(CHECKS), "two catalogue records name the same function"
@@ -204,7 +221,11 @@ def _yield_shapes(spec):
 
 def _yield_parameters(spec):
     yield from (parameters.check_param_count_per_layer, parameters.check_param_count_total,
-                parameters.check_all_trainable)
+                parameters.check_all_trainable, options.check_layer_options)
+
+
+def _yield_initialization(spec):
+    yield initialization.check_initial_weights_law
 
 
 def _yield_equivalence(spec):
@@ -234,6 +255,8 @@ def _yield_randomness(spec):
 def _yield_trajectory(spec):
     yield from (functools.partial(trajectory.check_trajectory_parity, partner=p.id, dropout=d)
                 for d in (False, True) for p in _partners(spec))
+    if spec.framework == "keras":  # torch has no fit of its own: the recipe's loop is the training path
+        yield trajectory.check_fit_path_parity
 
 
 def _yield_golden(spec):
@@ -245,7 +268,8 @@ def _yield_gpu(spec):
     yield gpu.check_forward_parity_on_gpu
 
 
-_YIELD = {"shapes": _yield_shapes, "parameters": _yield_parameters, "equivalence": _yield_equivalence,
+_YIELD = {"shapes": _yield_shapes, "parameters": _yield_parameters, "initialization": _yield_initialization,
+          "equivalence": _yield_equivalence,
           "optimizer": _yield_optimizer, "randomness": _yield_randomness, "trajectory": _yield_trajectory,
           "golden": _yield_golden, "gpu": _yield_gpu}
 assert tuple(_YIELD) == TWIN_GROUPS
@@ -282,11 +306,6 @@ def convergence_cases(candidates) -> list:
         [(net, checks[1]) for net in E.NETWORKS]
 
 
-MNIST_DATA_CHECKS = (data.check_idx_sha256, data.check_torchvision_equals_tfds, data.check_torchvision_equals_idx_order,
-                     data.check_class_counts)
-TWEETS_DATA_CHECKS = (data.check_corpus_counts, data.check_binary_dedupe, data.check_binary_split,
-                      data.check_no_normalised_text_in_both_splits, data.check_no_token_row_in_both_splits,
-                      data.check_token_arrays, data.check_tokenizer_rules)
 
 
 def data_cases() -> list:

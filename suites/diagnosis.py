@@ -47,6 +47,7 @@ from fixtures import tolerances as T
 from impls import randomness, registry
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
 from suites import oracle, refcache
+from suites.checks import equivalence, initialization, options, trajectory
 from suites.helpers import REPRO_BATCH_ENV, real_batch
 
 # Cause id -> (what it is, the fix). Every id a hypothesis maps to is here.
@@ -92,6 +93,24 @@ CAUSES = {
     "extra-stochastic-op": ("a stochastic op the reference does not have", "remove it"),
     "masked-mean": ("padding is left out of the mean", "average over all 42 positions, padding included (no mask)"),
     "padding-idx": ("the padding id's embedding is frozen (padding_idx)", "no padding_idx"),
+    "optimizer-option": ("an option of the optimizer differs from the reference's",
+                         "set every option as the reference optimizer does (fixtures/options_harmless.json lists "
+                         "those shown not to change training)"),
+    "sparse-embedding-update": ("fit hands the optimizer an embedding's gradient as IndexedSlices (a row per "
+                                "occurrence of an id): Keras's Adam then adds each occurrence's squared gradient to v, "
+                                "where torch's dense Adam adds the square of their sum, so ids repeated in a batch move "
+                                "further",
+                                "give the optimizer dense gradients (an optimizer whose apply() converts IndexedSlices "
+                                "with tf.convert_to_tensor, as impls/keras_tweet_fasttext.DenseAdam)"),
+    "fit-training-mode": ("fit runs the model in inference mode: the dropout layers are off in training (a "
+                          "train_step that calls the model without training=True)",
+                          "call the model with training=True in train_step"),
+    "loss-normalisation": ("the loss is divided by a fixed number instead of the batch's size",
+                           "average over the batch (reduction='mean'; Keras: the default sum_over_batch_size)"),
+    "initialization": ("the weights are initialised from another law than the reference's",
+                       "initialise as the torch reference: kaiming_uniform_(a=sqrt(5)) kernels and U(+-1/sqrt(fan_in)) "
+                       "biases (Keras: VarianceScaling(1/3, 'fan_in', 'uniform') and RandomUniform(-b, b)), N(0, 1) "
+                       "embeddings"),
 }
 
 # A hypothesis's operator (the part of its id between the network and "@") -> its cause.
@@ -418,7 +437,58 @@ def _schedule_finding(cand: Probes, ref: Probes, network: str) -> Finding | None
     steps = E.STEPS_PER_EPOCH[network]
     what, fix = CAUSES["lr-schedule"]
     return Finding("lr-schedule", f"{what}: fitted {fit_schedule(got, steps)} from lr {got[0]:.4g}, where the recipe is "
-                   f"{fit_schedule(want, steps)} from {want[0]:.4g}. Fix: {fix}")
+                   f"{fit_schedule(want, steps)} from {want[0]:.4g}{_first_departure(got, want, steps)}. Fix: {fix}")
+
+
+def _first_departure(got, want, steps: int) -> str:
+    """Where two learning-rate series first part: '; first at epoch 11 (0.0282 where ...)'."""
+    bad = np.flatnonzero(~np.isclose(got, want, rtol=T.DIAGNOSIS_FLOOR["schedule"], atol=0))
+    if not len(bad):
+        return ""
+    i = int(bad[0])
+    return f"; they first part at epoch {i // steps} (step {i}: {got[i]:.4g} where the recipe has {want[i]:.4g})"
+
+
+def _group_schedule_finding(twin) -> Finding | None:
+    """Each param group's schedule against the literal recipe: a group whose rate is not a constant
+    times the recipe's has a schedule of its own (a constant factor is the per-layer rate's finding)."""
+    try:
+        groups = twin.learning_rates_by_group(E.STEPS_PER_EPOCH[twin.network], E.BUDGET_EPOCHS[twin.network])
+    except (NoRecipe, CandidateError):
+        return None
+    if len(groups) < 2:
+        return None
+    steps = E.STEPS_PER_EPOCH[twin.network]
+    want = np.array([E.LR_SCHEDULE[twin.network](i // steps) for i in range(len(next(iter(groups.values()))))])
+    odd = []
+    for label, got in groups.items():
+        ratio = got / want
+        if not np.allclose(ratio, ratio[0], rtol=T.DIAGNOSIS_FLOOR["schedule"], atol=0):
+            odd.append(f"the param group of {label}: fitted {fit_schedule(got, steps)}{_first_departure(got, want, steps)}")
+    if not odd:
+        return None
+    what, fix = CAUSES["lr-schedule"]
+    return Finding("lr-schedule", f"{what} in {len(odd)} of {len(groups)} param groups: " + "; ".join(odd)
+                   + f". Fix: {fix}, for every param group")
+
+
+def _options_finding(twin) -> Finding | None:
+    """The optimizer options that differ from the reference's (the options check's evidence), when
+    no hypothesis names a cause: a fact about the candidate's configuration, never a guess."""
+    try:
+        mine = options.optimizer_options(twin)
+    except (NoRecipe, CandidateError):
+        return None
+    if twin.framework not in options.HARMLESS:
+        return None
+    (want, _), = options._reference_options(twin.framework, twin.network)
+    names = sorted({name for opts, _ in mine for name, a, b in options._differences(opts, want, options.HARMLESS[twin.framework])})
+    if not names:
+        return None
+    shown = "; ".join(f"{name} {options._show(opts.get(name, object()))}" for opts, _ in mine[:1] for name in names[:6])
+    what, fix = CAUSES["optimizer-option"]
+    return Finding("optimizer-option", f"{what}: {', '.join(names)} ({shown}; see check_optimizer_options for the "
+                   f"reference's values). Fix: {fix}")
 
 
 def _layer_lr_finding(cand: Probes, ref: Probes, network: str) -> Finding | None:
@@ -498,6 +568,52 @@ def _smoothing_finding(twin, cand: Probes) -> Finding | None:
                    f"targets, eps fitted {eps[0]:.4g} and {eps[1]:.4g} on two batches. Fix: {fix}")
 
 
+def _normalisation_finding(twin, cand: Probes) -> Finding | None:
+    """A loss normalised by a fixed count N, fitted: on r rows the recipe's loss is r / N times the
+    reference's for every r tried (N = 1: a sum, the ``loss-reduction`` cause's)."""
+    if "loss" not in cand.values:
+        return None
+    counts = []
+    for rows in (7, 16, 28, 32, 64):
+        got, want = equivalence.loss_pair(twin, rows)
+        if want == 0 or not np.isfinite(got):
+            return None
+        counts.append(rows * want / got if got else np.inf)
+    fixed = counts[0]
+    if not (np.isfinite(fixed) and all(abs(c - fixed) <= 1e-4 * fixed for c in counts) and abs(fixed - 1) > 1e-3):
+        return None
+    what, fix = CAUSES["loss-normalisation"]
+    return Finding("loss-normalisation", f"{what}: on 7, 16, 28, 32 and 64 rows the loss is the batch's summed loss "
+                   f"divided by {fixed:.4g}, whatever the batch's size (right only on batches of {round(fixed)}). "
+                   f"Fix: {fix}")
+
+
+def _fit_path_finding(twin) -> Finding | None:
+    """fit's departure from the per-step path, explained by a counterfactual that removes it: the
+    same fit with sparse gradients made dense before the optimizer sees them, or fit compared with
+    the reference's per-step path with dropout off (a train_step that calls the model without
+    training=True)."""
+    spec = getattr(twin, "spec", None)
+    if spec is None:
+        return None
+    try:  # each run on a fresh build: fit leaves the optimizer's state behind
+        steps, problems, _ = trajectory.fit_path_departure(registry.build(spec, seed=0))
+        if steps is None or not problems:
+            return None
+        for cause, kwargs, how in (("sparse-embedding-update", {"dense_gradients": True},
+                                    "with the gradients made dense it follows it"),
+                                   ("fit-training-mode", {"dropout": False},
+                                    "it follows the reference's per-step path with dropout off")):
+            steps, other, margin = trajectory.fit_path_departure(registry.build(spec, seed=0), **kwargs)
+            if steps is not None and not other:
+                what, fix = CAUSES[cause]
+                return Finding(cause, f"{what}: fit departs from the per-step path ({problems[0]}); {how} (margin "
+                               f"{margin:.3g}). Fix: {fix}")
+    except (CandidateError, NoRecipe):
+        return None
+    return None
+
+
 def _second_batch(network):
     x, y = real_batch(network, 1024)
     return x[512::16], y[512::16]
@@ -534,21 +650,42 @@ def _structural_findings(twin) -> list[Finding]:
     return findings
 
 
-def diagnose(twin) -> list[Finding]:
-    """The catalogue causes whose hypotheses explain the twin's departure from the reference."""
+def _init_finding(twin, shapes: dict) -> Finding | None:
+    """The initialisation law, fitted weight by weight over fresh builds (suites/checks/initialization.py)."""
+    spec = getattr(twin, "spec", None)
+    if spec is None or shapes != {k: tuple(v) for k, v in E.CANONICAL_WEIGHTS[twin.network].items()}:
+        return None  # other shapes: their own law is another one by construction, the shapes' cause says why
+    found = initialization.findings(spec, twin.network, shapes)
+    if not found:
+        return None
+    what, fix = CAUSES["initialization"]
+    return Finding("initialization", f"{what}: " + "; ".join(found) + f". Fix: {fix}")
+
+
+def diagnose(twin, failed=None) -> list[Finding]:
+    """The catalogue causes whose hypotheses explain the twin's departure from the reference.
+    ``failed``: the names of the checks that rejected it, when known (the initialisation law is
+    fitted only where its check failed; None fits it always)."""
     ref, hyps = _hypothesis_probes(twin.network)
     shared = oracle.recording(twin.network).start
     try:
         shapes = {k: tuple(v.shape) for k, v in twin.get_weights().items()}
     except CandidateError:  # weights that map onto no reference weight: compare the layers' shapes
         return _structural_findings(twin)
+    fit_init = failed is None or any(str(n).startswith("check_initial_weights_law") for n in failed)
+    init = _init_finding(twin, shapes) if fit_init else None
+    fit_path = _fit_path_finding(twin) if failed is None or "check_fit_path_parity" in failed else None
     own_weights = shapes != {k: tuple(v.shape) for k, v in shared.items()}
     try:
         cand = probes(twin, None if own_weights else shared)
     except (CandidateError, FloatingPointError, ValueError, RuntimeError):
-        return []  # it crashes where the probes run: the failing checks' messages say where
-    findings = [f for f in (_schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand),
+        return [f for f in (init, fit_path) if f]  # it crashes where the probes run: the failing checks' messages say where
+    findings = [f for f in (init, fit_path, _schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand),
+                            _normalisation_finding(twin, cand),
                             _layer_lr_finding(cand, ref, twin.network)) if f]
+    group = _group_schedule_finding(twin)
+    if group is not None and not any(f.cause == "lr-schedule" for f in findings):
+        findings.append(group)
     findings += _stochastic_findings(cand, twin.network)
     seen = {f.cause for f in findings}
     for h, hp in hyps:
@@ -564,6 +701,8 @@ def diagnose(twin) -> list[Finding]:
         what, fix = CAUSES[cause]
         evidence = "; ".join(_evidence(n, cand, hp, ref) for n in domain)
         findings.append(Finding(cause, f"{what}: it behaves as the reference with {h.doc} ({evidence}). Fix: {fix}", h.id))
+    if not findings:
+        findings = [f for f in (_options_finding(twin),) if f]
     return _merged(findings)
 
 
@@ -595,7 +734,7 @@ def explain(spec, failed: list, details: dict) -> list[str]:
     """The terminal and report lines for a rejected candidate: one per likely cause, or the
     unknown cause with the first divergence (never a guess)."""
     try:
-        findings = diagnose(registry.build(spec, seed=0))
+        findings = diagnose(registry.build(spec, seed=0), failed)
     except Exception as exc:  # the candidate cannot even be built or probed: its checks say why
         findings, note = [], f" (the probes could not run: {type(exc).__name__}: {exc})"
     else:

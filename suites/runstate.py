@@ -57,6 +57,7 @@ class RunState:
     repro: dict = field(default_factory=dict)        # rejected candidate id -> the repro script written
     worker_runs: list = field(default_factory=list)  # pytest-xdist: the workers' training.Run records
     # Below: what the library modules keep for the session (read through current()).
+    plots: bool = True                                 # checks draw their plots (the detection self-test: no)
     runs: dict = field(default_factory=dict)           # training: (impl id, seed, device, variant) -> Run
     trajectories: dict = field(default_factory=dict)   # training: (impl id, dropout) -> a reference's run
     subject: dict = field(default_factory=dict)        # training: the latest subject's trajectory run

@@ -98,10 +98,10 @@ def _record(entry, verdicts: dict, seconds: float) -> dict:
     }
 
 
-def _diagnosis(entry) -> list:
+def _diagnosis(entry, failed) -> list:
     """The causes diagnosis names for the candidate (suites/diagnosis.py); [] when it cannot run."""
     try:
-        return [f.cause for f in diagnosis.diagnose(registry.build(entry.spec, seed=0))]
+        return [f.cause for f in diagnosis.diagnose(registry.build(entry.spec, seed=0), failed)]
     except Exception:  # a candidate that cannot be built or probed gets no cause: "unknown", as in a user's run
         return []
 
@@ -134,9 +134,14 @@ def test_detection(entry, request):
         pytest.fail(f"{spec.id}: {spec.doc}: an unimportable corpus file is a failure, never left out")
     gc.collect()  # the previous candidate's models (Keras ones sit in reference cycles): ~100 MB each otherwise
     started = time.perf_counter()
-    verdicts = {name_of(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in suite_checks(spec)}
+    run = runstate.state(request.config)
+    run.plots = False  # a plot per trajectory check and candidate: nobody reads them, they cost ~0.2 s each
+    try:
+        verdicts = {name_of(c): run_one(c, lambda: registry.build(spec, seed=0)) for c in suite_checks(spec)}
+    finally:
+        run.plots = True
     record = _record(entry, verdicts, time.perf_counter() - started)
-    record["diagnosis"], record["expected_cause"] = _diagnosis(entry), _expected_cause(entry)
+    record["diagnosis"], record["expected_cause"] = _diagnosis(entry, record["failed"]), _expected_cause(entry)
     record["repro"] = _write_repro(spec, verdicts)
     runstate.state(request.config).detection[spec.id] = record
     assert not record["errors"], (f"{spec.id}: checks crashed (an error is never a kill):\n  "

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fixtures import expected as E
 from impls.adapter import from_logits, to_log_probs
 from suites.helpers import max_violation, reference_loss
 from suites.runstate import Cell
@@ -167,3 +168,59 @@ def test_a_reports_status_comes_from_what_it_raised_not_its_message():
     assert decide(rep("failed"), None) is Status.XPASS
     assert decide(rep("skipped", wasxfail="known"), Raised(AssertionError())) is Status.XFAIL
     assert decide(rep("failed", when="setup"), Raised(RuntimeError())) is Status.ERROR
+
+
+def test_every_canonical_weight_has_an_initialisation_law():
+    from suites.checks import initialization
+
+    for network, weights in E.CANONICAL_WEIGHTS.items():
+        assert set(E.INIT_LAWS[network]) == set(weights), network
+        for name, law in E.INIT_LAWS[network].items():
+            initialization.law_cdf(law)  # a kind it knows, or a ValueError naming the law
+
+
+def test_kolmogorov_smirnov_distance_and_critical_value():
+    from suites.checks import initialization as I
+
+    # Kolmogorov's limit at level 0.05 is 1.358 / sqrt(n); at 1e-6 it is 2.693 / sqrt(n)
+    assert abs(I.ks_critical(10**8, 0.05) * 10**4 - 1.3581) < 1e-3
+    assert abs(I.ks_critical(10**8, 1e-6) * 10**4 - 2.6930) < 1e-3
+    cdf = I.law_cdf(("uniform", 1.0))
+    assert I.ks_distance(np.zeros(5), cdf) == 0.5          # a constant at the centre of a symmetric law
+    grid = (np.arange(1000) + 0.5) / 1000 * 2 - 1            # the uniform law's quantiles: distance 1/(2n)
+    assert abs(I.ks_distance(grid, cdf) - 0.0005) < 1e-12
+    normal = I.law_cdf(("normal", 0.0, 1.0))
+    assert abs(normal(np.array([1.959964]))[0] - 0.975) < 2e-7
+
+
+def test_the_initialisation_fit_names_keras_defaults():
+    from suites.checks import initialization as I
+
+    rng = np.random.default_rng(0)
+    glorot = np.sqrt(6 / (9216 + 128))
+    assert "glorot_uniform" in I.fitted_law(rng.uniform(-glorot, glorot, 20000), (9216, 128))
+    assert I.fitted_law(np.zeros(10), (10,)) == "the constant 0"
+    assert I.fitted_law(rng.normal(0, 0.05, 20000), (20000, 50)).startswith("N(")
+
+
+@pytest.mark.frameworks("keras")
+def test_every_option_listed_harmless_is_an_option_of_a_reference():
+    """fixtures/options_harmless.json and layer_options_harmless.json name real options, each with
+    a reason: a stale or misspelt entry would exempt nothing and hide that."""
+    from impls import registry
+    from suites.checks import options
+
+    for framework in ("torch", "keras"):
+        optimizer, layer = set(), set()
+        for network in E.NETWORKS:
+            twin = registry.build(registry.reference(framework, network), seed=1)
+            optimizer |= {k for opts, _ in options.optimizer_options(twin) for k in opts}
+            if framework == "torch" and twin.scheduler_fn is not None:  # a scheduler adds its own keys to the groups
+                opt = twin.optimizer_fn(twin.model.parameters())
+                twin.scheduler_fn(opt)
+                optimizer |= {k for group in opt.param_groups for k in group}
+            layer |= {k for opts in twin.layer_options().values() for k in opts}
+        for listed, known, what in ((options.HARMLESS[framework], optimizer, "optimizer"),
+                                    (options.LAYER_HARMLESS[framework], layer, "layer")):
+            assert set(listed) <= known, f"{framework} {what} options listed harmless but unknown: {set(listed) - known}"
+            assert all(isinstance(r, str) and len(r) > 5 for r in listed.values()), listed

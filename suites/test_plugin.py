@@ -172,21 +172,29 @@ def _cells(folder) -> dict:
     return {(c["impl"], c["check"]): c["status"] for c in got["results"]}
 
 
+@pytest.mark.frameworks("keras")
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
     """pytest -n 2: the controller merges the workers' results. The verdicts, the conformance
     report's every cell and the detection report (a faulty and a correct candidate) equal a run
-    in one process, and each report is written once, by the controller."""
+    in one process, and each report is written once, by the controller. In the same run, a
+    worker's torch and TF run at torch's one-process count // 2 (conftest calls share_cores in
+    workers only: a process a test starts keeps its own count)."""
     import json
 
     ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
-    args = ("-m", "parameters or detection", "-k", "test_parameters or " + " or ".join(ids), "--corpus", "hand-written")
+    threads = max(1, frameworks.one_process_threads() // 2)
+    args = ("suites/test_parameters.py", "suites/test_detection.py", "suites/plugin_samples/xdist_threads.py",
+            "-k", "test_parameters or worker_runs or " + " or ".join(ids), "--corpus", "hand-written")
     runs = {}
     for name, extra in (("one", ()), ("two", ("-n", "2"))):
         runs[name] = _pytest(*args, f"--conform-report={tmp_path / name}", *extra,
-                             env={"TWINBENCH_REPORTS": str(tmp_path / f"reports-{name}")})
+                             env={"TWINBENCH_REPORTS": str(tmp_path / f"reports-{name}"),
+                                  "TWINBENCH_EXPECT_THREADS": str(threads)})
     one, two = runs["one"], runs["two"]
     assert one.returncode == two.returncode == 0, f"{one.returncode} {two.returncode}\n{two.stdout[-3000:]}"
+    assert re.search(r"\b1 skipped\b", one.stdout) and not re.search(r"\bskipped\b", two.stdout.splitlines()[-1]), \
+        two.stdout[-3000:]   # the thread test runs in the workers only, and passes there
     verdict = re.compile(r"^(\S+) +(conforms|REJECTED|INCOMPLETE|rejected as expected)\b", re.M)
     assert sorted(verdict.findall(one.stdout)) == sorted(verdict.findall(two.stdout)) != [], two.stdout[-3000:]
     assert _cells(tmp_path / "one") == _cells(tmp_path / "two") and len(_cells(tmp_path / "two")) > 15
@@ -217,16 +225,6 @@ def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
     base, *shared = run(2)
     assert shared == [str(max(1, int(base) // 2))] * 4 + [base], (base, shared)  # the last: the count before
     assert run(2, OMP_NUM_THREADS="1")[1:3] == ["None", "1"]
-
-
-@pytest.mark.frameworks("keras")
-@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
-def test_each_xdist_worker_runs_on_its_share_of_the_cores():
-    """Under pytest -n 2 a worker's torch and TF run at torch's one-process count // 2 (conftest
-    calls share_cores in workers only: a process a test starts keeps its own count)."""
-    want = max(1, frameworks.one_process_threads() // 2)
-    got = _pytest("-n", "2", "suites/plugin_samples/xdist_threads.py", env={"TWINBENCH_EXPECT_THREADS": str(want)})
-    assert got.returncode == 0 and "1 passed" in got.stdout, got.stdout[-3000:] + got.stderr[-2000:]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")

@@ -10,7 +10,7 @@ from impls import keras_mnist_cnn
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*",
-             "check_optimizer_dynamics*", "check_optimizer_options")
+             "check_optimizer_dynamics*", "check_optimizer_options", "check_fit_path_parity")
 
 
 def factory():

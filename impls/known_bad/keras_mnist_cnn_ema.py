@@ -7,10 +7,4 @@ CAUGHT_BY = ("check_optimizer_options",)
 
 
 def factory():
-    model = ref.build_sequential()
-    schedule = ref.keras.optimizers.schedules.ExponentialDecay(
-        initial_learning_rate=ref.LR, decay_steps=ref.STEPS_PER_EPOCH, decay_rate=ref.GAMMA, staircase=True)
-    model.compile(optimizer=ref.keras.optimizers.Adadelta(learning_rate=schedule, rho=ref.RHO, epsilon=ref.EPS,
-                                                           use_ema=True),
-                  loss=ref.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model
+    return ref.compile_recipe(ref.build_sequential(), use_ema=True)

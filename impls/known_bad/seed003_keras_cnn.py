@@ -11,7 +11,8 @@ from keras import layers
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*",
-             "check_optimizer_dynamics*", "check_optimizer_options")
+             "check_optimizer_dynamics*", "check_optimizer_options", "check_initial_weights_law",
+             "check_fit_path_parity")
 
 
 def factory():

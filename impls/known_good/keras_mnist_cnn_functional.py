@@ -1,4 +1,11 @@
-"""A Keras Functional MNIST CNN with its own layer names, separate ReLU layers and Keras's default initialisers."""
+"""A Keras Functional MNIST CNN with its own layer names, separate ReLU layers, and torch's initialisation written as RandomUniform.
+
+torch's kaiming_uniform_(a=sqrt(5)) has the bound 1/sqrt(fan_in), the bound of its biases too, so
+one RandomUniform(-b, b) per layer draws torch's law for kernel and bias alike (the references
+write the kernels' as VarianceScaling).
+"""
+
+import math
 
 import keras
 from keras import layers
@@ -6,19 +13,25 @@ from keras import layers
 NETWORK = "mnist_cnn"
 
 
+def torch_law(fan_in):
+    b = 1 / math.sqrt(fan_in)
+    return {"kernel_initializer": keras.initializers.RandomUniform(-b, b),
+            "bias_initializer": keras.initializers.RandomUniform(-b, b)}
+
+
 def factory():
     image = keras.Input((28, 28, 1), name="pixels")
-    x = layers.Conv2D(32, 3, name="features_a")(image)
+    x = layers.Conv2D(32, 3, name="features_a", **torch_law(9))(image)
     x = layers.ReLU(name="relu_a")(x)
-    x = layers.Conv2D(64, 3, name="features_b")(x)
+    x = layers.Conv2D(64, 3, name="features_b", **torch_law(288))(x)
     x = layers.ReLU(name="relu_b")(x)
     x = layers.MaxPooling2D(name="downsample")(x)
     x = layers.Dropout(0.25, name="drop_a")(x)
     x = layers.Flatten(name="to_vector")(x)
-    x = layers.Dense(128, name="hidden")(x)
+    x = layers.Dense(128, name="hidden", **torch_law(9216))(x)
     x = layers.ReLU(name="relu_c")(x)
     x = layers.Dropout(0.5, name="drop_b")(x)
-    logits = layers.Dense(10, name="scores")(x)
+    logits = layers.Dense(10, name="scores", **torch_law(128))(x)
     model = keras.Model(image, logits, name="renamed_cnn")
     schedule = keras.optimizers.schedules.ExponentialDecay(1.0, decay_steps=938, decay_rate=0.7, staircase=True)
     model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=schedule, rho=0.9, epsilon=1e-6),

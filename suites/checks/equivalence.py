@@ -154,10 +154,9 @@ def check_forward_parity_hypothesis(twin, partner):
     return {"forward_max_abs_diff_drawn": max(worst), "margin": max(margins)}
 
 
-def check_loss_parity(twin):
-    """The recipe's loss on given outputs equals the reference loss (CE / BCE from logits)."""
+def loss_pair(twin, rows: int, n: int = 64) -> tuple[float, float]:
+    """(the recipe's loss, the reference loss) on the first ``rows`` of ``n`` drawn outputs."""
     rng = np.random.RandomState(3)
-    n = 64
     if twin.network == "mnist_cnn":
         logits = (rng.standard_normal((n, 10)) * 3).astype(np.float32)
         y = rng.randint(0, 10, n).astype(np.int64)
@@ -169,18 +168,33 @@ def check_loss_parity(twin):
         # which a log-softmax model declared as logits also produces. CE from logits is unchanged.
         logits = to_log_probs(logits, "logits").astype(np.float32)
     outputs = from_logits(logits, twin.output).astype(np.float32)
+    logits, outputs, y = logits[:rows], outputs[:rows], y[:rows]
     # The reference loss of exactly the fp32 outputs the recipe sees: for a probability output,
     # the fp32 rounding of p near 1 moves log(1 - p) by ~1e-3, which is the output kind's
     # resolution, not the loss's fault. For logits it is the closed form from the logits.
     want = (reference_loss(twin.network, logits, y) if twin.output == "logits"
             else reference_loss_of(twin.network, outputs, twin.output, y))
-    got = twin.loss_value(outputs, y)
-    diff = abs(got - want)
-    if not diff <= T.LOSS_ATOL:
-        raise failure(f"{twin.name}: recipe loss {got:.7g} on outputs of kind '{twin.output}', reference "
-                      f"{'CE' if twin.network == 'mnist_cnn' else 'BCE'} from logits {want:.7g}: |diff| "
-                      f"{diff:.3g} > {T.LOSS_ATOL}", margin=diff / T.LOSS_ATOL)
-    return {"loss_abs_diff": diff, "margin": diff / T.LOSS_ATOL}
+    return twin.loss_value(outputs, y), want
+
+
+def check_loss_parity(twin):
+    """The recipe's loss on given outputs equals the reference loss (CE / BCE from logits), on 64
+    rows, on the recipe's batch size and on the epoch's last, shorter batch (E.LAST_BATCH): a loss
+    normalised by a fixed batch size is right on one batch size only."""
+    n = 64
+    diffs = {}
+    for rows in dict.fromkeys((n, E.TRAIN_BATCH[twin.network], E.LAST_BATCH[twin.network])):
+        got, want = loss_pair(twin, rows, n)
+        diff = abs(got - want)
+        if not diff <= T.LOSS_ATOL:
+            last = "" if rows == n else (" (the recipe's batch size; " if rows == E.TRAIN_BATCH[twin.network] else
+                                         " (the epoch's last batch; ") + f"on {n} rows it is {diffs[n]:.3g} off)"
+            raise failure(f"{twin.name}: recipe loss {got:.7g} on {rows} outputs of kind '{twin.output}', reference "
+                          f"{'CE' if twin.network == 'mnist_cnn' else 'BCE'} from logits {want:.7g}: |diff| "
+                          f"{diff:.3g} > {T.LOSS_ATOL}{last}", margin=diff / T.LOSS_ATOL)
+        diffs[rows] = diff
+    worst = max(diffs.values())
+    return {"loss_abs_diff": worst, "margin": worst / T.LOSS_ATOL}
 
 
 def check_gradient_parity(twin, partner):
@@ -219,19 +233,26 @@ def check_optimizer_step_parity(twin, partner):
 
 
 def check_lr_schedule_parity(twin, partner):
-    """The learning rate at every optimizer step of the reference budget, both frameworks."""
+    """The learning rate of every param group at every optimizer step of the reference budget
+    (every epoch), against the literal recipe and the partner's."""
     steps, epochs = E.STEPS_PER_EPOCH[twin.network], E.BUDGET_EPOCHS[twin.network]
     other = registry.build(registry.by_id(partner), seed=1)
-    got = twin.learning_rates(steps, epochs).astype(np.float32)
     want = other.learning_rates(steps, epochs).astype(np.float32)
     literal = np.array([E.LR_SCHEDULE[twin.network](i // steps) for i in range(steps * epochs)], np.float32)
-    for label, ref in (("the literal recipe", literal), (partner, want)):
-        ulps = np.abs(got - ref) / np.spacing(np.abs(ref))
-        bad = np.flatnonzero(ulps > T.LR_ULPS)
-        assert not len(bad), (f"{twin.name}: learning rate differs from {label} first at step {bad[0]} "
-                              f"(epoch {bad[0] // steps}, step {bad[0] % steps} in it): {got[bad[0]]:.9g} vs "
-                              f"{ref[bad[0]]:.9g}; {len(bad)} of {len(got)} steps differ by more than {T.LR_ULPS} ulp")
-    return {"lr_max_abs_diff": float(np.abs(got - want).max())}
+    groups = twin.learning_rates_by_group(steps, epochs)
+    worst = 0.0
+    for group, rates in groups.items():
+        got = rates.astype(np.float32)
+        where = "" if len(groups) == 1 else f" in the param group of {group}"
+        for label, ref in (("the literal recipe", literal), (partner, want)):
+            ulps = np.abs(got - ref) / np.spacing(np.abs(ref))
+            bad = np.flatnonzero(ulps > T.LR_ULPS)
+            assert not len(bad), (f"{twin.name}: learning rate{where} differs from {label} first at step {bad[0]} "
+                                  f"(epoch {bad[0] // steps}, step {bad[0] % steps} in it): {got[bad[0]]:.9g} vs "
+                                  f"{ref[bad[0]]:.9g}; {len(bad)} of {len(got)} steps differ by more than "
+                                  f"{T.LR_ULPS} ulp")
+        worst = max(worst, float(np.abs(got - want).max()))
+    return {"lr_max_abs_diff": worst, "param_groups": len(groups)}
 
 
 def check_weight_roundtrip(twin, partner):

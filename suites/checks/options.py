@@ -12,6 +12,7 @@ binds only on large gradients, and a second param group with settings of its own
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -34,6 +35,17 @@ def optimizer_options(twin) -> list:
     return [(dict(twin.model.optimizer.get_config()), None)]
 
 
+@functools.lru_cache(maxsize=None)
+def _reference_options(framework: str, network: str) -> tuple:
+    """The reference optimizer's options, per framework and network: built once per process."""
+    return tuple(optimizer_options(registry.build(registry.reference(framework, network), seed=1)))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_layer_options(framework: str, network: str) -> dict:
+    return registry.build(registry.reference(framework, network), seed=1).layer_options()
+
+
 def _differences(got: dict, want: dict, harmless: dict) -> list:
     keys = sorted((set(got) | set(want)) - set(harmless))
     missing = object()
@@ -49,8 +61,7 @@ def check_optimizer_options(twin):
     mine = optimizer_options(twin)
     if twin.framework not in HARMLESS:  # a twin of neither framework fails elsewhere (its factory)
         return {"param_groups": len(mine)}
-    reference = registry.build(registry.reference(twin.framework, twin.network), seed=1)
-    (want, _), = optimizer_options(reference)
+    (want, _), = _reference_options(twin.framework, twin.network)
     problems = []
     for i, (options, params) in enumerate(mine):
         where = "" if len(mine) == 1 else f"param group {i + 1} of {len(mine)} ({', '.join(params[:4])}" + \
@@ -63,3 +74,31 @@ def check_optimizer_options(twin):
                       + ". Set them as the reference does (the options shown not to change training are listed, "
                         "with the reason, in fixtures/options_harmless.json)", options_differing=len(problems))
     return {"param_groups": len(mine), "options_compared": len(set(want) - set(HARMLESS[twin.framework]))}
+
+
+LAYER_HARMLESS = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "layer_options_harmless.json").read_text())
+
+
+def check_layer_options(twin):
+    """Every option of every parameterised layer (Keras: get_config(); torch: the module's public
+    attributes) against the reference layer's of the same framework, but the harmless ones.
+    What this catches that the value checks may not: an option that binds only on some inputs or
+    after some steps (a weight constraint, an embedding's max_norm, scale_grad_by_freq, LoRA)."""
+    if twin.framework not in LAYER_HARMLESS:
+        return {"layers": 0}
+    mine = twin.layer_options()
+    reference = _reference_layer_options(twin.framework, twin.network)
+    harmless = LAYER_HARMLESS[twin.framework]
+    problems, compared = [], 0
+    for layer, want in reference.items():
+        got = mine.get(layer, {})
+        shared = {k: v for k, v in want.items() if k in got}
+        compared += len(set(shared) - set(harmless))
+        problems += [f"{layer}: {name} {_show(a)}, the reference's {_show(b)}"
+                     for name, a, b in _differences({k: got[k] for k in shared}, shared, harmless)]
+    if problems:
+        raise failure(f"{twin.name}: layer options differ from the {twin.framework} reference's: "
+                      + "; ".join(problems[:6]) + ("" if len(problems) <= 6 else f"; and {len(problems) - 6} more")
+                      + ". Set them as the reference does (the options judged by value instead are listed, with the "
+                        "reason, in fixtures/layer_options_harmless.json)", options_differing=len(problems))
+    return {"layers": len(reference), "options_compared": compared}

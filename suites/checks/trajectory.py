@@ -16,7 +16,7 @@ import numpy as np
 from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import registry
-from suites import curves, training
+from suites import curves, runstate, training
 from suites.runstate import REPORTS
 from suites.helpers import failure
 
@@ -41,7 +41,8 @@ def check_trajectory_parity(twin, partner, dropout=False):
     partners = {p: training.partner_trajectory(p, dropout) for p in ids + [partner] * (partner not in ids)}
     a = training.subject_trajectory(twin, dropout, partner, partners)
     b = partners[partner]
-    curves.write_trajectory_plot(REPORTS, twin.name, partner, a.losses, b.losses, mode)
+    if runstate.current().plots:  # the detection self-test's hundreds of candidates draw none
+        curves.write_trajectory_plot(REPORTS, twin.name, partner, a.losses, b.losses, mode)
     diff = np.abs(a.losses - b.losses[:len(a.losses)])
     tol = training.loss_tolerance(twin.network, len(diff))
     loss_margin = float(np.max(diff / tol)) if len(diff) else 0.0
@@ -58,3 +59,52 @@ def check_trajectory_parity(twin, partner, dropout=False):
     if problems:
         raise failure(f"{twin.name} vs {partner} ({mode}): weights differ: " + "; ".join(problems), margin=margin)
     return {"trajectory_loss_max_abs_diff": float(diff.max()), "margin": margin}
+
+
+def fit_path_departure(twin, dense_gradients: bool = False, dropout: bool = True):
+    """(steps taken or None, [problems], margin) of the twin's own fit against its framework
+    reference's per-step path (``check_fit_path_parity``). ``dense_gradients`` and ``dropout``
+    (the per-step path compared with: dropout on or off) are diagnosis's counterfactuals."""
+    from fixtures import data as D
+    from impls.adapter import Twin
+
+    if type(twin).fit_steps is Twin.fit_steps:  # no fit of its own: nothing to run or compare
+        return None, [], 0.0
+    network = twin.network
+    b = training.partner_trajectory(registry.reference(twin.framework, network).id, dropout)
+    start = training.trajectory_start(network)
+    twin.set_weights(start)
+    batch = training.TRAJECTORY_BATCH[network]
+    x, y = D.split(network, "train", T.TRAJECTORY_STEPS * batch)
+    after: dict = {}
+    steps = twin.fit_steps(x, y, batch, T.FIT_STEPS, T.TRAJECTORY_SEED, T.TRAJECTORY_DROPOUT_SEED,
+                           after_step=lambda i: after.__setitem__(i, twin.get_weights()),
+                           dense_gradients=dense_gradients)
+    if steps is None or steps != T.FIT_STEPS:
+        return steps, [], float("inf")
+    last = T.FIT_STEPS - 1
+    problems, margin = _weight_problems(network, after, {s: b.weights[s] for s in after}, start)
+    final, final_margin = _weight_problems(network, {last: twin.get_weights()}, {last: b.weights[last]}, start)
+    problems += [p.replace(f"after step {last}:", "after fit returned:") for p in final]
+    return steps, problems, max(margin, final_margin)
+
+
+def check_fit_path_parity(twin):
+    """The twin's own training entry point (Keras: ``model.fit``, with whatever the model
+    overrides) from the shared start, FIT_STEPS steps with the trajectory's batches and shared
+    masks, against the per-step path of its framework's reference: the weights after every step
+    and after ``fit`` returns (where an EMA overwrites them), relative to each layer's movement."""
+    reference = registry.reference(twin.framework, twin.network).id
+    steps, problems, margin = fit_path_departure(twin)
+    if steps is None:
+        return {"fit_path": "the recipe's loop is the training path (no fit of its own)"}
+    if steps != T.FIT_STEPS:
+        raise failure(f"{twin.name}: fit ran {steps} training steps on {T.FIT_STEPS} batches; the reference takes one "
+                      "step per batch", margin=margin)
+    if problems:
+        raise failure(f"{twin.name}: training through fit departs from the per-step path of {reference} (dropout on, "
+                      "shared masks): " + "; ".join(problems[:5]) + ". A per-step check calls the model, the loss and "
+                      "apply_gradients directly: look at what fit adds (an overridden train_step, EMA, gradient "
+                      "accumulation, sparse gradients handed to the optimizer, callbacks that change weights)",
+                      margin=margin)
+    return {"fit_steps": steps, "margin": margin}
