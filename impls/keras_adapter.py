@@ -608,24 +608,9 @@ class KerasTwin(Twin):
         return run
 
     def use_variant(self, variant):
-        if variant != "xla":
-            raise ValueError(f"unknown Keras variant {variant!r}; use 'xla'")
-        import warnings
+        from impls.speed import variants
 
-        from tensorflow.python.framework import config as tf_config
-
-        # Keras refuses XLA while TF op determinism is on (set for the equality checks). A speed
-        # variant needs no bit-reproducibility: determinism is off until frameworks.set_determinism()
-        # runs again (suites/test_speed.py does that after every benchmark); forward parity still
-        # gates the variant's timing.
-        tf_config.disable_op_determinism()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Keras warns and falls back; we say so instead
-            self.model.jit_compile = True
-        if not self.model.jit_compile:
-            raise NotImplementedError("Keras refuses jit_compile=True for this model (keras.src.trainers."
-                                      "trainer.model_supports_jit is False) and would silently run without XLA")
-        self.model.train_function = self.model.predict_function = None  # rebuilt with XLA
+        variants.use_keras_variant(self, variant)  # impls/speed/variants.py
 
     def summary(self):
         lines = []

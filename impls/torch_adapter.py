@@ -11,7 +11,8 @@ from impls import frameworks  # noqa: F401  (import order)
 import torch
 
 from fixtures import expected as E
-from impls import randomness, torch_graph
+from impls import randomness
+from impls.speed import variants
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, layer_kind,
                            nchw_flat_to_nhwc_flat)
@@ -114,7 +115,7 @@ class TorchTwin(Twin):
         self.loss_fn, self.optimizer_fn, self.scheduler_fn = loss, optimizer, scheduler
         self.opt = None
         self.device = torch.device("cpu")
-        self.variant = "eager"  # or "graph" (impls/torch_graph.py); compile variants replace the model
+        self.variant = "eager"  # or "graph" (impls/speed/): compile variants replace the model
         self.graph_deterministic = True  # False: the graph variant may choose nondeterministic kernels
         self.graph_options = {}  # further StepGraphs arguments (flat, gemm_wgrad): the tests force them
         # Opt-in (recipe key "channels_last"): NHWC memory for convs, ~20% faster CPU training with
@@ -439,8 +440,7 @@ class TorchTwin(Twin):
                 self.sched = self.scheduler_fn(self.opt) if self.scheduler_fn else None
             except Exception as exc:
                 raise CandidateError(f"the recipe's optimizer or scheduler raised {type(exc).__name__}: {exc}") from exc
-            if self.variant == "graph" and torch_graph.can_capture(self.device):
-                torch_graph.make_capturable(self.opt)
+            variants.prepare_optimizer(self, self.opt)
         return self.opt
 
     def optimizer_step(self, grads):
@@ -482,10 +482,7 @@ class TorchTwin(Twin):
         opt = self._optimizer()
         if getattr(self, "_fit_cache", (None,))[0] is not x:  # tensors built once per dataset
             xt, yt = self._input(x), self._target(y)
-            graphs = (torch_graph.StepGraphs(self, xt, yt, deterministic=self.graph_deterministic,
-                                             **self.graph_options)
-                      if self.variant == "graph" else None)
-            self._fit_cache = (x, xt, yt, graphs)
+            self._fit_cache = (x, xt, yt, variants.epoch_runner(self, xt, yt))
         _, xt, yt, graphs = self._fit_cache
         order = torch.from_numpy(batch_order(len(x), epoch, seed)).to(self.device)
         self.model.train(True)
@@ -509,7 +506,7 @@ class TorchTwin(Twin):
 
     @property
     def step_graphs(self):
-        """The graph variant's runner (impls/torch_graph.StepGraphs) for the dataset trained last;
+        """The graph variant's runner (impls/speed/torch_graph.StepGraphs) for the dataset trained last;
         None for eager training."""
         return getattr(self, "_fit_cache", (None,) * 4)[3]
 
@@ -546,22 +543,7 @@ class TorchTwin(Twin):
         return run
 
     def use_variant(self, variant):
-        flat = self.__dict__.get("_graph_flat")  # the graph variant's optimizer state (torch_graph.FlatParameters)
-        if (self.opt is not None and any(self.opt.state.values())) or (flat is not None and any(flat.opt.state.values())):
-            raise ValueError(f"{self.name}: choose the variant before training (it rebuilds the optimizer and "
-                             f"scheduler, which would reset their state)")
-        self._drop_fit_state()
-        if variant in ("graph", "graph-nondeterministic"):  # the whole training step in CUDA graphs
-            self.variant = "graph"                             # (impls/torch_graph.py)
-            self.graph_deterministic = variant == "graph"
-        elif variant == "compile":
-            self.model = torch.compile(self.model)
-        elif variant == "cudagraphs":  # CUDA graphs through torch.compile's cudagraph trees
-            self.model = torch.compile(self.model, mode="reduce-overhead")
-        else:
-            raise ValueError(f"unknown torch variant {variant!r}; use 'compile', 'cudagraphs', 'graph' or "
-                             f"'graph-nondeterministic'")
-        self.opt = None
+        variants.use_torch_variant(self, variant)  # impls/speed/variants.py
 
     def summary(self):
         import torchinfo

@@ -1,6 +1,6 @@
 """Speed variants that change how training runs must first train like eager: the parity gate.
 
-``graph_parity`` trains the eager twin and the ``graph`` variant (impls/torch_graph.py) of one
+``graph_parity`` trains the eager twin and the ``graph`` variant (impls/speed/torch_graph.py) of one
 torch reference from the same weights, the same batch order and the same dropout stream, three
 epochs over 10.5 batches each (33 steps). The half batch puts the epoch's remainder graph and its
 warm-up in play; the second epoch the re-capture after the scheduler's step (MNIST) and the

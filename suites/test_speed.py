@@ -15,7 +15,7 @@ result materialised), never per kernel. ``extra_info`` carries samples/s, the FL
 once per session and printed in the report header.
 
 Variants, as separate and clearly named benchmarks: torch ``compile`` and ``cudagraphs`` (on a
-GPU), torch ``graph`` (the whole training step in CUDA graphs, impls/torch_graph.py; on a GPU) and
+GPU), torch ``graph`` (the whole training step in CUDA graphs, impls/speed/torch_graph.py; on a GPU) and
 Keras ``xla`` (``jit_compile=True``). A variant's time counts only after its forward pass matched
 the eager one within the forward-parity tolerance; the ``graph`` variant's, which changes how
 training runs, also only after 33 steps of trajectory parity with eager (suites/speed.py).
@@ -50,7 +50,7 @@ VARIANTS = {"torch": ("compile", "cudagraphs", "graph", "graph-nondeterministic"
 # (its CPU-side logic is tested below, untimed).
 GPU_ONLY_VARIANTS = {"compile", "cudagraphs", "graph", "graph-nondeterministic"}
 # Variants that change how a training step runs: trajectory parity first. graph-nondeterministic
-# lets cuDNN choose nondeterministic kernels (impls/torch_graph.kernel_choice): timed beside graph.
+# lets cuDNN choose nondeterministic kernels (impls/speed/torch_graph.kernel_choice): timed beside graph.
 TRAINING_VARIANTS = {"graph", "graph-nondeterministic"}
 # Timed full epochs on an accelerator, where one takes seconds: (warm-up epochs, timed epochs).
 EPOCH_ROUNDS_ACCELERATOR = (1, 3)
@@ -250,5 +250,5 @@ def test_time_to_gate_gpu(benchmark, variant):
 # epsilon-hat Adam rewrites eps before every step (capturable=True, which a GPU uses, keeps it on
 # the device), so every step after the two warm-ups is a fresh capture keyed by the new eps: 31.
 # On a GPU the tweets capture twice (full batch, remainder). A stale graph is never replayed.
-# MNIST's Adadelta steps one flat buffer (impls/torch_graph.FlatParameters); the tweets' epsilon-hat
+# MNIST's Adadelta steps one flat buffer (impls/speed/torch_graph.FlatParameters); the tweets' epsilon-hat
 # Adam, a subclass of the project's own, keeps its parameters.

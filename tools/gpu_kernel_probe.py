@@ -6,7 +6,8 @@ frameworks.set_determinism()
 import torch
 import torch.nn.functional as F
 from fixtures import data as D
-from impls import registry, torch_graph
+from impls import registry
+from impls.speed import torch_graph
 out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
 x, y = D.split("mnist_cnn", "train")
 spec = registry.reference("torch", "mnist_cnn")
