@@ -17,6 +17,7 @@ CAUGHT_BY = ("check_output_shape*", "check_layer_shapes*", "check_param_count_pe
              "check_param_count_total", "check_forward_parity*", "check_gradient_parity*",
              "check_optimizer_step_parity*", "check_weight_roundtrip*", "check_transfer_refuses_bad_shapes",
              "check_checkpoint_roundtrip", "check_loss_parity", "check_trajectory_parity*", "check_initial_weights_law",
+             "check_layer_options",
              "check_stochastic_ops", "check_train_mode_parity*", "check_optimizer_dynamics*",
              "check_every_random_draw_is_fed", "check_optimizer_options")
 
