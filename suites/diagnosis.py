@@ -48,6 +48,7 @@ from impls import randomness, registry
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
 from suites import oracle, refcache
 from suites.checks import equivalence, initialization, options, trajectory
+from suites.checks import randomness as randomness_checks
 from suites.helpers import REPRO_BATCH_ENV, real_batch
 
 # Cause id -> (what it is, the fix). Every id a hypothesis maps to is here.
@@ -102,9 +103,15 @@ CAUSES = {
                                 "further",
                                 "give the optimizer dense gradients (an optimizer whose apply() converts IndexedSlices "
                                 "with tf.convert_to_tensor, as impls/keras_tweet_fasttext.DenseAdam)"),
+    "unfed-random-draw": ("training draws random numbers outside the dropout layers (a generator of its own, "
+                          "numpy, random, TensorFlow's random ops, a draw in the loss)",
+                          "draw training-time randomness only through the framework's dropout layers, or remove it"),
     "fit-training-mode": ("fit runs the model in inference mode: the dropout layers are off in training (a "
                           "train_step that calls the model without training=True)",
                           "call the model with training=True in train_step"),
+    "layer-option": ("an option of a parameterised layer differs from the reference layer's",
+                     "set the layer's options as the reference does (fixtures/layer_options_harmless.json lists those "
+                     "judged by value instead)"),
     "loss-normalisation": ("the loss is divided by a fixed number instead of the batch's size",
                            "average over the batch (reduction='mean'; Keras: the default sum_over_batch_size)"),
     "initialization": ("the weights are initialised from another law than the reference's",
@@ -472,6 +479,20 @@ def _group_schedule_finding(twin) -> Finding | None:
                    + f". Fix: {fix}, for every param group")
 
 
+def _layer_options_finding(twin) -> Finding | None:
+    """The layer options that differ from the reference layers' (check_layer_options's evidence),
+    when no hypothesis names a cause."""
+    try:
+        options.check_layer_options(twin)
+    except AssertionError as exc:
+        what, fix = CAUSES["layer-option"]
+        detail = str(exc).split(" reference's: ", 1)[-1].split(". Set them", 1)[0]
+        return Finding("layer-option", f"{what}: {detail}. Fix: {fix}")
+    except (CandidateError, NoRecipe):
+        return None
+    return None
+
+
 def _options_finding(twin) -> Finding | None:
     """The optimizer options that differ from the reference's (the options check's evidence), when
     no hypothesis names a cause: a fact about the candidate's configuration, never a guess."""
@@ -614,6 +635,22 @@ def _fit_path_finding(twin) -> Finding | None:
     return None
 
 
+def _random_draw_finding(twin) -> Finding | None:
+    """The determinism probe's evidence (suites/checks/randomness.py): which generator feeds a draw."""
+    try:
+        found = randomness_checks.unfed_draw(twin)
+    except Exception:  # noqa: BLE001 -- a twin that cannot train: the failing checks say why
+        return None
+    if found is None:
+        return None
+    generator, changed, worst = found
+    what, fix = CAUSES["unfed-random-draw"]
+    where = (f"reseeding {generator}'s global generator changes" if generator is not None else
+             "two passes from the same state and seeds differ in")
+    return Finding("unfed-random-draw", f"{what}: with the masks fed, {where} the training-mode "
+                   f"{', '.join(changed[:3])} (max |diff| {worst:.3g}). Fix: {fix}")
+
+
 def _second_batch(network):
     x, y = real_batch(network, 1024)
     return x[512::16], y[512::16]
@@ -675,12 +712,13 @@ def diagnose(twin, failed=None) -> list[Finding]:
     fit_init = failed is None or any(str(n).startswith("check_initial_weights_law") for n in failed)
     init = _init_finding(twin, shapes) if fit_init else None
     fit_path = _fit_path_finding(twin) if failed is None or "check_fit_path_parity" in failed else None
+    draw = (_random_draw_finding(twin) if failed is None or "check_every_random_draw_is_fed" in failed else None)
     own_weights = shapes != {k: tuple(v.shape) for k, v in shared.items()}
     try:
         cand = probes(twin, None if own_weights else shared)
     except (CandidateError, FloatingPointError, ValueError, RuntimeError):
-        return [f for f in (init, fit_path) if f]  # it crashes where the probes run: the failing checks' messages say where
-    findings = [f for f in (init, fit_path, _schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand),
+        return [f for f in (init, fit_path, draw) if f]  # it crashes where the probes run: the failing checks' messages say where
+    findings = [f for f in (init, fit_path, draw, _schedule_finding(cand, ref, twin.network), _smoothing_finding(twin, cand),
                             _normalisation_finding(twin, cand),
                             _layer_lr_finding(cand, ref, twin.network)) if f]
     group = _group_schedule_finding(twin)
@@ -702,7 +740,7 @@ def diagnose(twin, failed=None) -> list[Finding]:
         evidence = "; ".join(_evidence(n, cand, hp, ref) for n in domain)
         findings.append(Finding(cause, f"{what}: it behaves as the reference with {h.doc} ({evidence}). Fix: {fix}", h.id))
     if not findings:
-        findings = [f for f in (_options_finding(twin),) if f]
+        findings = [f for f in (_options_finding(twin), _layer_options_finding(twin)) if f]
     return _merged(findings)
 
 

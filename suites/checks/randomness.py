@@ -22,7 +22,7 @@ import numpy as np
 from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import randomness, registry
-from impls.adapter import to_log_probs
+from impls.adapter import CandidateError, to_log_probs
 from suites.helpers import failure, gradient_errors, max_violation, real_batch
 
 
@@ -89,8 +89,12 @@ def check_train_mode_parity(twin, partner):
             "train_mode_grad_max_rel_err": worst_rel, "margin": margin}
 
 
-def _training_pass(twin, x, y, seeds: dict) -> dict:
-    """One training-mode pass with the masks fed, after reseeding the global generators."""
+def _training_pass(twin, x, y, seeds: dict, weights: dict | None = None) -> dict:
+    """One training-mode pass with the masks fed, after reseeding the global generators, from
+    ``weights`` (a forward that changes weights in place, such as an embedding's max_norm, must
+    not pass for randomness)."""
+    if weights is not None:
+        twin.set_weights(weights)
     for generator, seed in seeds.items():
         randomness.reseed(generator, seed)
     stream = randomness.Stream(T.TRAIN_MODE_STREAM_SEED)
@@ -108,27 +112,44 @@ def _changes(a: dict, b: dict) -> tuple[list, float]:
     return changed, worst
 
 
+def unfed_draw(twin):
+    """Where a training-mode pass draws random numbers the shared masks do not feed: None, or
+    (None, what changed, max |diff|) for a generator that advances between calls, or (the global
+    generator whose reseeding changes the pass, what changed, max |diff|)."""
+    x, y = real_batch(twin.network, T.DETERMINISM_BATCH)
+    first, other = T.DETERMINISM_SEEDS
+    base = {g: first for g in randomness.GLOBAL_GENERATORS}
+    try:
+        weights = twin.get_weights()
+    except CandidateError:  # weights that map onto no reference weight: the passes run from where they are
+        weights = None
+    start = _training_pass(twin, x, y, base, weights)
+    changed, worst = _changes(start, _training_pass(twin, x, y, base, weights))
+    if changed:
+        return None, changed, worst
+    for generator in randomness.GLOBAL_GENERATORS:
+        changed, worst = _changes(start, _training_pass(twin, x, y, base | {generator: other}, weights))
+        if changed:
+            return generator, changed, worst
+    return None
+
+
 def check_every_random_draw_is_fed(twin):
     """With the masks fed, nothing in training is random: a pass repeated from the same state is
     bit-identical, and reseeding torch's, numpy's, random's or TensorFlow's global generator
     changes nothing. Needs no list of ops: any other draw shows."""
-    x, y = real_batch(twin.network, T.DETERMINISM_BATCH)
-    first, other = T.DETERMINISM_SEEDS
-    base = {g: first for g in randomness.GLOBAL_GENERATORS}
     what = "loss and gradients" if twin.has_recipe else "outputs"
-    start = _training_pass(twin, x, y, base)
-    changed, worst = _changes(start, _training_pass(twin, x, y, base))
-    if changed:
+    found = unfed_draw(twin)
+    if found is None:
+        return {"generators_reseeded": len(randomness.GLOBAL_GENERATORS)}
+    generator, changed, worst = found
+    if generator is None:
         raise failure(f"{twin.name}: unrecognised random op in training: two training-mode passes from the same "
                       f"weights, batch, shared masks and generator seeds give different {what} ({', '.join(changed[:3])}"
                       f"; max |diff| {worst:.3g}): a draw from a generator that advances between calls (a private "
                       "torch.Generator, a Keras SeedGenerator, a stateful RNG), which the shared masks cannot cover",
                       determinism_max_abs_diff=worst)
-    for generator in randomness.GLOBAL_GENERATORS:
-        changed, worst = _changes(start, _training_pass(twin, x, y, base | {generator: other}))
-        if changed:
-            raise failure(f"{twin.name}: unrecognised random op in training: reseeding {generator}'s global generator "
-                          f"changes the training-mode {what} ({', '.join(changed[:3])}; max |diff| {worst:.3g}): "
-                          f"a random draw from {generator} that the shared masks do not cover",
-                          determinism_max_abs_diff=worst)
-    return {"generators_reseeded": len(randomness.GLOBAL_GENERATORS)}
+    raise failure(f"{twin.name}: unrecognised random op in training: reseeding {generator}'s global generator "
+                  f"changes the training-mode {what} ({', '.join(changed[:3])}; max |diff| {worst:.3g}): "
+                  f"a random draw from {generator} that the shared masks do not cover",
+                  determinism_max_abs_diff=worst)
