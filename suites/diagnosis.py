@@ -483,33 +483,28 @@ def _layer_options_finding(twin) -> Finding | None:
     """The layer options that differ from the reference layers' (check_layer_options's evidence),
     when no hypothesis names a cause."""
     try:
-        options.check_layer_options(twin)
-    except AssertionError as exc:
-        what, fix = CAUSES["layer-option"]
-        detail = str(exc).split(" reference's: ", 1)[-1].split(". Set them", 1)[0]
-        return Finding("layer-option", f"{what}: {detail}. Fix: {fix}")
+        differing, _, _ = options.layer_differences(twin)
     except (CandidateError, NoRecipe):
         return None
-    return None
+    if not differing:
+        return None
+    what, fix = CAUSES["layer-option"]
+    shown = "; ".join(differing[:6]) + ("" if len(differing) <= 6 else f"; and {len(differing) - 6} more")
+    return Finding("layer-option", f"{what}: {shown}. Fix: {fix}")
 
 
 def _options_finding(twin) -> Finding | None:
     """The optimizer options that differ from the reference's (the options check's evidence), when
     no hypothesis names a cause: a fact about the candidate's configuration, never a guess."""
     try:
-        mine = options.optimizer_options(twin)
+        differing, _, _ = options.optimizer_differences(twin)
     except (NoRecipe, CandidateError):
         return None
-    if twin.framework not in options.HARMLESS:
+    if not differing:
         return None
-    (want, _), = options._reference_options(twin.framework, twin.network)
-    names = sorted({name for opts, _ in mine for name, a, b in options._differences(opts, want, options.HARMLESS[twin.framework])})
-    if not names:
-        return None
-    shown = "; ".join(f"{name} {options._show(opts.get(name, object()))}" for opts, _ in mine[:1] for name in names[:6])
+    shown = "; ".join(differing[:6]) + ("" if len(differing) <= 6 else f"; and {len(differing) - 6} more")
     what, fix = CAUSES["optimizer-option"]
-    return Finding("optimizer-option", f"{what}: {', '.join(names)} ({shown}; see check_optimizer_options for the "
-                   f"reference's values). Fix: {fix}")
+    return Finding("optimizer-option", f"{what}: {shown}. Fix: {fix}")
 
 
 def _layer_lr_finding(cand: Probes, ref: Probes, network: str) -> Finding | None:

@@ -62,6 +62,7 @@ class RunState:
     trajectories: dict = field(default_factory=dict)   # training: (impl id, dropout) -> a reference's run
     subject: dict = field(default_factory=dict)        # training: the latest subject's trajectory run
     replay: dict = field(default_factory=dict)         # checks/optimizer: the latest subject's replay
+    init_samples: dict = field(default_factory=dict)   # checks/initialization: the latest subject's fresh builds
     batches_asked: list = field(default_factory=list)  # helpers.real_batch: the sizes asked for (repro)
     refcache_mode: str = field(default_factory=lambda: os.environ.get("TWINBENCH_REFCACHE", "use"))
     refcache_events: list = field(default_factory=list)   # what the session did with the reference cache

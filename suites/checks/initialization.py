@@ -26,6 +26,7 @@ import numpy as np
 from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import registry
+from suites import runstate
 from suites.helpers import failure
 
 
@@ -75,15 +76,26 @@ def ks_critical(n: int, alpha: float) -> float:
     return lam / (math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n))
 
 
-def fresh_samples(spec, network: str) -> tuple[dict, int]:
-    """{canonical weight: values pooled over fresh builds}, and the number of builds made."""
+def fresh_samples(spec, network: str, first_seed: int | None = None) -> tuple[dict, int]:
+    """{canonical weight: values pooled over fresh builds (seeds from ``first_seed``, by default
+    T.INIT_FIRST_SEED)}, and the number of builds made. The latest subject's are kept in the run
+    state, so that diagnosis fits the law to the values the check judged, without building again."""
+    first_seed = T.INIT_FIRST_SEED if first_seed is None else first_seed
+    kept, key = runstate.current().init_samples, (repr(spec), network, first_seed)
+    if kept.get("key") != key:
+        kept.clear()
+        kept.update(key=key, value=_build_samples(spec, network, first_seed))
+    return kept["value"]
+
+
+def _build_samples(spec, network: str, first_seed: int) -> tuple[dict, int]:
     laws = E.INIT_LAWS[network]
     pooled = {name: [] for name in laws}
     count = dict.fromkeys(laws, 0)
     seen = {name: set() for name in laws}
     builds = 0
     while builds < T.INIT_MAX_BUILDS and min(count.values()) < T.INIT_MIN_SAMPLES:
-        weights = registry.build(spec, seed=T.INIT_FIRST_SEED + builds).get_weights()
+        weights = registry.build(spec, seed=first_seed + builds).get_weights()
         builds += 1
         for name in laws:
             if count[name] >= T.INIT_MIN_SAMPLES and builds > 1:
@@ -99,9 +111,9 @@ def fresh_samples(spec, network: str) -> tuple[dict, int]:
     return {name: np.concatenate(parts) for name, parts in pooled.items()}, builds
 
 
-def judge(spec, network: str) -> tuple[list, int]:
+def judge(spec, network: str, first_seed: int | None = None) -> tuple[list, int]:
     """[(weight, law, n values, distance, critical distance, the values' summary)] and builds."""
-    samples, builds = fresh_samples(spec, network)
+    samples, builds = fresh_samples(spec, network, first_seed)
     rows = []
     for name, law in E.INIT_LAWS[network].items():
         v = samples[name]

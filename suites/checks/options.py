@@ -56,11 +56,14 @@ def _show(value) -> str:
     return "not set" if type(value) is object else repr(value)
 
 
-def check_optimizer_options(twin):
-    """Every option of every param group against the reference optimizer's, but the harmless ones."""
+def optimizer_differences(twin) -> tuple[list, int, int]:
+    """Each option of the candidate's optimizer that differs from the reference's, but the harmless
+    ones, as "[param group i of n (its parameters): ]name value, the reference's value"; with the
+    number of param groups and of options compared per group. A twin of neither framework has
+    none (it fails elsewhere: its factory). Raises NoRecipe for a bare model."""
     mine = optimizer_options(twin)
-    if twin.framework not in HARMLESS:  # a twin of neither framework fails elsewhere (its factory)
-        return {"param_groups": len(mine)}
+    if twin.framework not in HARMLESS:
+        return [], len(mine), 0
     (want, _), = _reference_options(twin.framework, twin.network)
     problems = []
     for i, (options, params) in enumerate(mine):
@@ -68,24 +71,29 @@ def check_optimizer_options(twin):
             (", ..." if len(params) > 4 else "") + "): "
         problems += [f"{where}{name} {_show(a)}, the reference's {_show(b)}"
                      for name, a, b in _differences(options, want, HARMLESS[twin.framework])]
+    return problems, len(mine), len(set(want) - set(HARMLESS[twin.framework]))
+
+
+def check_optimizer_options(twin):
+    """Every option of every param group against the reference optimizer's, but the harmless ones."""
+    problems, groups, compared = optimizer_differences(twin)
     if problems:
         raise failure(f"{twin.name}: the optimizer's options differ from the {twin.framework} reference's: "
                       + "; ".join(problems[:6]) + ("" if len(problems) <= 6 else f"; and {len(problems) - 6} more")
                       + ". Set them as the reference does (the options shown not to change training are listed, "
                         "with the reason, in fixtures/options_harmless.json)", options_differing=len(problems))
-    return {"param_groups": len(mine), "options_compared": len(set(want) - set(HARMLESS[twin.framework]))}
+    return {"param_groups": groups, "options_compared": compared}
 
 
 LAYER_HARMLESS = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "layer_options_harmless.json").read_text())
 
 
-def check_layer_options(twin):
-    """Every option of every parameterised layer (Keras: get_config(); torch: the module's public
-    attributes) against the reference layer's of the same framework, but the harmless ones.
-    What this catches that the value checks may not: an option that binds only on some inputs or
-    after some steps (a weight constraint, an embedding's max_norm, scale_grad_by_freq, LoRA)."""
+def layer_differences(twin) -> tuple[list, int, int]:
+    """Each option of a parameterised layer that differs from the reference layer's, but the
+    harmless ones, as "layer: name value, the reference's value"; with the number of layers and
+    of options compared."""
     if twin.framework not in LAYER_HARMLESS:
-        return {"layers": 0}
+        return [], 0, 0
     mine = twin.layer_options()
     reference = _reference_layer_options(twin.framework, twin.network)
     harmless = LAYER_HARMLESS[twin.framework]
@@ -96,9 +104,18 @@ def check_layer_options(twin):
         compared += len(set(shared) - set(harmless))
         problems += [f"{layer}: {name} {_show(a)}, the reference's {_show(b)}"
                      for name, a, b in _differences({k: got[k] for k in shared}, shared, harmless)]
+    return problems, len(reference), compared
+
+
+def check_layer_options(twin):
+    """Every option of every parameterised layer (Keras: get_config(); torch: the module's public
+    attributes) against the reference layer's of the same framework, but the harmless ones.
+    What this catches that the value checks may not: an option that binds only on some inputs or
+    after some steps (a weight constraint, an embedding's max_norm, scale_grad_by_freq, LoRA)."""
+    problems, layers, compared = layer_differences(twin)
     if problems:
         raise failure(f"{twin.name}: layer options differ from the {twin.framework} reference's: "
                       + "; ".join(problems[:6]) + ("" if len(problems) <= 6 else f"; and {len(problems) - 6} more")
                       + ". Set them as the reference does (the options judged by value instead are listed, with the "
                         "reason, in fixtures/layer_options_harmless.json)", options_differing=len(problems))
-    return {"layers": len(reference), "options_compared": compared}
+    return {"layers": layers, "options_compared": compared}
