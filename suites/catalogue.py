@@ -35,7 +35,7 @@ RECIPE_FAMILIES = ("loss/gradient", "optimizer", "schedule", "trajectory", "conv
 # this order they are the suite's order, and the checks a user's --impl gets from them.
 TWIN_GROUPS = ("shapes", "parameters", "initialization", "equivalence", "optimizer", "randomness", "trajectory", "golden", "gpu")
 # The groups the detection self-test runs on every corpus candidate and mutant (suites/test_detection.py).
-SELFTEST_GROUPS = ("shapes", "parameters", "initialization", "equivalence", "optimizer", "randomness", "trajectory")
+SELFTEST_GROUPS = ("shapes", "parameters", "initialization", "equivalence", "optimizer", "randomness", "trajectory", "golden")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ default (``make test``), the hand-written corpus and the committed mutant sample
 selftest``), everything (``make conform``).
 
 Every candidate runs every check the suite runs on a user's ``--impl`` (shapes, parameters,
-equivalence, optimizer, randomness, trajectory; not convergence or benchmarks), in this process
+initialization, equivalence, optimizer, randomness, trajectory, golden: catalogue.SELFTEST_GROUPS;
+not convergence, GPU or benchmarks), in this process
 so that the references' trajectories are trained once. Then:
 - a crash of a check is an ``error``: never a kill, and the test fails;
 - a faulty candidate must be rejected by at least one check, and by every check its CAUGHT_BY

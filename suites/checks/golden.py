@@ -40,10 +40,11 @@ def check_golden_outputs(twin):
         want = from_logits(recorded_logits, twin.output)
     assert got.shape == want.shape, f"{twin.name}: output shape {got.shape}, the recording has {want.shape}"
     diff, worst, ok = max_violation(got, want, T.GOLDEN_ATOL, T.GOLDEN_RTOL)
+    margin = float(np.max(np.abs(np.asarray(got, np.float64) - want) / (T.GOLDEN_ATOL + T.GOLDEN_RTOL * np.abs(want))))
     recorded = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k in ("torch", "tensorflow", "keras"))
     if not ok:
         raise failure(f"{twin.name}: outputs moved from the golden {framework} recording ({recorded}): max |diff| "
                       f"{diff:.3g} at {worst} (got {got[worst]:.7g}, recorded {want[worst]:.7g}), tolerance atol "
                       f"{T.GOLDEN_ATOL} + rtol {T.GOLDEN_RTOL}; {_first_moved_layer(twin, arrays, framework)}",
-                      golden_max_abs_diff=diff)
-    return {"golden_max_abs_diff": diff}
+                      golden_max_abs_diff=diff, margin=margin)
+    return {"golden_max_abs_diff": diff, "margin": margin}
