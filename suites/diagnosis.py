@@ -479,32 +479,18 @@ def _group_schedule_finding(twin) -> Finding | None:
                    + f". Fix: {fix}, for every param group")
 
 
-def _layer_options_finding(twin) -> Finding | None:
-    """The layer options that differ from the reference layers' (check_layer_options's evidence),
-    when no hypothesis names a cause."""
+def _configuration_finding(twin, cause: str, differences) -> Finding | None:
+    """The options that differ from the reference's (``differences``: options.layer_differences or
+    options.optimizer_differences, the options checks' evidence), when no hypothesis names a cause:
+    a fact about the candidate's configuration, never a guess."""
     try:
-        differing, _, _ = options.layer_differences(twin)
+        differing, _, _ = differences(twin)
     except (CandidateError, NoRecipe):
         return None
     if not differing:
         return None
-    what, fix = CAUSES["layer-option"]
-    shown = "; ".join(differing[:6]) + ("" if len(differing) <= 6 else f"; and {len(differing) - 6} more")
-    return Finding("layer-option", f"{what}: {shown}. Fix: {fix}")
-
-
-def _options_finding(twin) -> Finding | None:
-    """The optimizer options that differ from the reference's (the options check's evidence), when
-    no hypothesis names a cause: a fact about the candidate's configuration, never a guess."""
-    try:
-        differing, _, _ = options.optimizer_differences(twin)
-    except (NoRecipe, CandidateError):
-        return None
-    if not differing:
-        return None
-    shown = "; ".join(differing[:6]) + ("" if len(differing) <= 6 else f"; and {len(differing) - 6} more")
-    what, fix = CAUSES["optimizer-option"]
-    return Finding("optimizer-option", f"{what}: {shown}. Fix: {fix}")
+    what, fix = CAUSES[cause]
+    return Finding(cause, f"{what}: {options.summary(differing)}. Fix: {fix}")
 
 
 def _layer_lr_finding(cand: Probes, ref: Probes, network: str) -> Finding | None:
@@ -735,7 +721,8 @@ def diagnose(twin, failed=None) -> list[Finding]:
         evidence = "; ".join(_evidence(n, cand, hp, ref) for n in domain)
         findings.append(Finding(cause, f"{what}: it behaves as the reference with {h.doc} ({evidence}). Fix: {fix}", h.id))
     if not findings:
-        findings = [f for f in (_options_finding(twin), _layer_options_finding(twin)) if f]
+        findings = [f for f in (_configuration_finding(twin, "optimizer-option", options.optimizer_differences),
+                                _configuration_finding(twin, "layer-option", options.layer_differences)) if f]
     return _merged(findings)
 
 

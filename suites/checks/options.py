@@ -56,6 +56,12 @@ def _show(value) -> str:
     return "not set" if type(value) is object else repr(value)
 
 
+def summary(differences: list, shown: int = 6) -> str:
+    """The first ``shown`` differences joined, and how many more there are."""
+    more = len(differences) - shown
+    return "; ".join(differences[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
 def optimizer_differences(twin) -> tuple[list, int, int]:
     """Each option of the candidate's optimizer that differs from the reference's, but the harmless
     ones, as "[param group i of n (its parameters): ]name value, the reference's value"; with the
@@ -79,7 +85,7 @@ def check_optimizer_options(twin):
     problems, groups, compared = optimizer_differences(twin)
     if problems:
         raise failure(f"{twin.name}: the optimizer's options differ from the {twin.framework} reference's: "
-                      + "; ".join(problems[:6]) + ("" if len(problems) <= 6 else f"; and {len(problems) - 6} more")
+                      + summary(problems)
                       + ". Set them as the reference does (the options shown not to change training are listed, "
                         "with the reason, in fixtures/options_harmless.json)", options_differing=len(problems))
     return {"param_groups": groups, "options_compared": compared}
@@ -115,7 +121,7 @@ def check_layer_options(twin):
     problems, layers, compared = layer_differences(twin)
     if problems:
         raise failure(f"{twin.name}: layer options differ from the {twin.framework} reference's: "
-                      + "; ".join(problems[:6]) + ("" if len(problems) <= 6 else f"; and {len(problems) - 6} more")
+                      + summary(problems)
                       + ". Set them as the reference does (the options judged by value instead are listed, with the "
                         "reason, in fixtures/layer_options_harmless.json)", options_differing=len(problems))
     return {"layers": layers, "options_compared": compared}
