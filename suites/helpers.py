@@ -6,6 +6,7 @@ Suites never import torch or tensorflow; they speak to twins through ``impls.ada
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,15 @@ import pytest
 from fixtures import expected as E
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
 from suites.status import CheckCrashed, NoRecipeSkip, Status
+
+
+def at_once(*calls) -> list:
+    """Call each zero-argument callable in a thread of its own and return their results in order
+    (the first exception is raised). For tests that start independent subprocesses (a pytest run,
+    a probe): each child spends seconds importing torch and TensorFlow on one core, so two at a
+    time use both cores where one after the other would leave one idle."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
 
 
 def parametrize(cases) -> list:

@@ -9,14 +9,15 @@ import sys
 import pytest
 
 from suites import baseline
+from suites.helpers import at_once
 
 pytestmark = pytest.mark.selftest
 
 SUBSET = ["-m", "golden or parameters", "-k", "torch-mnist_cnn-module"]
 
 
-def _pytest(tmp_path, *args):
-    env = dict(os.environ, TWINBENCH_BASELINES=str(tmp_path), TWINBENCH_REPORTS=str(tmp_path / "reports"),
+def _pytest(tmp_path, *args, reports="reports"):
+    env = dict(os.environ, TWINBENCH_BASELINES=str(tmp_path), TWINBENCH_REPORTS=str(tmp_path / reports),
                PYTHONUNBUFFERED="1")
     env.pop("TWINBENCH_IMPL", None)
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
@@ -31,10 +32,11 @@ def test_injected_regression_is_caught(tmp_path):
     assert data["versions"]["torch"] and any("golden" in k for k in data["measured"]), data["measured"]
     assert any(v.get("param_count_total") == 1199882 for v in data["measured"].values()), data["measured"]
 
-    clean = _pytest(tmp_path, *SUBSET, "--compare-baseline", "before")
+    clean, broken = at_once(  # two comparisons with the same saved baseline: independent runs
+        lambda: _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", reports="reports-clean"),
+        lambda: _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", "-p", "suites.plugin_samples.add_to_logits",
+                        reports="reports-broken"))
     assert clean.returncode == 0, clean.stdout[-3000:]
-
-    broken = _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", "-p", "suites.plugin_samples.add_to_logits")
     out = broken.stdout
     assert broken.returncode == 1, out[-3000:]
     assert "check_golden_outputs] passed in baseline before and is fail now" in out, out[-4000:]

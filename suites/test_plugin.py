@@ -6,10 +6,12 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from impls import frameworks, registry
+from suites.helpers import at_once
 
 pytestmark = pytest.mark.selftest
 
@@ -47,6 +49,54 @@ def _pytest(*args, env=None):
                           capture_output=True, text=True, env=env, timeout=600)
 
 
+def _torch_only_env(*paths) -> dict:
+    """The environment of a machine without TensorFlow (the lent GPU image), ``paths`` importable."""
+    here = os.path.dirname(__file__)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "plugin_samples", "no_tensorflow"), *paths]))
+    env.pop("TWINBENCH_IMPL", None)
+    return env
+
+
+def _port_from_keras(tmp_path_factory):
+    sample = tmp_path_factory.mktemp("framework-skips") / "port_from_keras.py"
+    sample.write_text("from impls.torch_mnist_cnn import module as factory\n")
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m", "parameters",
+                           f"--impl=mnist_cnn={sample}:factory"], capture_output=True, text=True,
+                          env=_torch_only_env(os.getcwd()), timeout=600)
+
+
+# The one pytest run each of these tests judges depends on nothing but the checkout, so it starts
+# when this module does (background, below), one at a time beside the foreground tests' own
+# processes: a pytest run spends most of its seconds importing torch and TensorFlow on one core.
+# These tests come last in the module, so their runs are done (or nearly) when they are judged.
+_BACKGROUND = {  # in the order of the tests below
+    "test_a_baseline_under_xdist_is_a_usage_error":
+        lambda tmp: _pytest("--save-baseline=x", "-n", "2", "-m", "shapes"),
+    "test_bad_impl_stops_before_any_test":
+        lambda tmp: _pytest(f"--impl=mnist_cnn={SAMPLES}:wrong_type", "suites/test_parameters.py"),
+    "test_impl_verdicts_end_to_end":
+        lambda tmp: _pytest("--impl", "tweet_fasttext=impls/known_bad/seed000_torch_fasttext.py:factory",
+                            "--impl", "mnist_cnn=impls.torch_mnist_cnn:sequential",
+                            "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_raises_in_init.py:factory",
+                            "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_wrong_shape.py:factory",
+                            "-m", "shapes or parameters", "-p", "no:randomly"),
+    "test_torch_only_machine_runs_the_torch_side":
+        lambda tmp: subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m",
+                                    "parameters or gpu", "-k", "mnist_cnn-module or mnist_cnn-sequential"],
+                                   capture_output=True, text=True, env=_torch_only_env(), timeout=600),
+    "test_framework_skips_are_keyed_on_frameworks_not_names": _port_from_keras,
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def background(request, tmp_path_factory):
+    """{test name: the future of its run} for the tests of ``_BACKGROUND`` this session selected."""
+    selected = {item.originalname for item in request.session.items if item.module is request.module}
+    pool = ThreadPoolExecutor(max_workers=1)
+    yield {name: pool.submit(run, tmp_path_factory) for name, run in _BACKGROUND.items() if name in selected}
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def test_factory_that_raises_is_a_candidate_not_a_usage_error():
     """Raising in the factory (or the model's __init__) is the candidate's fault: it gets a spec
     and fails its checks; it does not stop the run."""
@@ -56,86 +106,21 @@ def test_factory_that_raises_is_a_candidate_not_a_usage_error():
         registry.build(spec)
 
 
-def test_bad_impl_stops_before_any_test():
-    proc = _pytest(f"--impl=mnist_cnn={SAMPLES}:wrong_type", "suites/test_parameters.py")
-    assert proc.returncode == 4, f"exit {proc.returncode}, expected 4 (usage error)\n{proc.stdout}\n{proc.stderr}"
-    assert "--impl: " in proc.stderr and "return a torch.nn.Module, a keras.Model" in proc.stderr, proc.stderr
-    assert "passed" not in proc.stdout
-
-
-def test_impl_verdicts_end_to_end():
-    """Seed 000's PyTorch model is rejected with messages that name the layer; a correct twin
-    passes; a candidate that raises in __init__ and one that returns the wrong shape fail with
-    a message while every other check still runs; with --impl nothing else is checked."""
-    proc = _pytest("--impl", "tweet_fasttext=impls/known_bad/seed000_torch_fasttext.py:factory",
-                   "--impl", "mnist_cnn=impls.torch_mnist_cnn:sequential",
-                   "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_raises_in_init.py:factory",
-                   "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_wrong_shape.py:factory",
-                   "-m", "shapes or parameters", "-p", "no:randomly")
-    out = proc.stdout
-    assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (rejected)\n{out[-3000:]}"
-    assert "layer avgpool (AvgPool1d, reference pool): output shape (7, 42, 1), expected (7, 50)" in out, out[-5000:]
-    assert "forward pass at batch 7 raised: forward raised RuntimeError: shape '[32, 42]' is invalid" in out, out[-5000:]
-    assert "layer fc (Linear, reference fc): 43 parameters, expected 51" in out, out[-5000:]
-    assert "1,000,043 parameters in all, expected 1,000,051" in out, out[-5000:]
-    assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn.sequential +conforms", out), out[-5000:]
-    assert re.search(r"candidate-torch-tweet_fasttext-seed000_torch_fasttext.factory +REJECTED", out), out[-5000:]
-    assert "torch-mnist_cnn-module" not in out.split("conformance matrix")[-1], "references ran in --impl mode"
-    matrix = out.split("conformance matrix")[-1]
-    every = len(_checks("shapes")) + len(_checks("parameters"))  # a factory that raises fails every check
-    assert re.search(rf"candidate-unknown-mnist_cnn-torch_mnist_cnn_raises_in_init.factory +REJECTED +\({every} fail\b", out), matrix
-    assert "raised RuntimeError: fc3 is not defined" in out, out[-5000:]
-    assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn_wrong_shape.factory +REJECTED +\(\d+ pass, 3 fail\b", out), out[-5000:]
-    assert "output shape (7, 10, 1) at batch 7, expected (7, 10)" in out, out[-5000:]
-    assert " error" not in out.splitlines()[-1], out.splitlines()[-1]
-
-
-def test_torch_only_machine_runs_the_torch_side():
-    """Without TensorFlow (the lent GPU image) the suite still collects; torch checks run, Keras
-    ones skip with the reason, and the header says so."""
-    here = os.path.dirname(__file__)
-    env = dict(os.environ, PYTHONPATH=os.path.join(here, "plugin_samples", "no_tensorflow"))
-    env.pop("TWINBENCH_IMPL", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m", "parameters or gpu",
-                           "-k", "mnist_cnn-module or mnist_cnn-sequential"], capture_output=True, text=True, env=env,
-                          timeout=600)
-    out = proc.stdout
-    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
-    assert "tensorflow not installed" in out and "WARNING: TensorFlow/Keras cannot be imported here" in out, out[:3000]
-    assert re.search(rf"\b{2 * len(_checks('parameters'))} passed\b", out), out[-2000:]   # torch module + sequential
-    assert "Keras twins and checks against a Keras partner are skipped" in out.split("short test summary")[-1], out[-3000:]
-
-
 def test_model_only_candidate_is_incomplete_and_architecture_only_conforms():
     """A bare model (no recipe) cannot conform: INCOMPLETE, exit 1; --architecture-only deselects
     the recipe checks and says so, exit 0. The randomness family judges a bare model's training-
     mode outputs and passes (its loss and gradients are the recipe's)."""
     args = ("--impl", "mnist_cnn=impls.torch_mnist_cnn:Net", "-m", "parameters or equivalence or randomness",
             "-k", "loss_parity or param_count_total or transfer_refuses or train_mode")
-    proc = _pytest(*args)
+    proc, architecture = at_once(lambda: _pytest(*args), lambda: _pytest(*args, "--architecture-only"))
     out = proc.stdout
     assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (incomplete)\n{out[-3000:]}"
     assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn.Net +INCOMPLETE \(architecture only: no recipe\)", out), out[-3000:]
-    proc = _pytest(*args, "--architecture-only")
+    proc = architecture
     out = proc.stdout
     assert proc.returncode == 0, f"exit {proc.returncode}, expected 0\n{out[-3000:]}"
     assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn.Net +conforms \(architecture only\)", out), out[-3000:]
     assert "check_loss_parity" not in out.split("conformance matrix")[-1], out[-3000:]
-
-
-def test_framework_skips_are_keyed_on_frameworks_not_names(tmp_path):
-    """On a machine without TensorFlow, a torch candidate whose file name says 'keras' still runs
-    its torch-only checks."""
-    here = os.path.dirname(__file__)
-    sample = tmp_path / "port_from_keras.py"
-    sample.write_text("from impls.torch_mnist_cnn import module as factory\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(here, "plugin_samples", "no_tensorflow"), os.getcwd()]))
-    env.pop("TWINBENCH_IMPL", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m", "parameters",
-                           f"--impl=mnist_cnn={sample}:factory"], capture_output=True, text=True, env=env, timeout=600)
-    out = proc.stdout
-    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
-    assert re.search(rf"\b{len(_checks('parameters'))} passed\b", out), out[-2000:]
 
 
 def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_path):
@@ -183,33 +168,39 @@ def _cells(folder) -> dict:
 @pytest.mark.frameworks("keras")
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
-    """pytest -n 2: the controller merges the workers' results. The verdicts, the conformance
-    report's every cell and the detection report (a faulty and a correct candidate) equal a run
-    in one process, and each report is written once, by the controller. In the same run, a
+    """pytest -n 2: the controller merges the workers' results. The verdicts and the conformance
+    report's every cell equal a run in one process; the detection report holds both candidates (a
+    faulty and a correct one, run by different workers when the two are split) with the checks and
+    causes their literal names (fixtures/detection_expected.json, what test_detection holds a run
+    in one process to); each report is written once, by the controller. In the same run, a
     worker's torch and TF run at torch's one-process count // 2 (conftest calls share_cores in
     workers only: a process a test starts keeps its own count)."""
     import json
 
+    from fixtures import detection as DE
+
     ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
     threads = max(1, frameworks.one_process_threads() // 2)
-    args = ("suites/test_parameters.py", "suites/test_detection.py", "suites/plugin_samples/xdist_threads.py",
-            "-k", "test_parameters or worker_runs or " + " or ".join(ids), "--corpus", "hand-written")
-    runs = {}
-    for name, extra in (("one", ()), ("two", ("-n", "2"))):
-        runs[name] = _pytest(*args, f"--conform-report={tmp_path / name}", *extra,
-                             env={"TWINBENCH_REPORTS": str(tmp_path / f"reports-{name}"),
-                                  "TWINBENCH_EXPECT_THREADS": str(threads)})
-    one, two = runs["one"], runs["two"]
+    matrix = ("suites/test_parameters.py", "suites/plugin_samples/xdist_threads.py")
+
+    def run(name, *args):
+        return _pytest(*args, f"--conform-report={tmp_path / name}",
+                       env={"TWINBENCH_REPORTS": str(tmp_path / f"reports-{name}"), "TWINBENCH_EXPECT_THREADS": str(threads)})
+
+    one = run("one", *matrix, "-k", "test_parameters or worker_runs")
+    two = run("two", *matrix, "suites/test_detection.py", "-k", "test_parameters or worker_runs or " + " or ".join(ids),
+              "--corpus", "hand-written", "-n", "2")
     assert one.returncode == two.returncode == 0, f"{one.returncode} {two.returncode}\n{two.stdout[-3000:]}"
     assert re.search(r"\b1 skipped\b", one.stdout) and not re.search(r"\bskipped\b", two.stdout.splitlines()[-1]), \
         two.stdout[-3000:]   # the thread test runs in the workers only, and passes there
     verdict = re.compile(r"^(\S+) +(conforms|REJECTED|INCOMPLETE|rejected as expected)\b", re.M)
     assert sorted(verdict.findall(one.stdout)) == sorted(verdict.findall(two.stdout)) != [], two.stdout[-3000:]
     assert _cells(tmp_path / "one") == _cells(tmp_path / "two") and len(_cells(tmp_path / "two")) > 15
-    got = {name: json.loads((tmp_path / f"reports-{name}" / "detection.json").read_text()) for name in runs}
-    assert sorted(got["two"]["results"]) == sorted(ids) and got["two"]["killed"] == got["two"]["faulty"] == 1
-    assert {k: r["failed"] for k, r in got["one"]["results"].items()} == \
-        {k: r["failed"] for k, r in got["two"]["results"].items()}
+    got = json.loads((tmp_path / "reports-two" / "detection.json").read_text())
+    assert sorted(got["results"]) == sorted(ids) and got["killed"] == got["faulty"] == 1, got["results"].keys()
+    literal = DE.expected()
+    assert {k: (sorted(r["failed"]), r["diagnosis"]) for k, r in got["results"].items()} == \
+        {k: (sorted(literal[k]["failed"]), literal[k]["diagnosis"]) for k in ids}
     assert two.stdout.count("detection.json") == 1 and two.stdout.count("conformance report written") == 1, \
         two.stdout[-2000:]
 
@@ -230,17 +221,17 @@ def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
         assert got.returncode == 0, got.stderr[-2000:]
         return got.stdout.split()
 
-    base, *shared = run(2)
+    (base, *shared), user = at_once(lambda: run(2), lambda: run(2, OMP_NUM_THREADS="1"))
     assert shared == [str(max(1, int(base) // 2))] * 4 + [base], (base, shared)  # the last: the count before
-    assert run(2, OMP_NUM_THREADS="1")[1:3] == ["None", "1"]
+    assert user[1:3] == ["None", "1"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
-def test_a_baseline_under_xdist_is_a_usage_error():
+def test_a_baseline_under_xdist_is_a_usage_error(background):
     """A baseline is compared or recorded by the one process that holds the whole run; split
     across workers it would compare partial state, so it is refused before anything runs: from
     the command line once (exit 4, the message), and for each option by the rule itself."""
-    got = _pytest("--save-baseline=x", "-n", "2", "-m", "shapes")
+    got = background["test_a_baseline_under_xdist_is_a_usage_error"].result()
     assert got.returncode == 4, got.stdout[-2000:] + got.stderr[-2000:]
     assert "--save-baseline cannot run under pytest-xdist (-n 2)" in got.stderr, got.stderr[-2000:]
     from types import SimpleNamespace
@@ -253,3 +244,53 @@ def test_a_baseline_under_xdist_is_a_usage_error():
             options._refuse_distributed_baselines(config)
     options._refuse_distributed_baselines(SimpleNamespace(option=SimpleNamespace(numprocesses=None),
                                                           getoption=lambda name: True))  # no workers: allowed
+
+
+def test_bad_impl_stops_before_any_test(background):
+    proc = background["test_bad_impl_stops_before_any_test"].result()
+    assert proc.returncode == 4, f"exit {proc.returncode}, expected 4 (usage error)\n{proc.stdout}\n{proc.stderr}"
+    assert "--impl: " in proc.stderr and "return a torch.nn.Module, a keras.Model" in proc.stderr, proc.stderr
+    assert "passed" not in proc.stdout
+
+
+def test_impl_verdicts_end_to_end(background):
+    """Seed 000's PyTorch model is rejected with messages that name the layer; a correct twin
+    passes; a candidate that raises in __init__ and one that returns the wrong shape fail with
+    a message while every other check still runs; with --impl nothing else is checked."""
+    proc = background["test_impl_verdicts_end_to_end"].result()
+    out = proc.stdout
+    assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (rejected)\n{out[-3000:]}"
+    assert "layer avgpool (AvgPool1d, reference pool): output shape (7, 42, 1), expected (7, 50)" in out, out[-5000:]
+    assert "forward pass at batch 7 raised: forward raised RuntimeError: shape '[32, 42]' is invalid" in out, out[-5000:]
+    assert "layer fc (Linear, reference fc): 43 parameters, expected 51" in out, out[-5000:]
+    assert "1,000,043 parameters in all, expected 1,000,051" in out, out[-5000:]
+    assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn.sequential +conforms", out), out[-5000:]
+    assert re.search(r"candidate-torch-tweet_fasttext-seed000_torch_fasttext.factory +REJECTED", out), out[-5000:]
+    assert "torch-mnist_cnn-module" not in out.split("conformance matrix")[-1], "references ran in --impl mode"
+    matrix = out.split("conformance matrix")[-1]
+    every = len(_checks("shapes")) + len(_checks("parameters"))  # a factory that raises fails every check
+    assert re.search(rf"candidate-unknown-mnist_cnn-torch_mnist_cnn_raises_in_init.factory +REJECTED +\({every} fail\b", out), matrix
+    assert "raised RuntimeError: fc3 is not defined" in out, out[-5000:]
+    assert re.search(r"candidate-torch-mnist_cnn-torch_mnist_cnn_wrong_shape.factory +REJECTED +\(\d+ pass, 3 fail\b", out), out[-5000:]
+    assert "output shape (7, 10, 1) at batch 7, expected (7, 10)" in out, out[-5000:]
+    assert " error" not in out.splitlines()[-1], out.splitlines()[-1]
+
+
+def test_torch_only_machine_runs_the_torch_side(background):
+    """Without TensorFlow (the lent GPU image) the suite still collects; torch checks run, Keras
+    ones skip with the reason, and the header says so."""
+    proc = background["test_torch_only_machine_runs_the_torch_side"].result()
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert "tensorflow not installed" in out and "WARNING: TensorFlow/Keras cannot be imported here" in out, out[:3000]
+    assert re.search(rf"\b{2 * len(_checks('parameters'))} passed\b", out), out[-2000:]   # torch module + sequential
+    assert "Keras twins and checks against a Keras partner are skipped" in out.split("short test summary")[-1], out[-3000:]
+
+
+def test_framework_skips_are_keyed_on_frameworks_not_names(background):
+    """On a machine without TensorFlow, a torch candidate whose file name says 'keras' (a file
+    port_from_keras.py) still runs its torch-only checks."""
+    proc = background["test_framework_skips_are_keyed_on_frameworks_not_names"].result()
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert re.search(rf"\b{len(_checks('parameters'))} passed\b", out), out[-2000:]
