@@ -88,12 +88,31 @@ _BACKGROUND = {  # in the order of the tests below
 }
 
 
+class _Runs(dict):
+    """{test name: the future of its run}; a run not started ahead starts when its test asks."""
+
+    def __init__(self, pool, tmp_path_factory):
+        super().__init__()
+        self.pool, self.tmp = pool, tmp_path_factory
+
+    def __missing__(self, name):
+        self[name] = self.pool.submit(_BACKGROUND[name], self.tmp)
+        return self[name]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def background(request, tmp_path_factory):
-    """{test name: the future of its run} for the tests of ``_BACKGROUND`` this session selected."""
-    selected = {item.originalname for item in request.session.items if item.module is request.module}
+    """The runs of the ``_BACKGROUND`` tests this session selected, started when the module starts.
+    Under pytest-xdist a worker runs only some of the module's tests (its ``session.items`` is the
+    whole selection), so there each run starts only when its test asks."""
     pool = ThreadPoolExecutor(max_workers=1)
-    yield {name: pool.submit(run, tmp_path_factory) for name, run in _BACKGROUND.items() if name in selected}
+    runs = _Runs(pool, tmp_path_factory)
+    if not hasattr(request.config, "workerinput"):
+        selected = {item.originalname for item in request.session.items if item.module is request.module}
+        for name in _BACKGROUND:
+            if name in selected:
+                runs[name]  # noqa: B018 (starts it)
+    yield runs
     pool.shutdown(wait=True, cancel_futures=True)
 
 
