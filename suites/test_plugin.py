@@ -42,10 +42,12 @@ def _checks(group: str) -> list:
     return catalogue.checks_for(registry.reference("torch", "mnist_cnn"), group)
 
 
-def _pytest(*args, env=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+def _pytest(*args, env=None, quiet=True):
+    """A pytest run of this checkout (``quiet``: -q, which leaves out the header; else -rs, the
+    header and the skip reasons)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("TWINBENCH_IMPL", None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q" if quiet else "-rs", *args],
                           capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -60,9 +62,8 @@ def _torch_only_env(*paths) -> dict:
 def _port_from_keras(tmp_path_factory):
     sample = tmp_path_factory.mktemp("framework-skips") / "port_from_keras.py"
     sample.write_text("from impls.torch_mnist_cnn import module as factory\n")
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m", "parameters",
-                           f"--impl=mnist_cnn={sample}:factory"], capture_output=True, text=True,
-                          env=_torch_only_env(os.getcwd()), timeout=600)
+    return _pytest("-m", "parameters", f"--impl=mnist_cnn={sample}:factory", env=_torch_only_env(os.getcwd()),
+                   quiet=False)
 
 
 # The one pytest run each of these tests judges depends on nothing but the checkout, so it starts
@@ -81,23 +82,26 @@ _BACKGROUND = {  # in the order of the tests below
                             "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_wrong_shape.py:factory",
                             "-m", "shapes or parameters", "-p", "no:randomly"),
     "test_torch_only_machine_runs_the_torch_side":
-        lambda tmp: subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-m",
-                                    "parameters or gpu", "-k", "mnist_cnn-module or mnist_cnn-sequential"],
-                                   capture_output=True, text=True, env=_torch_only_env(), timeout=600),
+        lambda tmp: _pytest("-m", "parameters or gpu", "-k", "mnist_cnn-module or mnist_cnn-sequential",
+                            env=_torch_only_env(), quiet=False),
     "test_framework_skips_are_keyed_on_frameworks_not_names": _port_from_keras,
 }
 
 
-class _Runs(dict):
-    """{test name: the future of its run}; a run not started ahead starts when its test asks."""
+class _Runs:
+    """The ``_BACKGROUND`` runs of a session: ``start(name)`` starts one (once), ``result(name)``
+    waits for it, starting it first when it was not started ahead."""
 
     def __init__(self, pool, tmp_path_factory):
-        super().__init__()
-        self.pool, self.tmp = pool, tmp_path_factory
+        self.pool, self.tmp, self.futures = pool, tmp_path_factory, {}
 
-    def __missing__(self, name):
-        self[name] = self.pool.submit(_BACKGROUND[name], self.tmp)
-        return self[name]
+    def start(self, name: str) -> None:
+        if name not in self.futures:
+            self.futures[name] = self.pool.submit(_BACKGROUND[name], self.tmp)
+
+    def result(self, name: str):
+        self.start(name)
+        return self.futures[name].result()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,7 +115,7 @@ def background(request, tmp_path_factory):
         selected = {item.originalname for item in request.session.items if item.module is request.module}
         for name in _BACKGROUND:
             if name in selected:
-                runs[name]  # noqa: B018 (starts it)
+                runs.start(name)
     yield runs
     pool.shutdown(wait=True, cancel_futures=True)
 
@@ -250,7 +254,7 @@ def test_a_baseline_under_xdist_is_a_usage_error(background):
     """A baseline is compared or recorded by the one process that holds the whole run; split
     across workers it would compare partial state, so it is refused before anything runs: from
     the command line once (exit 4, the message), and for each option by the rule itself."""
-    got = background["test_a_baseline_under_xdist_is_a_usage_error"].result()
+    got = background.result("test_a_baseline_under_xdist_is_a_usage_error")
     assert got.returncode == 4, got.stdout[-2000:] + got.stderr[-2000:]
     assert "--save-baseline cannot run under pytest-xdist (-n 2)" in got.stderr, got.stderr[-2000:]
     from types import SimpleNamespace
@@ -266,7 +270,7 @@ def test_a_baseline_under_xdist_is_a_usage_error(background):
 
 
 def test_bad_impl_stops_before_any_test(background):
-    proc = background["test_bad_impl_stops_before_any_test"].result()
+    proc = background.result("test_bad_impl_stops_before_any_test")
     assert proc.returncode == 4, f"exit {proc.returncode}, expected 4 (usage error)\n{proc.stdout}\n{proc.stderr}"
     assert "--impl: " in proc.stderr and "return a torch.nn.Module, a keras.Model" in proc.stderr, proc.stderr
     assert "passed" not in proc.stdout
@@ -276,7 +280,7 @@ def test_impl_verdicts_end_to_end(background):
     """Seed 000's PyTorch model is rejected with messages that name the layer; a correct twin
     passes; a candidate that raises in __init__ and one that returns the wrong shape fail with
     a message while every other check still runs; with --impl nothing else is checked."""
-    proc = background["test_impl_verdicts_end_to_end"].result()
+    proc = background.result("test_impl_verdicts_end_to_end")
     out = proc.stdout
     assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (rejected)\n{out[-3000:]}"
     assert "layer avgpool (AvgPool1d, reference pool): output shape (7, 42, 1), expected (7, 50)" in out, out[-5000:]
@@ -298,7 +302,7 @@ def test_impl_verdicts_end_to_end(background):
 def test_torch_only_machine_runs_the_torch_side(background):
     """Without TensorFlow (the lent GPU image) the suite still collects; torch checks run, Keras
     ones skip with the reason, and the header says so."""
-    proc = background["test_torch_only_machine_runs_the_torch_side"].result()
+    proc = background.result("test_torch_only_machine_runs_the_torch_side")
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert "tensorflow not installed" in out and "WARNING: TensorFlow/Keras cannot be imported here" in out, out[:3000]
@@ -309,7 +313,7 @@ def test_torch_only_machine_runs_the_torch_side(background):
 def test_framework_skips_are_keyed_on_frameworks_not_names(background):
     """On a machine without TensorFlow, a torch candidate whose file name says 'keras' (a file
     port_from_keras.py) still runs its torch-only checks."""
-    proc = background["test_framework_skips_are_keyed_on_frameworks_not_names"].result()
+    proc = background.result("test_framework_skips_are_keyed_on_frameworks_not_names")
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert re.search(rf"\b{len(_checks('parameters'))} passed\b", out), out[-2000:]
