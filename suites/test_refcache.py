@@ -1,7 +1,10 @@
 """The reference cache (suites/refcache.py): reused only when intact, under the same key and
 verified by recomputing its first steps; a candidate's work is never kept."""
 
+import hashlib
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -80,6 +83,44 @@ def test_a_damaged_entry_is_recomputed_never_trusted(cache):
     assert outcome == "recomputed" and "e.npz is damaged" in reason
     assert refcache.get("e", _entry(calls), lambda a, m: "")[1]["cached"]  # the fresh one was stored intact
     assert len(calls) == 2
+
+
+def test_a_reused_entry_is_every_array_as_stored_and_writable(cache):
+    """Reused arrays are mapped from the npz (refcache._read_npz), not copied out by np.load: the
+    same values, dtypes, shapes and memory order as np.load gives, of every kind a reference
+    entry holds, and writable without touching the stored file."""
+    kinds = {"f32": np.arange(12, dtype=np.float32).reshape(3, 4), "f64": np.linspace(-1, 1, 7),
+             "fortran": np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)), "scalar": np.array(2.5),
+             "empty": np.zeros((0, 5), np.float32), "mask": np.array([True, False, True]),
+             "ints": np.array([1, -2, 3], np.int64), "text": np.array("a name")}
+    refcache.get("e", lambda: (kinds, {"note": "meta"}), lambda a, m: "")
+    arrays, meta = refcache.get("e", lambda: pytest.fail("recomputed"), lambda a, m: "")
+    with np.load(cache / "e.npz", allow_pickle=False) as f:
+        loaded = {k: f[k] for k in f.files if k != "__meta__"}
+    assert sorted(arrays) == sorted(kinds) and meta["note"] == "meta"
+    for name, want in loaded.items():
+        got = arrays[name]
+        assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), name
+        assert got.flags.f_contiguous == want.flags.f_contiguous and got.flags.writeable, name
+    stored = (cache / "e.npz").read_bytes()
+    arrays["f32"][0, 0] = 99.0
+    assert (cache / "e.npz").read_bytes() == stored
+
+
+def test_an_entry_that_is_not_a_plain_npz_is_recomputed(cache):
+    """An npz that hashes to its manifest but holds what _store never writes (a compressed member)
+    is unreadable: recomputed, with the reason."""
+    calls = []
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, __meta__=np.array("{}"), x=np.zeros(3))
+    (cache / "e.npz").write_bytes(buf.getvalue())
+    manifest = json.loads((cache / "e.json").read_text())
+    (cache / "e.json").write_text(json.dumps(dict(manifest, sha256=hashlib.sha256(buf.getvalue()).hexdigest())))
+    assert zipfile.ZipFile(cache / "e.npz").infolist()[0].compress_type == zipfile.ZIP_DEFLATED
+    refcache.get("e", _entry(calls), lambda a, m: "")
+    outcome, reason = _outcomes()[-1]
+    assert len(calls) == 2 and outcome == "recomputed" and "e.npz is unreadable" in reason, reason
 
 
 def test_an_entry_whose_first_steps_differ_is_recomputed(cache):
