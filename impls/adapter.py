@@ -183,19 +183,22 @@ class Twin(abc.ABC):
     def train_steps(self, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int,
                     stop=None, dropout_seed: int | None = None, after_step=None) -> list[float]:
         """``steps`` optimizer steps of the recipe in eval mode (dropout off), batches drawn in the
-        shared ``batch_order``; returns the loss before each step. Framework-neutral on purpose:
+        shared ``batch_order``; returns the loss before each step. The steps pass over ``x`` as
+        epochs do: pass p in ``batch_order(len(x), p, seed)``, its last batch the remainder (shorter
+        than ``batch_size`` where it does not divide ``len(x)``). Framework-neutral on purpose:
         both twins take the same loop, batches and streams, so only the frameworks' arithmetic
         differs (an adapter may keep the gradients in its framework between the two halves of a
         step, ``_step_grads``/``_step_apply``, when that is the same update bit for bit).
         ``stop(step, loss)`` returning True ends the run early (the losses so far are returned).
         With ``dropout_seed``, steps run in training mode with shared masks (the stream of step i
         seeded ``randomness.step_seed(dropout_seed, i)``); ``after_step(i)`` runs after each update."""
-        order = batch_order(len(x), 0, seed)
-        if steps * batch_size > len(order):
-            raise ValueError(f"{steps} steps of {batch_size} need {steps * batch_size} examples, got {len(order)}")
+        per_pass = -(-len(x) // batch_size)
         losses = []
         for i in range(steps):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            npass, j = divmod(i, per_pass)
+            if j == 0:
+                order = batch_order(len(x), npass, seed)
+            idx = order[j * batch_size:(j + 1) * batch_size]
             if dropout_seed is None:
                 loss, grads = self._step_grads(x[idx], y[idx])
             else:

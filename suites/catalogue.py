@@ -137,10 +137,12 @@ CHECKS = (
        "a training-mode pass with the masks fed, repeated and with each global generator (torch, numpy, random, "
        "TensorFlow) reseeded: bit-identical", [], [("batch", "T.DETERMINISM_BATCH")], []),
     _c(trajectory.check_trajectory_parity, "trajectory", "trajectory",
-       "loss after every step and each layer's weights relative to its movement, in training mode with "
-       "shared masks", ["TRAJECTORY_LOSS_ATOL_EXACT", "TRAJECTORY_WEIGHT_RTOL_EXACT", "TRAJECTORY_EXACT_STEPS",
-                  "TRAJECTORY_DRIFT_MARGIN"],
-       [("batch", "E.TRAIN_BATCH"), ("steps", "T.TRAJECTORY_STEPS")], ["recipe", "partner"]),
+       "loss after every step and each layer's weights relative to its movement, in training mode with shared "
+       "masks, every run set back to the anchor's weights after each window; two passes over the examples, the "
+       "first ending in a batch of the epoch's last-batch size",
+       ["TRAJECTORY_LOSS_ATOL_EXACT", "TRAJECTORY_WEIGHT_RTOL_EXACT", "TRAJECTORY_WINDOW"],
+       [("batch", "E.TRAIN_BATCH"), ("steps", "T.TRAJECTORY_STEPS"), ("last batch", "E.LAST_BATCH")],
+       ["recipe", "partner"]),
     _c(trajectory.check_fit_path_parity, "trajectory", "trajectory",
        "weights after each step of the twin's own fit (Keras: model.fit with what the model overrides) and after "
        "fit returns, against its framework reference's per-step path (shared masks)",

@@ -13,6 +13,13 @@ the largest |loss diff| and the largest per-layer weight diff relative to that l
 
     python -m suites.drift --threads 1,2,3,4,8 [--json reports/drift.json]
 
+These are free runs: the speed suite compares two of them over whole epochs with this envelope.
+The trajectory check's runs are anchored (every TRAJECTORY_WINDOW steps set back to the torch
+reference's weights, suites/checks/trajectory.py); ``--anchored`` measures those: one anchor
+(the torch reference's run at 2 threads), every run of the ensemble set back to it, the anchor
+itself one of the runs, and the largest differences over all 200 steps against the exact
+tolerances the check holds them to.
+
 Each thread count runs in a process of its own (torch.set_num_threads; TF_NUM_INTRAOP_THREADS,
 read when TensorFlow starts); determinism is set as under pytest. Nothing here is run by the
 suites: it prints the envelope for a human to argue into the literal.
@@ -57,17 +64,29 @@ def _compare(a, b, start: dict, steps: int, exact: int) -> dict:
             "exact_weight": max(v for i, v in weight.items() if i < exact)}
 
 
-def worker(threads: int, folder: str) -> dict:
-    """One thread count, in this process: the two references' trajectories, saved to ``folder``."""
-    from impls import frameworks, registry
+def _load(path: str):
     from suites import training
+
+    with np.load(path) as f:
+        return training._unpack({k: f[k] for k in f.files}, {"complete": True})
+
+
+def worker(threads: int, folder: str, anchored: bool = False) -> dict:
+    """One thread count, in this process: the two references' trajectories, saved to ``folder``;
+    ``anchored``: each set back to the anchor's run saved there (``anchor-on/off.npz``)."""
+    from impls import frameworks, registry
+    from suites import runstate, training
 
     frameworks.torch.set_num_threads(threads)
     frameworks.set_determinism()
     began, saved = time.perf_counter(), []
     for dropout in (False, True):
+        if anchored:
+            key = (training.anchor_id(NETWORK), dropout)
+            runstate.current().trajectories[key] = _load(os.path.join(folder, f"anchor-{'on' if dropout else 'off'}.npz"))
         for fw in ("torch", "keras"):
-            run = training._train_trajectory(registry.build(registry.reference(fw, NETWORK), seed=1), dropout)
+            run = training._train_trajectory(registry.build(registry.reference(fw, NETWORK), seed=1), dropout,
+                                             anchored=anchored)
             arrays, meta = training._pack(run)
             name = f"{fw}@{threads}-{'on' if dropout else 'off'}"
             np.savez(os.path.join(folder, name + ".npz"), **arrays)
@@ -77,25 +96,44 @@ def worker(threads: int, folder: str) -> dict:
             "seconds": round(time.perf_counter() - began, 1)}
 
 
+def save_anchor(folder: str) -> None:
+    """The anchor's runs (dropout off and on), as every anchored worker loads them."""
+    from impls import frameworks
+    from suites import runstate, training
+
+    frameworks.set_determinism()
+    runstate.activate(runstate.RunState([], [], refcache_mode="off"))
+    for dropout in (False, True):
+        arrays, _ = training._pack(training.partner_trajectory(training.anchor_id(NETWORK), dropout))
+        np.savez(os.path.join(folder, f"anchor-{'on' if dropout else 'off'}.npz"), **arrays)
+
+
 def main(argv=None) -> int:
     import tempfile
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default="1,2,3,4,8", help="comma-separated thread counts (default 1,2,3,4,8)")
     ap.add_argument("--json", help="also write every pair's windows here")
+    ap.add_argument("--anchored", action="store_true",
+                    help="the check's runs: every run set back to one anchor's (the torch reference's free run, "
+                         "2 threads) after each window; the anchor is one of the runs compared")
     ap.add_argument("--worker", nargs=2, metavar=("THREADS", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(int(args.worker[0]), args.worker[1])))
+        print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.anchored)))
         return 0
     from fixtures import tolerances as T
     from suites import training
 
     folder = tempfile.mkdtemp(prefix="twinbench-drift-")
+    if args.anchored:
+        code = ("from suites import drift; drift.save_anchor(" + repr(folder) + ")")
+        env = dict(os.environ, TF_NUM_INTRAOP_THREADS="2", TF_CPP_MIN_LOG_LEVEL="2")
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
     for n in (int(t) for t in args.threads.split(",")):
         env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(n), TF_CPP_MIN_LOG_LEVEL="2")
-        done = subprocess.run([sys.executable, "-m", "suites.drift", "--worker", str(n), folder], env=env,
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "suites.drift", "--worker", str(n), folder]
+                              + ["--anchored"] * args.anchored, env=env, capture_output=True, text=True)
         if done.returncode:
             sys.stderr.write(done.stderr)
             return done.returncode
@@ -105,14 +143,11 @@ def main(argv=None) -> int:
     results = {}
     for mode in ("off", "on"):
         names = sorted(p[:-4] for p in os.listdir(folder) if p.endswith(f"-{mode}.npz"))
-        runs = {}
-        for name in names:
-            with np.load(os.path.join(folder, name + ".npz")) as f:
-                runs[name] = training._unpack({k: f[k] for k in f.files}, {"complete": True})
+        runs = {name: _load(os.path.join(folder, name + ".npz")) for name in names}
+        exact = T.TRAJECTORY_STEPS if args.anchored else T.TRAJECTORY_EXACT_STEPS[NETWORK]
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                results[f"{a} vs {b}"] = _compare(runs[a], runs[b], start, T.TRAJECTORY_STEPS,
-                                                  T.TRAJECTORY_EXACT_STEPS[NETWORK])
+                results[f"{a} vs {b}"] = _compare(runs[a], runs[b], start, T.TRAJECTORY_STEPS, exact)
         del runs
     identical = sorted(k for k, r in results.items() if max(r["loss"]) == 0)
     print(f"\n{len(results)} pairs; bit-identical losses (not a draw of the drift): {', '.join(identical) or 'none'}")
@@ -127,8 +162,9 @@ def main(argv=None) -> int:
     for kind, tol in (("exact_loss", T.TRAJECTORY_LOSS_ATOL_EXACT),
                       ("exact_weight", T.TRAJECTORY_WEIGHT_RTOL_EXACT[NETWORK])):
         pair = max(results, key=lambda k: results[k][kind])
-        print(f"\n{kind} (the first {T.TRAJECTORY_EXACT_STEPS[NETWORK]} steps): max {results[pair][kind]:.3g} "
-              f"({pair}), tolerance {tol:g}")
+        where = (f"every step, anchored every {T.TRAJECTORY_WINDOW[NETWORK]}" if args.anchored
+                 else f"the first {T.TRAJECTORY_EXACT_STEPS[NETWORK]} steps")
+        print(f"\n{kind} ({where}): max {results[pair][kind]:.3g} ({pair}), tolerance {tol:g}")
     if args.json:
         from fixtures.files import atomic_write
 

@@ -87,12 +87,12 @@ def graph_parity(spec, device: str, variant: str = "graph", options: dict | None
     graph, graph_losses = _train(spec, device, variant, x, y, start, options)
     steps = PARITY_EPOCHS * int(np.ceil(PARITY_BATCHES))
     per_epoch = int(np.ceil(PARITY_BATCHES))
-    tol = training.loss_tolerance(network, steps)
+    tol = training.free_run_loss_tolerance(network, steps)
     runner = graph.step_graphs
     out = Parity(network, steps, {"eager": eager_losses, variant: graph_losses},
                  [abs(a - b) for a, b in zip(graph_losses, eager_losses)],
                  [float(tol[(e + 1) * per_epoch - 1]) for e in range(PARITY_EPOCHS)],
-                 weight_tolerance=training.weight_tolerance(network, steps - 1),
+                 weight_tolerance=training.free_run_weight_tolerance(network, steps - 1),
                  captures=runner.captures, eager_steps=runner.eager_steps, capture_seconds=runner.capture_seconds,
                  runner=runner.counters())
     got, want = graph.get_weights(), eager.get_weights()

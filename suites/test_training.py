@@ -141,3 +141,67 @@ def test_a_sparse_gradient_is_refused_with_the_fix_named(tmp_path):
     for step in (lambda: twin.loss_and_grads(x, y), lambda: twin.train_steps(x, y, 32, 1, 0)):
         with pytest.raises(CandidateError, match=r"emb\.weight got a torch\.sparse_coo gradient.*sparse=False"):
             step()
+
+
+def test_steps_pass_over_the_examples_as_epochs_do():
+    """train_steps past the end of ``x`` starts a new pass, reshuffled as the next epoch is
+    (batch_order(n, pass, seed)), and each pass ends in the remainder: the trajectory's shorter
+    batch and its second pass (training.trajectory_data)."""
+    from impls.adapter import Twin, batch_order
+
+    seen = []
+
+    class Recorder(Twin):
+        framework = "torch"
+
+        def _step_grads(self, x, y, training=False, stream=None):
+            seen.append(x.copy())
+            return 0.0, None
+
+        def _step_apply(self, grads):
+            pass
+
+    Recorder.__abstractmethods__ = frozenset()  # only the loop is exercised
+    x = np.arange(2 * 4 + 3)
+    Recorder("r", "mnist_cnn", "logits", True).train_steps(x, x, 4, 7, seed=5)
+    assert [len(b) for b in seen] == [4, 4, 3, 4, 4, 3, 4]
+    assert np.array_equal(np.concatenate(seen[:3]), batch_order(11, 0, 5))
+    assert np.array_equal(np.concatenate(seen[3:6]), batch_order(11, 1, 5))
+
+
+def test_the_trajectory_holds_a_shorter_batch_and_a_second_pass():
+    from fixtures import expected as E
+    from fixtures import tolerances as T
+
+    for network in E.NETWORKS:
+        x, _ = training.trajectory_data(network)
+        per_pass = -(-len(x) // training.TRAJECTORY_BATCH[network])
+        assert len(x) % training.TRAJECTORY_BATCH[network] == E.LAST_BATCH[network]
+        assert per_pass < T.TRAJECTORY_STEPS, f"{network}: the trajectory never leaves its first pass"
+        assert {per_pass - 1, per_pass} <= training.compared_steps(network)
+
+
+def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatch):
+    """Every run but the anchor's is set to the anchor's weights after each window's last step;
+    the anchor (and a free run) never is."""
+    from fixtures import tolerances as T
+
+    run = runstate.RunState([], [])
+    runstate.activate(run)
+    try:
+        network = "tweet_fasttext"
+        monkeypatch.setitem(T.TRAJECTORY_WINDOW, network, 3)
+        monkeypatch.setattr(T, "TRAJECTORY_STEPS", 8)
+        anchor = training.partner_trajectory(training.anchor_id(network), False)
+        assert sorted(s for s in anchor.weights if s % 3 == 2) == [2, 5]
+        keras = registry.build(registry.reference("keras", network), seed=1)
+        sets = []
+        original = keras.set_weights
+        monkeypatch.setattr(keras, "set_weights", lambda w: (sets.append(w), original(w)))
+        training._train_trajectory(keras, False)
+        assert [id(w) for w in sets[1:]] == [id(anchor.weights[2]), id(anchor.weights[5])]  # sets[0]: the start
+        sets.clear()
+        training._train_trajectory(keras, False, anchored=False)
+        assert len(sets) == 1
+    finally:
+        runstate.deactivate(run)

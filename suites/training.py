@@ -252,6 +252,7 @@ def progress_printer(config):
 # Trajectories
 # ------------------------------------------------------------------------------------------
 TRAJECTORY_BATCH = {"mnist_cnn": 64, "tweet_fasttext": 32}
+ANCHOR_FRAMEWORK = "torch"  # whose reference's free run every other trajectory is set back to
 
 
 @dataclass
@@ -269,22 +270,51 @@ def trajectory_start(network: str) -> dict:
     return kept[key]
 
 
+def trajectory_data(network: str) -> tuple:
+    """The trajectory's examples: the train split's first TRAJECTORY_PASS_BATCHES full batches and
+    one of the size of the epoch's last batch (E.LAST_BATCH), so that each pass over them ends in
+    a shorter batch, as every epoch of the recipe does, and the next pass is reshuffled."""
+    return D.split(network, "train", T.TRAJECTORY_PASS_BATCHES * TRAJECTORY_BATCH[network] + E.LAST_BATCH[network])
+
+
+def anchor_id(network: str) -> str:
+    return registry.reference(ANCHOR_FRAMEWORK, network).id
+
+
 def compared_steps(network: str) -> set:
-    """The steps after which weights are compared: every step of the exact window (at most the
-    first 20), then every TRAJECTORY_WEIGHT_EVERY-th."""
-    exact = min(T.TRAJECTORY_EXACT_STEPS[network], T.TRAJECTORY_WEIGHT_EVERY)
-    every = T.TRAJECTORY_WEIGHT_EVERY
-    return set(range(exact)) | {s for s in range(T.TRAJECTORY_STEPS) if s % every == every - 1}
+    """The steps after which weights are kept and compared: the first max(window, FIT_STEPS) (at
+    most 20; the fit path compares each), every TRAJECTORY_WEIGHT_EVERY-th, and the first pass's
+    last step (the shorter batch) and the next (the reshuffled pass's first)."""
+    w, every = T.TRAJECTORY_WINDOW[network], T.TRAJECTORY_WEIGHT_EVERY
+    edge = T.TRAJECTORY_PASS_BATCHES
+    return (set(range(min(every, max(w, T.FIT_STEPS)))) | {edge, edge + 1}
+            | {s for s in range(T.TRAJECTORY_STEPS) if s % every == every - 1})
+
+
+def _window_ends(network: str) -> set:
+    w = T.TRAJECTORY_WINDOW[network]
+    return {s for s in range(T.TRAJECTORY_STEPS - 1) if s % w == w - 1}
 
 
 def loss_tolerance(network: str, steps: int) -> np.ndarray:
-    """Per step: exact in the exact window, the measured drift envelope times the margin after."""
+    """Per step of an anchored trajectory: exact at every step (each window starts from the
+    anchor's weights, so fp32's reordering drift has at most a window to grow)."""
+    return np.full(steps, T.TRAJECTORY_LOSS_ATOL_EXACT)
+
+
+def weight_tolerance(network: str, step: int) -> float:
+    return T.TRAJECTORY_WEIGHT_RTOL_EXACT[network]
+
+
+def free_run_loss_tolerance(network: str, steps: int) -> np.ndarray:
+    """Two free runs (never set back: the speed suite's variants over whole epochs): exact in the
+    first window, the measured drift envelope times the margin after."""
     exact = T.TRAJECTORY_EXACT_STEPS[network]
     drift = np.array([T.TRAJECTORY_LOSS_DRIFT[min(i // 20, len(T.TRAJECTORY_LOSS_DRIFT) - 1)] for i in range(steps)])
     return np.where(np.arange(steps) < exact, T.TRAJECTORY_LOSS_ATOL_EXACT, drift * T.TRAJECTORY_DRIFT_MARGIN)
 
 
-def weight_tolerance(network: str, step: int) -> float:
+def free_run_weight_tolerance(network: str, step: int) -> float:
     if step < T.TRAJECTORY_EXACT_STEPS[network]:
         return T.TRAJECTORY_WEIGHT_RTOL_EXACT[network]
     drift = T.TRAJECTORY_WEIGHT_DRIFT
@@ -376,17 +406,40 @@ def subject_trajectory(twin, dropout: bool, partner: str, partners: dict) -> Tra
     return Trajectory(run.losses[:s + 1], {k: w for k, w in run.weights.items() if k < s}, False)
 
 
-def _train_trajectory(twin, dropout: bool, stop=None, weights: dict | None = None) -> Trajectory:
-    """``weights``: where the snapshots go as they are taken (a caller keeps them if training raises)."""
+def reference_free_run(framework: str, network: str, steps: int, dropout: bool = True) -> Trajectory:
+    """The first ``steps`` steps of ``framework``'s reference, never set back (the fit path's
+    per-step path: a twin's own fit is a free run), once per session."""
+    kept, key = runstate.current().trajectories, ("free", framework, network, steps, dropout)
+    if key not in kept:
+        twin = registry.build(registry.reference(framework, network), seed=1)
+        kept[key] = _train_trajectory(twin, dropout, stop=lambda i, loss: i >= steps, anchored=False)
+    return kept[key]
+
+
+def _train_trajectory(twin, dropout: bool, stop=None, weights: dict | None = None,
+                      anchored: bool | None = None) -> Trajectory:
+    """The twin trained TRAJECTORY_STEPS steps from the shared start on ``trajectory_data``.
+    Anchored (``anchored=None``: every twin but the anchor itself): after the last step of every
+    window of TRAJECTORY_WINDOW steps its weights are set to the anchor's after that step, while
+    its optimizer, optimizer state and schedule carry on, so that every window starts from the
+    same weights and a difference in training shows where it acts instead of being lost in fp32's
+    drift. ``anchored=False``: a free run; ``True``: anchored even when it is the anchor's own
+    code (suites/drift.py measures it run at other thread counts). ``weights``: where the
+    snapshots go as they are taken (a caller keeps them if training raises)."""
     network = twin.network
     twin.set_weights(trajectory_start(network))
-    x, y = D.split(network, "train", T.TRAJECTORY_STEPS * TRAJECTORY_BATCH[network])
-    steps, weights = compared_steps(network), ({} if weights is None else weights)
+    x, y = trajectory_data(network)
+    is_anchor = twin.spec is not None and twin.spec.id == anchor_id(network)
+    anchored = not is_anchor if anchored is None else anchored
+    keep = compared_steps(network) | (_window_ends(network) if is_anchor else set())
+    weights, w = ({} if weights is None else weights), T.TRAJECTORY_WINDOW[network]
 
-    def keep(i):
-        if i in steps:
+    def after(i):
+        if i in keep:
             weights[i] = twin.get_weights()
+        if anchored and (i + 1) % w == 0 and i + 1 < T.TRAJECTORY_STEPS:
+            twin.set_weights(partner_trajectory(anchor_id(network), dropout).weights[i])
 
     losses = twin.train_steps(x, y, TRAJECTORY_BATCH[network], T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,
-                              dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None, after_step=keep)
+                              dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None, after_step=after)
     return Trajectory(np.asarray(losses), weights, len(losses) == T.TRAJECTORY_STEPS)

@@ -7,7 +7,8 @@ For each candidate (``--corpus``: as pytest's option; default ``all``, every gen
 included), every instance of the check the detection self-test runs on it (each partner), run as
 the self-test runs it. Prints each instance whose outcome differs from the literal
 (fixtures/detection_expected.json: a check named in ``failed`` was a kill), the smallest margin
-of a kill (measured / tolerance) with its candidate, the kills only this check makes, and the
+of a kill (measured / tolerance) with its candidate, the largest margin of a correct candidate
+that passes (how near a false rejection it came), the kills only this check makes, and the
 counts. Exit status 1 when an outcome differs from the literal, or a correct candidate fails:
 what a change to a check does to the verdicts, in a few minutes instead of a whole
 ``--corpus all`` run (the literal itself is regenerated from a pytest run only).
@@ -33,7 +34,7 @@ def sweep(check: str, which: str) -> int:
     if check not in catalogue.BY_NAME:
         raise SystemExit(f"no check named {check!r} in the catalogue; see pytest --list-checks")
     expected = DE.expected()
-    changed, kills, only, errors, false = [], [], [], [], []
+    changed, kills, only, errors, false, passes = [], [], [], [], [], []
     started, entries = time.perf_counter(), corpus.candidates(which)
     for entry in entries:
         spec, want = entry.spec, expected.get(entry.spec.id, {}).get("failed", [])
@@ -54,11 +55,15 @@ def sweep(check: str, which: str) -> int:
                     only.append(spec.id)
             if failed and not entry.faulty:
                 false.append(f"{spec.id} {name}: {got.message[:200]}")
+            if got.status is Status.PASS and not entry.faulty and "margin" in got.measured:
+                passes.append((got.measured["margin"], spec.id, name))
     faulty = sum(e.faulty for e in entries)
     print(f"{check} over {len(entries)} candidates ({faulty} faulty, --corpus {which}) in "
           f"{time.perf_counter() - started:.0f} s")
     print(f"kills: {len({k[1] for k in kills})} faulty candidates; smallest margin "
           + (f"{min(kills)[0]:.3g} ({min(kills)[1]}, {min(kills)[2]})" if kills else "none"))
+    print("largest margin of a correct candidate that passes: "
+          + (f"{max(passes)[0]:.3g} ({max(passes)[1]}, {max(passes)[2]})" if passes else "none measured"))
     print(f"only this check kills: {', '.join(sorted(set(only))) or 'none'}")
     for title, rows in (("false rejections", false), ("errors", errors), ("outcomes that differ from the literal", changed)):
         print(f"{title}: {len(rows)}")
