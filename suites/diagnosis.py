@@ -114,6 +114,10 @@ CAUSES = {
                      "judged by value instead)"),
     "loss-normalisation": ("the loss is divided by a fixed number instead of the batch's size",
                            "average over the batch (reduction='mean'; Keras: the default sum_over_batch_size)"),
+    "frozen-layer": ("a layer stops training part-way: from some step on its update vanishes",
+                     "train every layer at every step (no requires_grad or trainable switch, no freezing callback)"),
+    "late-update-scale": ("from some step on, an update is a constant times the reference's (a learning rate, a "
+                          "scale or a rule keyed on the step count)", "use the recipe's update at every step"),
     "initialization": ("the weights are initialised from another law than the reference's",
                        "initialise as the torch reference: kaiming_uniform_(a=sqrt(5)) kernels and U(+-1/sqrt(fan_in)) "
                        "biases (Keras: VarianceScaling(1/3, 'fan_in', 'uniform') and RandomUniform(-b, b)), N(0, 1) "
@@ -616,6 +620,41 @@ def _fit_path_finding(twin) -> Finding | None:
     return None
 
 
+def _late_update_finding(spec, network: str) -> Finding | None:
+    """Where the trajectory departs that no probe of the first steps explains: each tensor's update
+    in the step before the departure, fitted as a constant times the anchor code's from the same
+    weights (trajectory.departing_update). The fit holds when the residual is within
+    DIAGNOSIS_UPDATE_FIT of the reference's update (L2); tensors at ~0 are frozen, tensors at
+    one other constant are scaled; anything else stays unknown."""
+    try:
+        found = trajectory.departing_update(registry.build(spec, seed=0))
+    except (CandidateError, NoRecipe):
+        return None
+    if found is None:
+        return None
+    step, updates = found
+    fit = T.DIAGNOSIS_UPDATE_FIT
+    factors = {}
+    for k, (got, want) in updates.items():
+        norm = float(np.linalg.norm(want))
+        if norm == 0:
+            continue
+        c = float(np.vdot(got, want)) / norm ** 2
+        if float(np.linalg.norm(got - c * want)) / norm > fit:
+            return None
+        factors[k] = c
+    odd = {k: c for k, c in factors.items() if abs(c - 1) > fit}
+    if not odd:
+        return None
+    frozen = all(abs(c) <= fit for c in odd.values())
+    cause = "frozen-layer" if frozen else "late-update-scale"
+    what, fix = CAUSES[cause]
+    scales = ", ".join(f"{k} x{c:.3g}" for k, c in odd.items())
+    return Finding(cause, f"{what}: the training loss departs from the reference's at step {step}; in the step "
+                   f"before it, from the same weights, each tensor's update is the reference's times {scales} (the "
+                   f"others x1, within {fit:g}). Fix: {fix}")
+
+
 def _random_draw_finding(twin) -> Finding | None:
     """The determinism probe's evidence (suites/checks/randomness.py): which generator feeds a draw."""
     try:
@@ -723,6 +762,9 @@ def diagnose(twin, failed=None) -> list[Finding]:
     if not findings:
         findings = [f for f in (_configuration_finding(twin, "optimizer-option", options.optimizer_differences),
                                 _configuration_finding(twin, "layer-option", options.layer_differences)) if f]
+    if not findings and getattr(twin, "spec", None) is not None and (
+            failed is None or any(str(n).startswith("check_trajectory_parity") for n in failed)):
+        findings = [f for f in (_late_update_finding(twin.spec, twin.network),) if f]
     return _merged(findings)
 
 

@@ -70,3 +70,26 @@ def test_a_stored_hypothesis_table_is_rebuilt_with_every_type():
     assert all(diagnosis._same_probes(table[k], back[k]) for k in table)
     assert len(arrays) == 6  # forward, schedule, 2 grads (shared by h1), 2 optimizer tensors
     assert not diagnosis._same_probes(full, diagnosis.Probes(full.shapes, dict(full.values, loss=0.694)))
+
+
+@pytest.mark.parametrize("scales, noise, cause", [
+    ({"conv1.kernel": 0.0, "conv1.bias": 0.0}, 1e-4, "frozen-layer"),
+    ({"fc2.kernel": 0.5}, 1e-4, "late-update-scale"),
+    ({}, 1e-4, None),                        # every update the reference's: nothing to name
+    ({"conv1.kernel": 0.0}, 0.1, None),      # updates of another shape than a constant times the reference's
+])
+def test_a_late_departure_is_fitted_by_layer_and_magnitude(monkeypatch, scales, noise, cause):
+    """The update in the step before the trajectory departs, each tensor a constant times the
+    reference's: frozen tensors at 0, scaled ones at their factor, anything else unknown."""
+    from suites.checks import trajectory
+
+    rng = np.random.default_rng(0)
+    want = {k: rng.standard_normal((3, 4)) for k in ("conv1.kernel", "conv1.bias", "fc2.kernel", "fc2.bias")}
+    got = {k: scales.get(k, 1.0) * w + noise * np.linalg.norm(w) / np.sqrt(w.size) * rng.standard_normal(w.shape)
+           for k, w in want.items()}
+    monkeypatch.setattr(trajectory, "departing_update", lambda twin: (151, {k: (got[k], want[k]) for k in want}))
+    monkeypatch.setattr(diagnosis.registry, "build", lambda spec, seed: None)
+    finding = diagnosis._late_update_finding(None, "mnist_cnn")
+    assert (finding and finding.cause) == cause, finding
+    if cause:
+        assert "step 151" in finding.sentence and all(k in finding.sentence for k in scales), finding.sentence

@@ -73,6 +73,40 @@ def check_trajectory_parity(twin, partner):
     return {"trajectory_loss_max_abs_diff": float(diff.max()), "margin": margin}
 
 
+def departing_update(twin, dropout: bool = True):
+    """Diagnosis's look at where the twin's anchored trajectory departs: (step, updates) where
+    ``step`` is the first step whose loss is out of tolerance against the anchor's run and
+    ``updates`` maps each canonical weight to (the twin's update, the anchor code's update) in
+    the step before it, both taken from the same weights (the step opens a window). None when
+    the run never departs, departs at its first step, or departs just after being set back (the
+    loss of the anchor's own weights differs: a forward difference, which other probes judge)."""
+    from impls import registry
+
+    network, w = twin.network, T.TRAJECTORY_WINDOW[twin.network]
+    anchor = training.partner_trajectory(training.anchor_id(network), dropout)
+    tol = training.loss_tolerance(network, len(anchor.losses))
+
+    def run(subject, last=None):
+        seen: dict = {}
+
+        def stop(i, loss):  # the weights this step's loss is taken at: the update of step i - 1 done
+            seen[i] = subject.get_weights()
+            seen.pop(i - 2, None)
+            if i == last or (last is None and not abs(loss - anchor.losses[i]) <= tol[i]):
+                seen["at"] = i
+                return True
+            return False
+
+        training._train_trajectory(subject, dropout, stop=stop, anchored=True)
+        return seen.pop("at", None), seen
+
+    step, got = run(twin)
+    if step is None or step == 0 or step % w == 0:
+        return None
+    _, want = run(registry.build(registry.by_id(training.anchor_id(network)), seed=1), last=step)
+    return step, {k: (got[step][k] - got[step - 1][k], want[step][k] - want[step - 1][k]) for k in want[step]}
+
+
 def _where(network: str, step: int) -> str:
     """Where ``step`` falls in the trajectory's passes over its examples, when it is notable."""
     per_pass = T.TRAJECTORY_PASS_BATCHES + 1
