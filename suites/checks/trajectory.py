@@ -77,9 +77,10 @@ def departing_update(twin, dropout: bool = True):
     """Diagnosis's look at where the twin's anchored trajectory departs: (step, updates) where
     ``step`` is the first step whose loss is out of tolerance against the anchor's run and
     ``updates`` maps each canonical weight to (the twin's update, the anchor code's update) in
-    the step before it, both taken from the same weights (the step opens a window). None when
-    the run never departs, departs at its first step, or departs just after being set back (the
-    loss of the anchor's own weights differs: a forward difference, which other probes judge)."""
+    the step before it: taken from the same weights where that step opens a window (MNIST: every
+    other step), else from weights whose losses agreed so far. None when the run never departs,
+    departs at its first step, or departs just after being set back (the loss of the anchor's own
+    weights differs: a forward difference, which other probes judge)."""
     from impls import registry
 
     network, w = twin.network, T.TRAJECTORY_WINDOW[twin.network]
