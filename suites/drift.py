@@ -101,6 +101,7 @@ def save_anchor(folder: str) -> None:
     from impls import frameworks
     from suites import runstate, training
 
+    frameworks.torch.set_num_threads(2)
     frameworks.set_determinism()
     runstate.activate(runstate.RunState([], [], refcache_mode="off"))
     for dropout in (False, True):

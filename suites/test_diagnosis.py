@@ -87,7 +87,7 @@ def test_a_late_departure_is_fitted_by_layer_and_magnitude(monkeypatch, scales, 
     want = {k: rng.standard_normal((3, 4)) for k in ("conv1.kernel", "conv1.bias", "fc2.kernel", "fc2.bias")}
     got = {k: scales.get(k, 1.0) * w + noise * np.linalg.norm(w) / np.sqrt(w.size) * rng.standard_normal(w.shape)
            for k, w in want.items()}
-    monkeypatch.setattr(trajectory, "departing_update", lambda twin: (151, {k: (got[k], want[k]) for k in want}))
+    monkeypatch.setattr(trajectory, "departing_update", lambda twin: (151, {k: (got[k], want[k]) for k in want}, True))
     monkeypatch.setattr(diagnosis.registry, "build", lambda spec, seed: None)
     finding = diagnosis._late_update_finding(None, "mnist_cnn")
     assert (finding and finding.cause) == cause, finding

@@ -182,8 +182,9 @@ def test_the_trajectory_holds_a_shorter_batch_and_a_second_pass():
 
 
 def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatch):
-    """Every run but the anchor's is set to the anchor's weights after each window's last step;
-    the anchor (and a free run) never is."""
+    """Every run but the anchor's is set to the anchor's weights after each window's last step (the
+    anchor keeps its weights there, beyond the compared steps); the anchor's own run, and a free
+    run, are never set back."""
     from fixtures import tolerances as T
 
     run = runstate.RunState([], [])
@@ -191,17 +192,25 @@ def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatc
     try:
         network = "tweet_fasttext"
         monkeypatch.setitem(T.TRAJECTORY_WINDOW, network, 3)
-        monkeypatch.setattr(T, "TRAJECTORY_STEPS", 8)
+        monkeypatch.setattr(T, "TRAJECTORY_STEPS", 30)
+        ends = list(range(2, 29, 3))
+        assert not set(ends) <= training.compared_steps(network)  # kept for the anchor only
         anchor = training.partner_trajectory(training.anchor_id(network), False)
-        assert sorted(s for s in anchor.weights if s % 3 == 2) == [2, 5]
-        keras = registry.build(registry.reference("keras", network), seed=1)
-        sets = []
-        original = keras.set_weights
-        monkeypatch.setattr(keras, "set_weights", lambda w: (sets.append(w), original(w)))
+        assert set(ends) <= set(anchor.weights)
+
+        def spied(twin):
+            sets, original = [], twin.set_weights
+            monkeypatch.setattr(twin, "set_weights", lambda w: (sets.append(w), original(w)))
+            return twin, sets
+
+        keras, sets = spied(registry.build(registry.reference("keras", network), seed=1))
         training._train_trajectory(keras, False)
-        assert [id(w) for w in sets[1:]] == [id(anchor.weights[2]), id(anchor.weights[5])]  # sets[0]: the start
+        assert [id(w) for w in sets[1:]] == [id(anchor.weights[s]) for s in ends]  # sets[0]: the start
         sets.clear()
         training._train_trajectory(keras, False, anchored=False)
+        assert len(sets) == 1
+        own, sets = spied(registry.build(registry.by_id(training.anchor_id(network)), seed=1))
+        training._train_trajectory(own, False)
         assert len(sets) == 1
     finally:
         runstate.deactivate(run)

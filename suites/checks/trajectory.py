@@ -74,13 +74,13 @@ def check_trajectory_parity(twin, partner):
 
 
 def departing_update(twin, dropout: bool = True):
-    """Diagnosis's look at where the twin's anchored trajectory departs: (step, updates) where
-    ``step`` is the first step whose loss is out of tolerance against the anchor's run and
+    """Diagnosis's look at where the twin's anchored trajectory departs: (step, updates, same)
+    where ``step`` is the first step whose loss is out of tolerance against the anchor's run and
     ``updates`` maps each canonical weight to (the twin's update, the anchor code's update) in
-    the step before it: taken from the same weights where that step opens a window (MNIST: every
-    other step), else from weights whose losses agreed so far. None when the run never departs,
-    departs at its first step, or departs just after being set back (the loss of the anchor's own
-    weights differs: a forward difference, which other probes judge)."""
+    the step before it; ``same``: both updates start from the same weights (that step opens a
+    window: MNIST every other step), else from weights whose losses agreed until then. None when
+    the run never departs, departs at its first step, or departs just after being set back (the
+    loss of the anchor's own weights differs: a forward difference, which other probes judge)."""
     from impls import registry
 
     network, w = twin.network, T.TRAJECTORY_WINDOW[twin.network]
@@ -105,7 +105,8 @@ def departing_update(twin, dropout: bool = True):
     if step is None or step == 0 or step % w == 0:
         return None
     _, want = run(registry.build(registry.by_id(training.anchor_id(network)), seed=1), last=step)
-    return step, {k: (got[step][k] - got[step - 1][k], want[step][k] - want[step - 1][k]) for k in want[step]}
+    return (step, {k: (got[step][k] - got[step - 1][k], want[step][k] - want[step - 1][k]) for k in want[step]},
+            (step - 1) % w == 0)
 
 
 def _where(network: str, step: int) -> str:
