@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import warnings
 
@@ -457,25 +458,36 @@ class TorchTwin(Twin):
     def learning_rates_by_group(self, steps_per_epoch, epochs):
         """Every param group's learning rate at every step (the scheduler stepped per epoch),
         each group named by the parameters it holds."""
-        self._need_recipe()
-        opt = self.optimizer_fn(self.model.parameters())  # a throwaway: no step is taken
-        sched = self.scheduler_fn(opt) if self.scheduler_fn else None
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        labels = []
-        for group in opt.param_groups:
-            held = [names.get(id(p), "?") for p in group["params"]]
-            labels.append(", ".join(held[:4]) + (", ..." if len(held) > 4 else ""))
-        lrs = [[] for _ in opt.param_groups]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
-            for _ in range(epochs):
-                for i, group in enumerate(opt.param_groups):
-                    lrs[i].extend([group["lr"]] * steps_per_epoch)
-                if sched is not None:
-                    sched.step()
+        labels, epochs_settings = self.group_settings_by_epoch(epochs)
+        labels = [", ".join(held[:4]) + (", ..." if len(held) > 4 else "") for held in labels]
         if len(labels) == 1:
             labels = ["all parameters"]
-        return {label: np.asarray(v, dtype=np.float64) for label, v in zip(labels, lrs)}
+        return {label: np.repeat(np.asarray([groups[i]["lr"] for groups in epochs_settings], dtype=np.float64),
+                                 steps_per_epoch)
+                for i, label in enumerate(labels)}
+
+    def group_settings_by_epoch(self, epochs):
+        """([the parameters each param group holds], [[each group's settings but its parameters]
+        per epoch]) for the epochs of the budget: a throwaway optimizer built with the recipe's
+        scheduler, which is stepped once per epoch as ``fit_epoch`` steps it. Every setting a
+        scheduler changes (a learning rate, OneCycleLR's momentum or betas, a hand-written
+        scheduler's weight decay) is seen at the epoch it changes; no step is taken."""
+        self._need_recipe()
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        out = []
+        try:
+            opt = self.optimizer_fn(self.model.parameters())
+            sched = self.scheduler_fn(opt) if self.scheduler_fn else None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+                for _ in range(epochs):
+                    out.append([{k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+                                for group in opt.param_groups])
+                    if sched is not None:
+                        sched.step()
+        except Exception as exc:
+            raise CandidateError(f"the recipe's optimizer or scheduler raised {type(exc).__name__}: {exc}") from exc
+        return [[names.get(id(p), "?") for p in group["params"]] for group in opt.param_groups], out
 
     def fit_epoch(self, x, y, epoch, batch_size, seed):
         self._need_recipe()

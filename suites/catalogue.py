@@ -122,7 +122,8 @@ CHECKS = (
        "a recipe's declared batch_size and epochs against the literal recipe", needs=["recipe"]),
     _c(options.check_optimizer_options, "optimizer", "optimizer",
        "every option of every param group (Keras: get_config()) against the reference optimizer's of the same "
-       "framework, but those fixtures/options_harmless.json names with the reason", needs=["recipe"]),
+       "framework, but those fixtures/options_harmless.json names with the reason; torch's again at every epoch "
+       "of the budget, the recipe's scheduler stepped", needs=["recipe"]),
     _c(optimizer.check_optimizer_dynamics, "optimizer", "optimizer",
        "weights after each of the recorded real gradients against a float64 oracle and the partner",
        ["OPT_DYNAMICS_RTOL"], [("steps", "E.OPTIMIZER_REPLAY_STEPS")], ["recipe", "partner"]),

@@ -215,12 +215,32 @@ def test_every_option_listed_harmless_is_an_option_of_a_reference():
         for network in E.NETWORKS:
             twin = registry.build(registry.reference(framework, network), seed=1)
             optimizer |= {k for opts, _ in options.optimizer_options(twin) for k in opts}
-            if framework == "torch" and twin.scheduler_fn is not None:  # a scheduler adds its own keys to the groups
-                opt = twin.optimizer_fn(twin.model.parameters())
-                twin.scheduler_fn(opt)
-                optimizer |= {k for group in opt.param_groups for k in group}
+            if framework == "torch":  # a scheduler adds its own keys to the groups
+                optimizer |= {k for groups in twin.group_settings_by_epoch(2)[1] for group in groups for k in group}
             layer |= {k for opts in twin.layer_options().values() for k in opts}
-        for listed, known, what in ((options.HARMLESS[framework], optimizer, "optimizer"),
-                                    (options.LAYER_HARMLESS[framework], layer, "layer")):
+        listed_sets = [(options.HARMLESS[framework], optimizer, "optimizer"),
+                       (options.LAYER_HARMLESS[framework], layer, "layer")]
+        if framework == "torch":
+            listed_sets.append((options.HARMLESS["torch_by_epoch"], optimizer, "optimizer (by epoch)"))
+        for listed, known, what in listed_sets:
             assert set(listed) <= known, f"{framework} {what} options listed harmless but unknown: {set(listed) - known}"
             assert all(isinstance(r, str) and len(r) > 5 for r in listed.values()), listed
+
+
+@pytest.mark.frameworks("torch")
+def test_a_setting_a_scheduler_changes_later_is_compared_at_that_epoch():
+    """check_optimizer_options steps a torch recipe's scheduler through the budget: a setting it
+    changes at a later epoch is named with that epoch; a learning rate that parts from the recipe's
+    by an ulp (the decay in closed form) is left to the schedule check, which judges it by value."""
+    from impls import registry
+    from suites.checks import options
+
+    def differences(name):
+        entry = next(c for c in registry.corpus() if c.spec.id == name)
+        return options.optimizer_differences(registry.build(entry.spec))[0]
+
+    assert differences("known_good-torch_mnist_cnn_lambda_schedule") == []
+    late, = differences("known_bad-torch_tweet_fasttext_beta1_cooldown")
+    assert late.startswith("betas (0.85, 0.999) from epoch 5"), late
+    late, = differences("known_bad-torch_mnist_cnn_late_weight_decay")
+    assert late.startswith("weight_decay 0.0001 from epoch 7"), late

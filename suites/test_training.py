@@ -176,6 +176,7 @@ def test_the_trajectory_holds_a_shorter_batch_and_a_second_pass():
     for network in E.NETWORKS:
         x, _ = training.trajectory_data(network)
         per_pass = -(-len(x) // training.TRAJECTORY_BATCH[network])
+        assert training.pass_steps(network) == per_pass
         assert len(x) % training.TRAJECTORY_BATCH[network] == E.LAST_BATCH[network]
         assert per_pass < T.TRAJECTORY_STEPS, f"{network}: the trajectory never leaves its first pass"
         assert {per_pass - 1, per_pass} <= training.compared_steps(network)
@@ -212,5 +213,20 @@ def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatc
         own, sets = spied(registry.build(registry.by_id(training.anchor_id(network)), seed=1))
         training._train_trajectory(own, False)
         assert len(sets) == 1
+    finally:
+        runstate.deactivate(run)
+
+
+def test_a_free_reference_run_keeps_every_step_it_is_asked_for():
+    """The fit path compares each of its FIT_STEPS steps with reference_free_run's, however many
+    they are (the compared steps stop naming every step at TRAJECTORY_WEIGHT_EVERY)."""
+    from fixtures import tolerances as T
+
+    run = runstate.RunState([], [], refcache_mode="off")
+    runstate.activate(run)
+    try:
+        steps = T.TRAJECTORY_WEIGHT_EVERY + 5
+        free = training.reference_free_run("torch", "tweet_fasttext", steps, dropout=False)
+        assert set(range(steps)) <= set(free.weights)
     finally:
         runstate.deactivate(run)

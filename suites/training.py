@@ -270,11 +270,20 @@ def trajectory_start(network: str) -> dict:
     return kept[key]
 
 
+def _trajectory_examples(network: str) -> int:
+    return T.TRAJECTORY_PASS_BATCHES * TRAJECTORY_BATCH[network] + E.LAST_BATCH[network]
+
+
 def trajectory_data(network: str) -> tuple:
     """The trajectory's examples: the train split's first TRAJECTORY_PASS_BATCHES full batches and
     one of the size of the epoch's last batch (E.LAST_BATCH), so that each pass over them ends in
     a shorter batch, as every epoch of the recipe does, and the next pass is reshuffled."""
-    return D.split(network, "train", T.TRAJECTORY_PASS_BATCHES * TRAJECTORY_BATCH[network] + E.LAST_BATCH[network])
+    return D.split(network, "train", _trajectory_examples(network))
+
+
+def pass_steps(network: str) -> int:
+    """The steps of one pass over ``trajectory_data``: its batches, the last one shorter."""
+    return -(-_trajectory_examples(network) // TRAJECTORY_BATCH[network])
 
 
 def anchor_id(network: str) -> str:
@@ -286,12 +295,13 @@ def compared_steps(network: str) -> set:
     most 20; the fit path compares each), every TRAJECTORY_WEIGHT_EVERY-th, and the first pass's
     last step (the shorter batch) and the next (the reshuffled pass's first)."""
     w, every = T.TRAJECTORY_WINDOW[network], T.TRAJECTORY_WEIGHT_EVERY
-    edge = T.TRAJECTORY_PASS_BATCHES
+    edge = pass_steps(network) - 1
     return (set(range(min(every, max(w, T.FIT_STEPS)))) | {edge, edge + 1}
             | {s for s in range(T.TRAJECTORY_STEPS) if s % every == every - 1})
 
 
 def _window_ends(network: str) -> set:
+    """The steps after which an anchored run is set back: each window's last but the run's."""
     w = T.TRAJECTORY_WINDOW[network]
     return {s for s in range(T.TRAJECTORY_STEPS - 1) if s % w == w - 1}
 
@@ -412,12 +422,13 @@ def reference_free_run(framework: str, network: str, steps: int, dropout: bool =
     kept, key = runstate.current().trajectories, ("free", framework, network, steps, dropout)
     if key not in kept:
         twin = registry.build(registry.reference(framework, network), seed=1)
-        kept[key] = _train_trajectory(twin, dropout, stop=lambda i, loss: i >= steps, anchored=False)
+        kept[key] = _train_trajectory(twin, dropout, stop=lambda i, loss: i >= steps, anchored=False,
+                                      keep=set(range(steps)))
     return kept[key]
 
 
 def _train_trajectory(twin, dropout: bool, stop=None, weights: dict | None = None,
-                      anchored: bool | None = None) -> Trajectory:
+                      anchored: bool | None = None, keep: set | None = None) -> Trajectory:
     """The twin trained TRAJECTORY_STEPS steps from the shared start on ``trajectory_data``.
     Anchored (``anchored=None``: every twin but the anchor itself): after the last step of every
     window of TRAJECTORY_WINDOW steps its weights are set to the anchor's after that step, while
@@ -425,19 +436,21 @@ def _train_trajectory(twin, dropout: bool, stop=None, weights: dict | None = Non
     same weights and a difference in training shows where it acts instead of being lost in fp32's
     drift. ``anchored=False``: a free run; ``True``: anchored even when it is the anchor's own
     code (suites/drift.py measures it run at other thread counts). ``weights``: where the
-    snapshots go as they are taken (a caller keeps them if training raises)."""
+    snapshots go as they are taken (a caller keeps them if training raises); ``keep``: the steps
+    after which they are taken (default: the compared steps, and the anchor's window ends)."""
     network = twin.network
     twin.set_weights(trajectory_start(network))
     x, y = trajectory_data(network)
     is_anchor = twin.spec is not None and twin.spec.id == anchor_id(network)
     anchored = not is_anchor if anchored is None else anchored
-    keep = compared_steps(network) | (_window_ends(network) if is_anchor else set())
-    weights, w = ({} if weights is None else weights), T.TRAJECTORY_WINDOW[network]
+    ends = _window_ends(network)
+    keep = (compared_steps(network) | (ends if is_anchor else set())) if keep is None else keep
+    weights = {} if weights is None else weights
 
     def after(i):
         if i in keep:
             weights[i] = twin.get_weights()
-        if anchored and (i + 1) % w == 0 and i + 1 < T.TRAJECTORY_STEPS:
+        if anchored and i in ends:
             twin.set_weights(partner_trajectory(anchor_id(network), dropout).weights[i])
 
     losses = twin.train_steps(x, y, TRAJECTORY_BATCH[network], T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,

@@ -8,6 +8,14 @@ check that judges it by value instead. No list of known options: one a framework
 from the day it exists. What this catches that per-step checks may not: an option that acts late
 (Keras's EMA overwrites the weights at the end of ``fit``; gradient accumulation), clipping that
 binds only on large gradients, and a second param group with settings of its own.
+
+A torch scheduler may change any setting of a param group, not only its learning rate (OneCycleLR
+cycles momentum or betas; a hand-written one may anneal weight decay), and only at a later epoch.
+So torch's settings are compared once more at every epoch of the budget, with the recipe's
+scheduler stepped as ``fit_epoch`` steps it, against the torch reference's at the same epoch. The
+learning rate is left to check_lr_schedule_parity there, which judges it by value at every step
+(a schedule written as another class may differ from the recipe's by an ulp). Keras's settings do
+not change between epochs (its schedules are learning-rate schedules, compared by value).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import functools
 import json
 from pathlib import Path
 
+from fixtures import expected as E
 from impls import registry
 from impls.adapter import NoRecipe
 from suites.helpers import failure
@@ -62,26 +71,67 @@ def summary(differences: list, shown: int = 6) -> str:
     return "; ".join(differences[:shown]) + (f"; and {more} more" if more > 0 else "")
 
 
+def _where(i: int, groups: int, params) -> str:
+    """'' for a lone param group, else 'param group i of n (its first parameters): '."""
+    if groups == 1:
+        return ""
+    return f"param group {i + 1} of {groups} ({', '.join(params[:4])}" + (", ..." if len(params) > 4 else "") + "): "
+
+
 def optimizer_differences(twin) -> tuple[list, int, int]:
     """Each option of the candidate's optimizer that differs from the reference's, but the harmless
-    ones, as "[param group i of n (its parameters): ]name value, the reference's value"; with the
-    number of param groups and of options compared per group. A twin of neither framework has
-    none (it fails elsewhere: its factory). Raises NoRecipe for a bare model."""
+    ones, as "[param group i of n (its parameters): ]name value, the reference's value"; then, for
+    torch, each setting that departs from the reference's at a later epoch of the budget, with
+    the first such epoch. Returns them with the number of param groups and of options compared
+    per group. A twin of neither framework has none (it fails elsewhere: its factory). Raises
+    NoRecipe for a bare model."""
     mine = optimizer_options(twin)
     if twin.framework not in HARMLESS:
         return [], len(mine), 0
     (want, _), = _reference_options(twin.framework, twin.network)
-    problems = []
+    problems, differing = [], set()
     for i, (options, params) in enumerate(mine):
-        where = "" if len(mine) == 1 else f"param group {i + 1} of {len(mine)} ({', '.join(params[:4])}" + \
-            (", ..." if len(params) > 4 else "") + "): "
-        problems += [f"{where}{name} {_show(a)}, the reference's {_show(b)}"
-                     for name, a, b in _differences(options, want, HARMLESS[twin.framework])]
+        for name, a, b in _differences(options, want, HARMLESS[twin.framework]):
+            problems.append(f"{_where(i, len(mine), params)}{name} {_show(a)}, the reference's {_show(b)}")
+            differing.add((i, name))
+    if twin.framework == "torch":
+        problems += _epoch_differences(twin, mine, want, differing)
     return problems, len(mine), len(set(want) - set(HARMLESS[twin.framework]))
 
 
+@functools.lru_cache(maxsize=None)
+def _reference_settings_by_epoch(network: str) -> tuple:
+    twin = registry.build(registry.reference("torch", network), seed=1)
+    return tuple(tuple(groups) for groups in twin.group_settings_by_epoch(E.BUDGET_EPOCHS[network])[1])
+
+
+def _epoch_differences(twin, built: list, want: dict, already: set) -> list:
+    """Each torch param-group setting that differs from the reference's at some epoch of the
+    budget (the schedulers stepped), named once, at the first epoch it differs. Compared: the
+    settings the optimizer was built with (``built``, the candidate's, and ``want``, the
+    reference's); keys a scheduler adds for its own bookkeeping (``initial_lr``, OneCycleLR's
+    ``max_lr``) are not settings the optimizer reads. Settings in ``already`` (differing at build)
+    are not named again."""
+    held, mine = twin.group_settings_by_epoch(E.BUDGET_EPOCHS[twin.network])
+    reference = _reference_settings_by_epoch(twin.network)
+    harmless = HARMLESS["torch"] | HARMLESS["torch_by_epoch"]
+    problems, seen = [], set(already)
+    for epoch, (groups, (theirs, *_)) in enumerate(zip(mine, reference)):
+        for i, options in enumerate(groups):
+            keys = set(built[i][0]) | set(want)
+            for name, a, b in _differences({k: v for k, v in options.items() if k in keys},
+                                           {k: v for k, v in theirs.items() if k in keys}, harmless):
+                if (i, name) not in seen:
+                    seen.add((i, name))
+                    when = "the scheduler's construction" if epoch == 0 else f"the scheduler's step {epoch}"
+                    problems.append(f"{_where(i, len(groups), held[i])}{name} {_show(a)} from epoch {epoch} "
+                                    f"(set at {when}), the reference's {_show(b)}")
+    return problems
+
+
 def check_optimizer_options(twin):
-    """Every option of every param group against the reference optimizer's, but the harmless ones."""
+    """Every option of every param group against the reference optimizer's, but the harmless ones:
+    at build and, for torch, at every epoch of the budget with the recipe's scheduler stepped."""
     problems, groups, compared = optimizer_differences(twin)
     if problems:
         raise failure(f"{twin.name}: the optimizer's options differ from the {twin.framework} reference's: "

@@ -111,7 +111,7 @@ def departing_update(twin, dropout: bool = True):
 
 def _where(network: str, step: int) -> str:
     """Where ``step`` falls in the trajectory's passes over its examples, when it is notable."""
-    per_pass = T.TRAJECTORY_PASS_BATCHES + 1
+    per_pass = training.pass_steps(network)
     npass, j = divmod(step, per_pass)
     if j == per_pass - 1:
         return f" (the pass's last batch, {E.LAST_BATCH[network]} rows)"
