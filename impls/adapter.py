@@ -72,8 +72,11 @@ class Trace:
 
 
 _KINDS = (
+    ("batchnorm", re.compile(r"batch_?norm", re.I)),
     ("embedding", re.compile(r"embedding", re.I)),
     ("conv", re.compile(r"conv", re.I)),
+    ("gru", re.compile(r"gru", re.I)),
+    ("lstm", re.compile(r"lstm", re.I)),
     ("dense", re.compile(r"linear|dense", re.I)),
     ("pool", re.compile(r"pool", re.I)),
     ("dropout", re.compile(r"dropout", re.I)),
