@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import expected as E
-from impls import randomness
+from impls import networks, randomness
 
 OUTPUT_KINDS = ("logits", "log_probs", "probs")
 PARAM_KINDS = ("conv", "dense", "embedding")  # layer kinds that own the reference's parameters
@@ -103,15 +102,15 @@ def nchw_flat_to_nhwc_flat(x: np.ndarray, hwc: tuple) -> np.ndarray:
 class Twin(abc.ABC):
     """One model of one framework behind the framework-neutral interface.
 
-    Inputs: canonical numpy arrays (``mnist_cnn``: float32 (N, 28, 28, 1) normalised;
-    ``tweet_fasttext``: int (N, 42)). Targets: int64 class ids (N,) or float32 {0, 1} (N,).
+    Inputs: canonical numpy arrays, as the network's spec declares them (``self.net.input``:
+    float32 NHWC images, int64 token ids). Targets: int64 class ids (N,) or float32 {0, 1} (N,)
+    (``self.net.target``).
     """
 
     framework: str  # "torch" or "keras"
 
     def __init__(self, name: str, network: str, output: str, has_recipe: bool):
-        if network not in E.NETWORKS:
-            raise ValueError(f"unknown network {network!r}; expected one of {E.NETWORKS}")
+        self.net = networks.get(network)  # the network's spec (impls/networks/); raises for an unknown one
         if output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
         self.name, self.network, self.output, self.has_recipe = name, network, output, has_recipe
@@ -291,7 +290,7 @@ class Twin(abc.ABC):
     # -- shared, framework-neutral helpers ----------------------------------------------------
     def param_layer_map(self) -> list[tuple[ParamLayer, str]]:
         """Pair this model's parameter layers with the reference layers, by order and kind."""
-        ref = E.PARAM_LAYERS[self.network]
+        ref = self.net.param_layers
         mine = self.param_layers()
         if len(mine) != len(ref):
             raise CandidateError(
@@ -329,7 +328,7 @@ class Twin(abc.ABC):
 
     def _check_names(self, names) -> None:
         """Every canonical weight of the network must have a counterpart in this model."""
-        missing = sorted(set(E.CANONICAL_WEIGHTS[self.network]) - set(names))
+        missing = sorted(set(self.net.canonical_weights) - set(names))
         if missing:
             raise CandidateError(f"no {self.framework} weight maps to reference {', '.join(missing)}")
 
@@ -376,7 +375,7 @@ def batch_order(n: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarr
 
 
 def check_canonical_shape(cname, fname, shape, network, given=False):
-    want = E.CANONICAL_WEIGHTS[network].get(cname)
+    want = networks.get(network).canonical_weights.get(cname)
     if want is not None and tuple(shape) != tuple(want):
         what = "value given for" if given else "parameter"
         raise CandidateError(f"{what} {cname} (framework name {fname}) has canonical shape "

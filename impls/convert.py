@@ -22,10 +22,9 @@ from impls import frameworks  # noqa: F401  (import order)
 import numpy as np
 import torch
 
-from fixtures import data as D
 from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import registry
+from impls import networks, registry
 
 
 class ConversionError(RuntimeError):
@@ -33,7 +32,7 @@ class ConversionError(RuntimeError):
 
 
 def _test_batch(network: str, n: int = 256) -> np.ndarray:
-    return D.split(network, "test", n)[0]
+    return networks.get(network).split("test", n)[0]
 
 
 def _suffix(direction: str) -> str:

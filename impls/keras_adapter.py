@@ -228,11 +228,10 @@ class KerasTwin(Twin):
         self.device = "cpu"
 
     def _input(self, x):
-        dtype = np.float32 if self.network == "mnist_cnn" else np.int32
-        return np.asarray(x, dtype=dtype)
+        return np.asarray(x, dtype=np.int32 if self.net.input.kind == "tokens" else np.float32)  # Keras ids: int32
 
     def _target(self, y):
-        return np.asarray(y, dtype=np.int64 if self.network == "mnist_cnn" else np.float32)
+        return np.asarray(y, dtype=self.net.target.dtype)
 
     def _call(self, x, training=False):
         try:
@@ -263,7 +262,7 @@ class KerasTwin(Twin):
     def _execution_order(self):
         if not hasattr(self, "_order"):
             order = {}
-            shape = (2, 28, 28, 1) if self.network == "mnist_cnn" else (2, 42)
+            shape = self.net.input.batch_shape(2)
             with _recording(self._leaves(), lambda l, i, o: order.setdefault(id(l), len(order))):
                 try:
                     self.forward(np.ones(shape))

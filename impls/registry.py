@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fixtures import expected as E
+from impls import networks
 from impls.adapter import OUTPUT_KINDS, CandidateError, Twin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,19 +42,21 @@ def _ref(framework, network, style, factory):
     return ImplSpec(f"{framework}-{network}-{style}", network, framework, style, factory, "reference")
 
 
-# The reference twins: {torch, keras} x {mnist_cnn, tweet_fasttext} x every build style.
-REFERENCES = (
-    _ref("torch", "mnist_cnn", "module", "impls.torch_mnist_cnn:module"),
-    _ref("torch", "mnist_cnn", "sequential", "impls.torch_mnist_cnn:sequential"),
-    _ref("keras", "mnist_cnn", "sequential", "impls.keras_mnist_cnn:sequential"),
-    _ref("keras", "mnist_cnn", "functional", "impls.keras_mnist_cnn:functional"),
-    _ref("keras", "mnist_cnn", "subclass", "impls.keras_mnist_cnn:subclass"),
-    _ref("torch", "tweet_fasttext", "module", "impls.torch_tweet_fasttext:module"),
-    _ref("torch", "tweet_fasttext", "sequential", "impls.torch_tweet_fasttext:sequential"),
-    _ref("keras", "tweet_fasttext", "sequential", "impls.keras_tweet_fasttext:sequential"),
-    _ref("keras", "tweet_fasttext", "functional", "impls.keras_tweet_fasttext:functional"),
-    _ref("keras", "tweet_fasttext", "subclass", "impls.keras_tweet_fasttext:subclass"),
-)
+# The reference twins: every build style each reference network's spec names (impls/networks/),
+# in its order: torch's styles, then Keras's.
+def _references_of(network: networks.NetworkSpec) -> tuple:
+    return tuple(_ref(framework, network.name, style, factory)
+                 for framework, styles in network.builders.items() for style, factory in styles.items())
+
+
+REFERENCES = tuple(r for network in networks.references() for r in _references_of(network))
+
+
+def all_references() -> tuple:
+    """The reference twins of every network known: the reference networks' (REFERENCES), then
+    those of each network registered with impls.networks.register (a user's own pair)."""
+    return REFERENCES + tuple(r for name in networks.names() if name not in E.NETWORKS
+                              for r in _references_of(networks.get(name)))
 
 # The seeds' published defects, shipped so that `make test` shows the suite catching them.
 # Which checks must catch each one is registered in fixtures/xfails.py, with the reason.
@@ -108,7 +111,7 @@ def corpus() -> list:
             network = getattr(module, "NETWORK", None)
             framework = next((f for f in ("torch", "keras") if file.stem.startswith(f) or f"_{f}_" in file.stem), None)
             problems = [what for what, bad in (
-                ("a one-line docstring", not doc), (f"NETWORK in {E.NETWORKS}", network not in E.NETWORKS),
+                ("a one-line docstring", not doc), (f"NETWORK in {networks.names()}", network not in networks.names()),
                 ("a factory", not callable(getattr(module, "factory", None))),
                 ("a framework (torch/keras) in its file name", framework is None),
                 ("CAUGHT_BY, the checks that must reject it", kind == "known_bad" and not getattr(module, "CAUGHT_BY", ())),
@@ -130,25 +133,22 @@ def mutants() -> list:
             for m in M.all_mutants()]
 
 
-# The framework whose reference a candidate is compared with first (its own), then the other.
-PRIMARY_REFERENCE = {
-    ("torch", "mnist_cnn"): "torch-mnist_cnn-module",
-    ("keras", "mnist_cnn"): "keras-mnist_cnn-sequential",
-    ("torch", "tweet_fasttext"): "torch-tweet_fasttext-module",
-    ("keras", "tweet_fasttext"): "keras-tweet_fasttext-sequential",
-}
-
-
 def by_id(impl_id: str) -> ImplSpec:
     """The reference or known-bad spec with this id."""
-    for spec in REFERENCES + KNOWN_BAD:
+    for spec in all_references() + KNOWN_BAD:
         if spec.id == impl_id:
             return spec
     raise KeyError(f"no reference or known-bad impl {impl_id!r}")
 
 
 def reference(framework: str, network: str) -> ImplSpec:
-    return by_id(PRIMARY_REFERENCE[(framework, network)])
+    """The reference of ``framework`` a twin of ``network`` is compared with: the first build style
+    the network's spec names for that framework (pytorch/examples' module; Keras's Sequential)."""
+    styles = networks.get(network).builders.get(framework)
+    if not styles:
+        raise KeyError(f"network {network!r} names no {framework} builder; its spec's builders are "
+                       f"{sorted(networks.get(network).builders)}")
+    return by_id(f"{framework}-{network}-{next(iter(styles))}")
 
 
 def partners(spec: ImplSpec) -> list[ImplSpec]:
@@ -177,8 +177,8 @@ def parse_impl(text: str) -> ImplSpec:
     name, sep, rest = text.partition("=")
     if not sep or ":" not in rest:
         raise ImplUsageError(f"{text!r} is not of the form {USAGE}")
-    if name not in E.NETWORKS:
-        raise ImplUsageError(f"unknown network NAME {name!r} in {text!r}; use one of {', '.join(E.NETWORKS)}")
+    if name not in networks.names():
+        raise ImplUsageError(f"unknown network NAME {name!r} in {text!r}; use one of {', '.join(networks.names())}")
     path, _, attr = rest.rpartition(":")
     factory = load_factory(f"{path}:{attr}", for_option=text)
     try:

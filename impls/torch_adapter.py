@@ -11,7 +11,6 @@ import numpy as np
 from impls import frameworks  # noqa: F401  (import order)
 import torch
 
-from fixtures import expected as E
 from impls import randomness
 from impls.speed import variants
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
@@ -127,7 +126,7 @@ class TorchTwin(Twin):
 
     # -- inputs and outputs ------------------------------------------------------------------
     def _input(self, x: np.ndarray) -> torch.Tensor:
-        if self.network == "mnist_cnn":
+        if self.net.input.kind == "image":
             # As pytorch/examples' pipeline batches them (ToTensor, then default_collate's stack):
             # strides (784, 784, 28, 1). A copy of the NCHW view would give (784, 1, 28, 1), which
             # torch also reads as channels-last (one channel): its convolutions would then return
@@ -135,12 +134,11 @@ class TorchTwin(Twin):
             nchw = torch.from_numpy(np.asarray(x, np.float32)).permute(0, 3, 1, 2)
             t = torch.empty(nchw.shape, memory_format=self.memory_format).copy_(nchw)
         else:
-            t = torch.from_numpy(np.asarray(x, dtype=np.int64))
+            t = torch.from_numpy(np.asarray(x, dtype=self.net.input.dtype))
         return t.to(self.device)
 
     def _target(self, y: np.ndarray) -> torch.Tensor:
-        dtype = np.int64 if self.network == "mnist_cnn" else np.float32
-        return torch.from_numpy(np.asarray(y, dtype=dtype)).to(self.device)
+        return torch.from_numpy(np.asarray(y, dtype=self.net.target.dtype)).to(self.device)
 
     def _call(self, x: np.ndarray):
         try:
@@ -180,10 +178,9 @@ class TorchTwin(Twin):
         order, hooks = {}, []
         for name, m in self._leaves():
             hooks.append(m.register_forward_hook(lambda mod, i, o, name=name: order.setdefault(name, len(order))))
-        shape = (2, 28, 28, 1) if self.network == "mnist_cnn" else (2, 42)
         try:  # a layer applied functionally counts where it is first used
             with _ParameterUse(self._owners(), lambda owner, a, r: order.setdefault(owner, len(order)), batch=2):
-                self.forward(np.ones(shape, np.float32 if self.network == "mnist_cnn" else np.int64))
+                self.forward(np.ones(self.net.input.batch_shape(2), self.net.input.dtype))
         except CandidateError:
             pass  # fall back to registration order for what did not run
         finally:
@@ -263,8 +260,8 @@ class TorchTwin(Twin):
 
     def _flat_inputs(self) -> dict:
         """Modules whose input is NCHW-flattened conv features: name -> (H, W, C)."""
-        return {name: E.FLATTENED_FROM[self.network][ref]
-                for name, ref in self.param_refs().items() if ref in E.FLATTENED_FROM[self.network]}
+        return {name: self.net.flattened_from[ref]
+                for name, ref in self.param_refs().items() if ref in self.net.flattened_from}
 
     # -- shared training-time randomness (impls/randomness.py) ---------------------------------
     def _canonical_noise(self, x: torch.Tensor, channel: bool):
@@ -284,7 +281,7 @@ class TorchTwin(Twin):
             back = (0, x.dim() - 1) + tuple(range(1, x.dim() - 1))  # (N, ..., C) -> (N, C, ...)
             return ((n, *rest, c), (n, *(1,) * len(rest), c),
                     lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(back))))
-        flat = next((hwc for hwc in E.FLATTENED_FROM[self.network].values() if x.dim() == 2
+        flat = next((hwc for hwc in self.net.flattened_from.values() if x.dim() == 2
                      and shape[1] == int(np.prod(hwc))), None)
         if flat is not None:  # features flattened (C, H, W) by torch, (H, W, C) canonically
             return shape, shape, lambda a: torch.from_numpy(np.ascontiguousarray(_nhwc_flat_to_nchw_flat(a, flat)))
@@ -560,7 +557,7 @@ class TorchTwin(Twin):
     def summary(self):
         import torchinfo
 
-        x = self._input(np.zeros((1, 28, 28, 1) if self.network == "mnist_cnn" else (1, 42)))
+        x = self._input(np.zeros(self.net.input.batch_shape(1)))
         stats = torchinfo.summary(self.model, input_data=[x], verbose=0, depth=3,
                                   col_names=("input_size", "output_size", "num_params"))
         return str(stats)

@@ -42,9 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import randomness, registry
+from impls import networks, randomness, registry
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
 from suites import oracle, refcache
 from suites.checks import equivalence, initialization, options, trajectory
@@ -203,7 +202,7 @@ def probes(twin, weights: dict | None) -> Probes:
         return out
     out.values["loss"], out.values["grads"] = float(loss), grads
     out.values["loss_of_outputs"] = float(twin.loss_value(outputs, y))  # the outputs at ``start``, as saved
-    out.values["schedule"] = np.asarray(twin.learning_rates(E.STEPS_PER_EPOCH[network], E.BUDGET_EPOCHS[network]),
+    out.values["schedule"] = np.asarray(twin.learning_rates(networks.get(network).steps_per_epoch, networks.get(network).budget_epochs),
                                         np.float64)
     rec = oracle.recording(network)
     if set(start) == set(rec.start) and all(start[k].shape == rec.start[k].shape for k in start):
@@ -230,7 +229,7 @@ def _optimizer_distance(a: dict, b: dict) -> float:
     rate's value and schedule are the ``schedule`` probe's business. ``a`` is compared with ``c * b``
     and the excess then divided by ``c``: the fp32 storage allowance stays in absolute terms
     (dividing ``a`` by a learning-rate factor of 1e-3 first would magnify its rounding 1000-fold)."""
-    rec = oracle.recording("mnist_cnn" if "conv1.kernel" in b else "tweet_fasttext")
+    rec = oracle.recording(next(n for n in networks.names() if set(networks.get(n).canonical_weights) == set(b)))
     dot = sum(float(np.vdot(a[k], b[k])) for k in b)
     norm = sum(float(np.vdot(b[k], b[k])) for k in b)
     c = dot / norm if norm > 0 and dot > 0 else 1.0
@@ -445,7 +444,7 @@ def _schedule_finding(cand: Probes, ref: Probes, network: str) -> Finding | None
         what, fix = CAUSES["optimizer-hyperparameter"]
         return Finding("optimizer-hyperparameter", f"{what}: the learning rate is x{ratio[0]:.6g} the recipe's at every "
                        f"step ({got[0]:.6g} where the recipe starts at {want[0]:.6g}). Fix: {fix}")
-    steps = E.STEPS_PER_EPOCH[network]
+    steps = networks.get(network).steps_per_epoch
     what, fix = CAUSES["lr-schedule"]
     return Finding("lr-schedule", f"{what}: fitted {fit_schedule(got, steps)} from lr {got[0]:.4g}, where the recipe is "
                    f"{fit_schedule(want, steps)} from {want[0]:.4g}{_first_departure(got, want, steps)}. Fix: {fix}")
@@ -464,13 +463,13 @@ def _group_schedule_finding(twin) -> Finding | None:
     """Each param group's schedule against the literal recipe: a group whose rate is not a constant
     times the recipe's has a schedule of its own (a constant factor is the per-layer rate's finding)."""
     try:
-        groups = twin.learning_rates_by_group(E.STEPS_PER_EPOCH[twin.network], E.BUDGET_EPOCHS[twin.network])
+        groups = twin.learning_rates_by_group(twin.net.steps_per_epoch, twin.net.budget_epochs)
     except (NoRecipe, CandidateError):
         return None
     if len(groups) < 2:
         return None
-    steps = E.STEPS_PER_EPOCH[twin.network]
-    want = np.array([E.LR_SCHEDULE[twin.network](i // steps) for i in range(len(next(iter(groups.values()))))])
+    steps = twin.net.steps_per_epoch
+    want = np.array([twin.net.lr_schedule(i // steps) for i in range(len(next(iter(groups.values()))))])
     odd = []
     for label, got in groups.items():
         ratio = got / want
@@ -524,7 +523,7 @@ def _layer_lr_finding(cand: Probes, ref: Probes, network: str) -> Finding | None
 def _stochastic_findings(cand: Probes, network: str) -> list[Finding]:
     """The structural check's evidence read directly: each stochastic op against the literal list."""
     got, unrecognised = cand.values["stochastic"]
-    want = [tuple(w) for w in E.STOCHASTIC_OPS[network]]
+    want = [tuple(w) for w in networks.get(network).stochastic_ops]
     desc = lambda sig: randomness.StochasticOp(*sig).describe()  # noqa: E731
     found = []
 
@@ -713,7 +712,7 @@ def _structural_findings(twin) -> list[Finding]:
 def _init_finding(twin, shapes: dict) -> Finding | None:
     """The initialisation law, fitted weight by weight over fresh builds (suites/checks/initialization.py)."""
     spec = getattr(twin, "spec", None)
-    if spec is None or shapes != {k: tuple(v) for k, v in E.CANONICAL_WEIGHTS[twin.network].items()}:
+    if spec is None or shapes != {k: tuple(v) for k, v in twin.net.canonical_weights.items()}:
         return None  # other shapes: their own law is another one by construction, the shapes' cause says why
     found = initialization.findings(spec, twin.network, shapes)
     if not found:

@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from impls import networks
+
 NETWORK = "mnist_cnn"
 WINDOW = 20
 
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
     for mode in ("off", "on"):
         names = sorted(p[:-4] for p in os.listdir(folder) if p.endswith(f"-{mode}.npz"))
         runs = {name: _load(os.path.join(folder, name + ".npz")) for name in names}
-        exact = T.TRAJECTORY_STEPS if args.anchored else T.TRAJECTORY_EXACT_STEPS[NETWORK]
+        exact = T.TRAJECTORY_STEPS if args.anchored else networks.get(NETWORK).trajectory_exact_steps
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 results[f"{a} vs {b}"] = _compare(runs[a], runs[b], start, T.TRAJECTORY_STEPS, exact)
@@ -161,10 +163,10 @@ def main(argv=None) -> int:
             print(f"  steps {20 * w:3d}-{20 * w + 19:3d}: {v:.3g}  literal {lit:.3g}  ratio {v / lit:.2f}  ({pair})")
         print("  median over the pairs: " + " ".join(f"{v:.2g}" for v in np.median(table, axis=0)))
     for kind, tol in (("exact_loss", T.TRAJECTORY_LOSS_ATOL_EXACT),
-                      ("exact_weight", T.TRAJECTORY_WEIGHT_RTOL_EXACT[NETWORK])):
+                      ("exact_weight", networks.get(NETWORK).trajectory_weight_rtol_exact)):
         pair = max(results, key=lambda k: results[k][kind])
-        where = (f"every step, anchored every {T.TRAJECTORY_WINDOW[NETWORK]}" if args.anchored
-                 else f"the first {T.TRAJECTORY_EXACT_STEPS[NETWORK]} steps")
+        where = (f"every step, anchored every {networks.get(NETWORK).trajectory_window}" if args.anchored
+                 else f"the first {networks.get(NETWORK).trajectory_exact_steps} steps")
         print(f"\n{kind} ({where}): max {results[pair][kind]:.3g} ({pair}), tolerance {tol:g}")
     if args.json:
         from fixtures.files import atomic_write

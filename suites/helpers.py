@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from fixtures import expected as E
+from impls import networks
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
 from suites.status import CheckCrashed, NoRecipeSkip, Status
 
@@ -104,10 +105,7 @@ def batch_shape(template: tuple, batch: int) -> tuple:
 
 def sample_input(network: str, batch: int, seed: int = 0) -> np.ndarray:
     """Deterministic synthetic input in the canonical layout (shape checks do not need real data)."""
-    rng = np.random.RandomState(seed)
-    if network == "mnist_cnn":
-        return rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
-    return rng.randint(0, E.TWEETS_VOCAB_SIZE, size=(batch, E.TWEETS_SEQ_LEN)).astype(np.int64)
+    return networks.get(network).input.sample(batch, seed)
 
 
 def fmt(n: int) -> str:
@@ -122,15 +120,13 @@ def real_batch(network: str, n: int):
     normalised MNIST images or tweet ids. Spread, not the first n: the tweets' test split starts
     with over a thousand negatives, and a batch of one class cannot see a fault that weighs the
     other (class weights, pos_weight). A minimised repro caps n with TWINBENCH_REPRO_BATCH."""
-    from fixtures import data as D
-
     from suites import runstate
 
     runstate.current().batches_asked.append(n)  # for repro minimisation (suites/repro.py)
     cap = os.environ.get(REPRO_BATCH_ENV)
     if cap:
         n = min(n, int(cap))
-    x, y = D.split(network, "test")
+    x, y = networks.get(network).split("test")
     idx = (np.arange(n) * len(x)) // n
     return x[idx], y[idx]
 
@@ -144,9 +140,10 @@ def reference_loss_of(network: str, outputs: np.ndarray, kind: str, y: np.ndarra
 
 
 def reference_loss(network: str, logits: np.ndarray, y: np.ndarray) -> float:
-    """The reference losses, written out in float64: CE from logits (MNIST), BCE from logits (tweets)."""
+    """The reference losses, written out in float64: CE from logits (a class target), BCE from
+    logits (a binary one)."""
     z = np.asarray(logits, np.float64)
-    if network == "mnist_cnn":
+    if networks.get(network).target.kind == "classes":
         m = z.max(axis=1, keepdims=True)
         lse = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
         return float(np.mean(lse - z[np.arange(len(y)), np.asarray(y, np.int64)]))
@@ -160,7 +157,7 @@ def gradient_errors(got: dict, want: dict, network: str, rtol: float) -> tuple[f
     |g - g_ref| / max |g_ref|; the absolute difference where the reference is all zero):
     (the worst relative error, one message per tensor beyond ``rtol``)."""
     worst, problems = 0.0, []
-    for name in E.CANONICAL_WEIGHTS[network]:
+    for name in networks.get(network).canonical_weights:
         a, b = np.asarray(got[name], np.float64), np.asarray(want[name], np.float64)
         scale = float(np.abs(b).max())
         diff = np.abs(a - b)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fixtures import expected as E
+from impls import networks
 from suites import refcache
 
 
@@ -83,8 +84,8 @@ UPDATES = {"adadelta": (adadelta_init, adadelta_update), "adam": (adam_init, ada
 
 def replay(network: str, start: dict, grads: list):
     """Yield the float64 weights after each step of the network's literal optimizer
-    (``E.OPTIMIZER[network]``), from ``start``, one gradient dict per step."""
-    hp = E.OPTIMIZER[network]
+    (``networks.get(network).optimizer``), from ``start``, one gradient dict per step."""
+    hp = networks.get(network).optimizer
     init, update = UPDATES[hp["kind"]]
     theta = _f64(start)
     state = init(theta)
@@ -135,12 +136,11 @@ def recording(network: str) -> Recording:
 
 def _gradients(network: str, steps: int) -> tuple:
     """The torch reference's start weights and its first ``steps`` recorded gradients."""
-    from fixtures import data as D
     from impls import registry
     from impls.adapter import batch_order
 
-    batch = E.TRAIN_BATCH[network]
-    x, y = D.split(network, "train", E.OPTIMIZER_REPLAY_STEPS * batch)
+    batch = networks.get(network).train_batch
+    x, y = networks.get(network).split("train", E.OPTIMIZER_REPLAY_STEPS * batch)
     order = batch_order(len(x), 0, E.OPTIMIZER_REPLAY_SEED)
     ref = registry.build(registry.reference("torch", network), seed=0)
     start = ref.get_weights()

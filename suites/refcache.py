@@ -11,9 +11,10 @@ this key (suites/oracle.py; the mutant generator).
 
 - **Key.** sha256 over the numeric environment (``frameworks.numeric_environment()``: the
   versions, torch's thread count and CPU kernel path, TF's thread pools, the determinism
-  settings) and the bytes of every file of the reference code (``CODE``: impls/*.py,
-  fixtures/*.py, this module and suites/training.py, less ``NOT_REFERENCE_CODE``). Any change to
-  them is a new key: nothing made under another key is ever reused. Entries live in
+  settings) and the bytes of every file of the reference code (``CODE``: impls/*.py, the network
+  specs impls/networks/*.py, fixtures/*.py, this module and suites/training.py, less
+  ``NOT_REFERENCE_CODE``). Any change to them is a new key: nothing made under another key is
+  ever reused. Entries live in
   ``<data cache>/refcache/<key>/``; the ``KEEP_KEYS`` most recently used keys are kept, older ones
   deleted.
 - **Integrity.** Each entry is ``NAME.npz`` (arrays, and its metadata as JSON) and ``NAME.json``
@@ -56,7 +57,7 @@ from fixtures.files import atomic_write
 from suites import runstate
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("impls/*.py", "fixtures/*.py", "suites/refcache.py", "suites/training.py")
+CODE = ("impls/*.py", "impls/networks/*.py", "fixtures/*.py", "suites/refcache.py", "suites/training.py")
 # Code no reference run touches: the mutant generator, diagnosis's hypotheses, the self-test's literals and lists.
 NOT_REFERENCE_CODE = ("impls/mutants.py", "impls/hypotheses.py", "fixtures/detection.py", "fixtures/xfails.py", "fixtures/golden.py")
 KEEP_KEYS = 4

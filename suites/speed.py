@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import data as D
-from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import frameworks, registry
+from impls import frameworks, networks, registry
 from suites import training
 
 PARITY_EPOCHS = 3
@@ -68,14 +66,14 @@ def _train(spec, device: str, variant: str, x, y, start, options=None):
         twin.use_variant(variant)
         twin.graph_options = dict(options or {})
     frameworks.torch.manual_seed(T.TRAJECTORY_DROPOUT_SEED)  # the same dropout stream for both
-    losses = [twin.fit_epoch(x, y, epoch, E.TRAIN_BATCH[spec.network], T.TRAJECTORY_SEED)
+    losses = [twin.fit_epoch(x, y, epoch, networks.get(spec.network).train_batch, T.TRAJECTORY_SEED)
               for epoch in range(PARITY_EPOCHS)]
     return twin, losses
 
 
 def _parity_data(network: str) -> tuple:
     """The parity run's rows and start weights: PARITY_BATCHES batches of the training split."""
-    x, y = D.split(network, "train", int(PARITY_BATCHES * E.TRAIN_BATCH[network]))
+    x, y = networks.get(network).split("train", int(PARITY_BATCHES * networks.get(network).train_batch))
     return x, y, training.trajectory_start(network)
 
 

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from fixtures import expected as E
 from fixtures.files import atomic_write, plot
+from impls import networks
 
 # Targets: figures to report against, never asserts (fixtures/expected.py holds expectations of
 # correctness; these are aspirations of speed, from the speed issue).
@@ -115,7 +115,7 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
         examples = next((r for r in gpu if r["variant"] == "examples pipeline"), None)
         if examples:
             line += f"; pytorch/examples' pipeline {_fmt_s(examples['median_s'])}, {examples['median_s'] / best['median_s']:.1f}x slower"
-        flops = E.FLOPS_PER_SAMPLE[net]["train"] * (best["extra_info"].get("samples") or 0)
+        flops = networks.get(net).flops_per_sample["train"] * (best["extra_info"].get("samples") or 0)
         if net == "tweet_fasttext":
             line += "; memory-bound (~7 kFLOP per tweet), so the sgemm roofline is no yardstick"
         elif roofline.get("gpu") and flops:
@@ -126,7 +126,7 @@ def _gpu_targets(rows, roofline: dict) -> list[str]:
         info = r["extra_info"]
         if r["figure"] == "time-to-gate" and info.get("seconds_to_gate"):
             mean = info.get("olympic_seconds_to_gate")
-            lines.append(f"- GPU time to {E.GATE_PERMILLE[r['network']] / 10:g}% ({r['name']}): "
+            lines.append(f"- GPU time to {networks.get(r['network']).gate_permille / 10:g}% ({r['name']}): "
                          + (f"olympic mean {mean:.3g} s, {info.get('olympic_epochs_to_gate'):.3g} epochs, over seeds "
                             if len(info["seeds"]) >= 3 and mean is not None else "seed ")
                          + ", ".join(f"{s}: {e} epochs {t:.3g} s" if t is not None else f"{s}: not reached"

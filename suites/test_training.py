@@ -3,12 +3,13 @@ partners, and each partner sees exactly what a run of its own would have shown. 
 adapter's train_steps: on its own gradients, bit for bit the canonical round trip; sparse
 gradients refused alike on every path."""
 
+import dataclasses
 import textwrap
 
 import numpy as np
 import pytest
 
-from impls import registry
+from impls import networks, registry
 from suites import runstate, training
 
 pytestmark = pytest.mark.selftest
@@ -175,9 +176,9 @@ def test_the_trajectory_holds_a_shorter_batch_and_a_second_pass():
 
     for network in E.NETWORKS:
         x, _ = training.trajectory_data(network)
-        per_pass = -(-len(x) // training.TRAJECTORY_BATCH[network])
+        per_pass = -(-len(x) // E.TRAIN_BATCH[network])
         assert training.pass_steps(network) == per_pass
-        assert len(x) % training.TRAJECTORY_BATCH[network] == E.LAST_BATCH[network]
+        assert len(x) % E.TRAIN_BATCH[network] == E.LAST_BATCH[network]
         assert per_pass < T.TRAJECTORY_STEPS, f"{network}: the trajectory never leaves its first pass"
         assert {per_pass - 1, per_pass} <= training.compared_steps(network)
 
@@ -192,7 +193,7 @@ def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatc
     runstate.activate(run)
     try:
         network = "tweet_fasttext"
-        monkeypatch.setitem(T.TRAJECTORY_WINDOW, network, 3)
+        monkeypatch.setitem(networks._SPECS, network, dataclasses.replace(networks.get(network), trajectory_window=3))
         monkeypatch.setattr(T, "TRAJECTORY_STEPS", 30)
         ends = list(range(2, 29, 3))
         assert not set(ends) <= training.compared_steps(network)  # kept for the anchor only

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import data as D
 from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import registry
+from impls import networks, registry
 from suites import refcache, runstate
 
 
@@ -31,7 +30,7 @@ from suites import refcache, runstate
 # ------------------------------------------------------------------------------------------
 def meets_gate(correct: int, total: int, network: str) -> bool:
     """The gate, in integers: correct * 1000 >= GATE_PERMILLE * total."""
-    return correct * 1000 >= E.GATE_PERMILLE[network] * total
+    return correct * 1000 >= networks.get(network).gate_permille * total
 
 
 @dataclass
@@ -86,14 +85,14 @@ VERIFY_STEPS = 2  # the steps of a reused reference run (data cache) recomputed 
 
 
 def _progress_line(run: Run, rec: dict) -> str:
-    budget = E.BUDGET_EPOCHS[run.network]
+    budget = networks.get(run.network).budget_epochs
     return (f"  [{run.spec.id} seed {run.seed}] epoch {rec['epoch']}/{budget}: loss {rec['train_loss']:.4f}, "
             f"test {rec['correct']}/{rec['total']} = {100 * rec['accuracy']:.2f}%, {rec['train_seconds']:.1f} s")
 
 
 def _train_one_epoch(run: Run, progress=None) -> dict:
-    xtr, ytr = D.split(run.network, "train")
-    xte, yte = D.split(run.network, "test")
+    xtr, ytr = networks.get(run.network).split("train")
+    xte, yte = networks.get(run.network).split("test")
     if run.twin is None:
         run.twin = registry.build(run.spec, seed=run.seed)
         if run.device != "cpu":
@@ -104,7 +103,7 @@ def _train_one_epoch(run: Run, progress=None) -> dict:
     if run.rng is not None:  # whatever was built or reseeded since its last epoch does not count
         registry.set_rng_state(run.rng)
     t0 = time.perf_counter()
-    loss = run.twin.fit_epoch(xtr, ytr, epoch, E.TRAIN_BATCH[run.network], run.seed)
+    loss = run.twin.fit_epoch(xtr, ytr, epoch, networks.get(run.network).train_batch, run.seed)
     train_s = time.perf_counter() - t0
     run.rng = registry.rng_state(cuda=run.variant == "eager")
     correct = run.twin.count_correct(xte, yte, E.TEST_BATCH)
@@ -135,7 +134,7 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
             entry = refcache.load(_run_name(run), lambda arrays, meta: _verify_run(run, arrays))
             if entry is not None:
                 run.stored, run.cached = entry[1]["epochs"], entry[1]["cached"]
-    want = min(epochs or E.BUDGET_EPOCHS[spec.network], E.BUDGET_EPOCHS[spec.network])
+    want = min(epochs or networks.get(spec.network).budget_epochs, networks.get(spec.network).budget_epochs)
     while len(run.epochs) < want and not (to_gate and run.epochs_to_target):
         _next_epoch(run, progress)
     if _cacheable(run) and run.twin is not None and len(run.epochs) > len(run.stored):
@@ -161,9 +160,9 @@ def _run_name(run: Run) -> str:
 def _fingerprint(run: Run) -> np.ndarray:
     """The first VERIFY_STEPS steps of the seed's model on the seed's first batches (eval mode):
     what a reused run's arithmetic is checked by."""
-    x, y = D.split(run.network, "train")
+    x, y = networks.get(run.network).split("train")
     twin = registry.build(run.spec, seed=run.seed)
-    return np.asarray(twin.train_steps(x, y, E.TRAIN_BATCH[run.network], VERIFY_STEPS, run.seed))
+    return np.asarray(twin.train_steps(x, y, networks.get(run.network).train_batch, VERIFY_STEPS, run.seed))
 
 
 def _verify_run(run: Run, arrays: dict) -> str:
@@ -251,7 +250,6 @@ def progress_printer(config):
 # ------------------------------------------------------------------------------------------
 # Trajectories
 # ------------------------------------------------------------------------------------------
-TRAJECTORY_BATCH = {"mnist_cnn": 64, "tweet_fasttext": 32}
 ANCHOR_FRAMEWORK = "torch"  # whose reference's free run every other trajectory is set back to
 
 
@@ -271,19 +269,20 @@ def trajectory_start(network: str) -> dict:
 
 
 def _trajectory_examples(network: str) -> int:
-    return T.TRAJECTORY_PASS_BATCHES * TRAJECTORY_BATCH[network] + E.LAST_BATCH[network]
+    spec = networks.get(network)  # batches of the recipe's size, then one of the epoch's last batch's
+    return T.TRAJECTORY_PASS_BATCHES * spec.train_batch + spec.last_batch
 
 
 def trajectory_data(network: str) -> tuple:
     """The trajectory's examples: the train split's first TRAJECTORY_PASS_BATCHES full batches and
     one of the size of the epoch's last batch (E.LAST_BATCH), so that each pass over them ends in
     a shorter batch, as every epoch of the recipe does, and the next pass is reshuffled."""
-    return D.split(network, "train", _trajectory_examples(network))
+    return networks.get(network).split("train", _trajectory_examples(network))
 
 
 def pass_steps(network: str) -> int:
     """The steps of one pass over ``trajectory_data``: its batches, the last one shorter."""
-    return -(-_trajectory_examples(network) // TRAJECTORY_BATCH[network])
+    return -(-_trajectory_examples(network) // networks.get(network).train_batch)
 
 
 def anchor_id(network: str) -> str:
@@ -294,7 +293,7 @@ def compared_steps(network: str) -> set:
     """The steps after which weights are kept and compared: the first max(window, FIT_STEPS) (at
     most 20; the fit path compares each), every TRAJECTORY_WEIGHT_EVERY-th, and the first pass's
     last step (the shorter batch) and the next (the reshuffled pass's first)."""
-    w, every = T.TRAJECTORY_WINDOW[network], T.TRAJECTORY_WEIGHT_EVERY
+    w, every = networks.get(network).trajectory_window, T.TRAJECTORY_WEIGHT_EVERY
     edge = pass_steps(network) - 1
     return (set(range(min(every, max(w, T.FIT_STEPS)))) | {edge, edge + 1}
             | {s for s in range(T.TRAJECTORY_STEPS) if s % every == every - 1})
@@ -302,7 +301,7 @@ def compared_steps(network: str) -> set:
 
 def _window_ends(network: str) -> set:
     """The steps after which an anchored run is set back: each window's last but the run's."""
-    w = T.TRAJECTORY_WINDOW[network]
+    w = networks.get(network).trajectory_window
     return {s for s in range(T.TRAJECTORY_STEPS - 1) if s % w == w - 1}
 
 
@@ -313,20 +312,20 @@ def loss_tolerance(network: str, steps: int) -> np.ndarray:
 
 
 def weight_tolerance(network: str, step: int) -> float:
-    return T.TRAJECTORY_WEIGHT_RTOL_EXACT[network]
+    return networks.get(network).trajectory_weight_rtol_exact
 
 
 def free_run_loss_tolerance(network: str, steps: int) -> np.ndarray:
     """Two free runs (never set back: the speed suite's variants over whole epochs): exact in the
     first window, the measured drift envelope times the margin after."""
-    exact = T.TRAJECTORY_EXACT_STEPS[network]
+    exact = networks.get(network).trajectory_exact_steps
     drift = np.array([T.TRAJECTORY_LOSS_DRIFT[min(i // 20, len(T.TRAJECTORY_LOSS_DRIFT) - 1)] for i in range(steps)])
     return np.where(np.arange(steps) < exact, T.TRAJECTORY_LOSS_ATOL_EXACT, drift * T.TRAJECTORY_DRIFT_MARGIN)
 
 
 def free_run_weight_tolerance(network: str, step: int) -> float:
-    if step < T.TRAJECTORY_EXACT_STEPS[network]:
-        return T.TRAJECTORY_WEIGHT_RTOL_EXACT[network]
+    if step < networks.get(network).trajectory_exact_steps:
+        return networks.get(network).trajectory_weight_rtol_exact
     drift = T.TRAJECTORY_WEIGHT_DRIFT
     return drift[min(step // 20, len(drift) - 1)] * T.TRAJECTORY_DRIFT_MARGIN
 
@@ -453,6 +452,6 @@ def _train_trajectory(twin, dropout: bool, stop=None, weights: dict | None = Non
         if anchored and i in ends:
             twin.set_weights(partner_trajectory(anchor_id(network), dropout).weights[i])
 
-    losses = twin.train_steps(x, y, TRAJECTORY_BATCH[network], T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,
+    losses = twin.train_steps(x, y, twin.net.train_batch, T.TRAJECTORY_STEPS, T.TRAJECTORY_SEED, stop=stop,
                               dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None, after_step=after)
     return Trajectory(np.asarray(losses), weights, len(losses) == T.TRAJECTORY_STEPS)

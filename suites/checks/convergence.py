@@ -18,7 +18,7 @@ import numpy as np
 
 from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import frameworks, registry
+from impls import frameworks, networks, registry
 from suites import curves, training
 from suites.runstate import REPORTS
 
@@ -42,7 +42,7 @@ def check_accuracy_gate(spec, config, record):
     full = config.getoption("--full-recipe")
     progress = training.progress_printer(config)
     runs = [training.train_to_gate(spec, seed, full, progress) for seed in _seeds(config)]
-    gate = E.GATE_PERMILLE[spec.network] / 10
+    gate = networks.get(spec.network).gate_permille / 10
     for r in runs:
         record(f"seed{r.seed}_epochs_to_target", r.epochs_to_target)
         record(f"seed{r.seed}_final_accuracy", r.epochs[-1]["accuracy"])
@@ -80,7 +80,7 @@ def check_framework_agreement(subject, config, record):
     _write_reports(network, runs)
     (a_id, a_runs), (b_id, b_runs) = runs.items()
     gaps = 100 * np.abs(training.mean_curve(a_runs, n) - training.mean_curve(b_runs, n))
-    limit = E.AGREEMENT_POINTS[network]
+    limit = networks.get(network).agreement_points
     held = np.arange(n) >= n // 2  # the later half of the common curve (E.AGREEMENT_POINTS says why)
     worst = int(np.argmax(np.where(held, gaps, -1.0)))
     record("agreement_points_worst_epoch", float(gaps[worst]))
@@ -98,14 +98,14 @@ def check_framework_agreement(subject, config, record):
             problems.append(f"final accuracies after the full budget differ by {final:.2f} points (limit {limit})")
     if len(seeds) >= 3:
         ea, eb = (training.olympic([r.epochs_to_target for r in rs]) for rs in (a_runs, b_runs))
-        if ea["mean"] is None or eb["mean"] is None or abs(ea["mean"] - eb["mean"]) > E.AGREEMENT_EPOCHS[network]:
+        if ea["mean"] is None or eb["mean"] is None or abs(ea["mean"] - eb["mean"]) > networks.get(network).agreement_epochs:
             problems.append(f"epochs-to-target distributions differ: {a_id} {ea['values']} (olympic mean {ea['mean']}) vs "
-                            f"{b_id} {eb['values']} (olympic mean {eb['mean']}), limit {E.AGREEMENT_EPOCHS[network]} epochs")
+                            f"{b_id} {eb['values']} (olympic mean {eb['mean']}), limit {networks.get(network).agreement_epochs} epochs")
     assert not problems, f"{network}: {a_id} vs {b_id} {_context(network, seeds)}: " + "; ".join(problems)
 
 
 def _write_reports(network, runs):
-    gate = E.GATE_PERMILLE[network] / 10
+    gate = networks.get(network).gate_permille / 10
     record = {"network": network, "gate_percent": gate, "versions": frameworks.versions(),
               "summary": {impl: {"final": training.summarise([r.epochs[-1]["accuracy"] for r in rs]),
                                  "epochs_to_target": training.olympic([r.epochs_to_target for r in rs])}
@@ -113,5 +113,5 @@ def _write_reports(network, runs):
               "seconds_per_epoch": {impl: float(np.mean([e["train_seconds"] for r in rs for e in r.epochs]))
                                     for impl, rs in runs.items()},
               "runs": [r.record() for rs in runs.values() for r in rs]}
-    majority = E.TWEETS_MAJORITY_PERCENT if network == "tweet_fasttext" else None
+    majority = networks.get(network).majority_percent
     curves.write_convergence(REPORTS, network, record, gate, majority)

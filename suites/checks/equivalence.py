@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import registry
+from impls import networks, registry
 from impls.adapter import CandidateError, from_logits, to_log_probs
 from suites.helpers import failure, gradient_errors, margin_of, max_violation, real_batch, reference_loss, reference_loss_of
 
@@ -53,7 +52,7 @@ def first_divergence(twin, partner, x) -> str:
     a Keras layer or applied with F.relu both end up in the next layer's input)."""
     mine = twin.trace(x, keep_values=True).param_layers()
     theirs = partner.trace(x, keep_values=True).param_layers()
-    refs = [r[0] for r in E.PARAM_LAYERS[twin.network]]
+    refs = [r[0] for r in twin.net.param_layers]
     last_ok = "the input"
     for i, (a, b) in enumerate(zip(mine, theirs)):
         ref = refs[i] if i < len(refs) else a.name
@@ -84,9 +83,9 @@ def check_forward_parity_confident(twin, partner):
     """Forward parity with the head scaled to a trained model's logit range (see tolerances)."""
     other = registry.build(registry.by_id(partner), seed=1)
     weights = other.get_weights()
-    head = list(E.CANONICAL_WEIGHTS[twin.network])[-2:]  # the output layer's kernel and bias
+    head = list(twin.net.canonical_weights)[-2:]  # the output layer's kernel and bias
     for name in head:
-        weights[name] = weights[name] * np.float32(T.CONFIDENT_HEAD_SCALE[twin.network])
+        weights[name] = weights[name] * np.float32(twin.net.confident_head_scale)
     other.set_weights(weights)
     twin.set_weights(weights)
     x, _ = real_batch(twin.network, T.PARITY_BATCH)
@@ -96,29 +95,34 @@ def check_forward_parity_confident(twin, partner):
     got, want, (diff, worst, ok) = _compare_outputs(twin, other, x)
     margin = margin_of(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL)
     if not ok:
-        raise failure(f"{twin.name} vs {partner} with {', '.join(head)} x{T.CONFIDENT_HEAD_SCALE[twin.network]:g} (|logit| "
+        raise failure(f"{twin.name} vs {partner} with {', '.join(head)} x{twin.net.confident_head_scale:g} (|logit| "
                       f"up to {reach:.3g}): outputs differ, max |diff| {diff:.3g} at {worst} (got {got[worst]:.7g}, want "
                       f"{want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}", margin=margin)
     return {"forward_confident_max_abs_diff": diff, "confident_max_logit": reach, "margin": margin}
 
 
 def _drawn_batches(network):
-    """Batches of 1 to 9: images with values in [-0.5, 3], or tweets weighted to padding and edge ids."""
-    if network == "mnist_cnn":
+    """Batches of 1 to 9: images or features with values over the input's draw range, or token rows
+    weighted to padding and the vocabulary's edges."""
+    spec = networks.get(network).input
+    if spec.kind != "tokens":
+        low, high = spec.draw_range
         return st.integers(1, 9).flatmap(lambda b: hnp.arrays(
-            np.float32, (b, 28, 28, 1), elements=st.floats(-0.5, 3.0, width=32)))
-    ids = st.sampled_from([0, 0, 0, 1, 2, E.TWEETS_VOCAB_SIZE - 1]) | st.integers(0, E.TWEETS_VOCAB_SIZE - 1)
-    return st.integers(1, 9).flatmap(lambda b: hnp.arrays(np.int64, (b, E.TWEETS_SEQ_LEN), elements=ids))
+            np.float32, spec.batch_shape(b), elements=st.floats(low, high, width=32)))
+    pad, top = spec.pad_id, spec.vocab - 1
+    ids = st.sampled_from([pad, pad, pad, 1, 2, top]) | st.integers(0, top)
+    return st.integers(1, 9).flatmap(lambda b: hnp.arrays(np.int64, spec.batch_shape(b), elements=ids))
 
 
 def _explicit_batches(network):
-    """The batches always tried first: blank and saturated images, or padding and the vocabulary's edges."""
-    if network == "mnist_cnn":
-        return [np.zeros((1, 28, 28, 1), np.float32), np.full((3, 28, 28, 1), 2.8215, np.float32)]
-    # an all-padding tweet, the vocabulary's edges, and an odd batch of both
-    return [np.zeros((1, E.TWEETS_SEQ_LEN), np.int64), np.full((2, E.TWEETS_SEQ_LEN), E.TWEETS_VOCAB_SIZE - 1),
-            np.stack([np.zeros(E.TWEETS_SEQ_LEN, np.int64), np.arange(E.TWEETS_SEQ_LEN) % 2 * (E.TWEETS_VOCAB_SIZE - 1),
-                      np.ones(E.TWEETS_SEQ_LEN, np.int64)])]
+    """The batches always tried first: zero and saturated values, or padding and the vocabulary's edges."""
+    spec = networks.get(network).input
+    if spec.kind != "tokens":
+        return [np.zeros(spec.batch_shape(1), np.float32), np.full(spec.batch_shape(3), spec.saturated, np.float32)]
+    # an all-padding row, the vocabulary's top id, and an odd batch of padding, edges and id 1
+    (length,), top = spec.shape, spec.vocab - 1
+    return [np.full((1, length), spec.pad_id, np.int64), np.full((2, length), top),
+            np.stack([np.full(length, spec.pad_id, np.int64), np.arange(length) % 2 * top, np.ones(length, np.int64)])]
 
 
 def check_forward_parity_hypothesis(twin, partner):
@@ -157,9 +161,10 @@ def check_forward_parity_hypothesis(twin, partner):
 def loss_pair(twin, rows: int, n: int = 64) -> tuple[float, float]:
     """(the recipe's loss, the reference loss) on the first ``rows`` of ``n`` drawn outputs."""
     rng = np.random.RandomState(3)
-    if twin.network == "mnist_cnn":
-        logits = (rng.standard_normal((n, 10)) * 3).astype(np.float32)
-        y = rng.randint(0, 10, n).astype(np.int64)
+    if twin.net.target.kind == "classes":
+        classes = twin.net.target.classes
+        logits = (rng.standard_normal((n, classes)) * 3).astype(np.float32)
+        y = rng.randint(0, classes, n).astype(np.int64)
     else:
         logits = (rng.standard_normal((n, 1)) * 3).astype(np.float32)
         y = rng.randint(0, 2, n).astype(np.float32)
@@ -183,14 +188,14 @@ def check_loss_parity(twin):
     normalised by a fixed batch size is right on one batch size only."""
     n = 64
     diffs = {}
-    for rows in dict.fromkeys((n, E.TRAIN_BATCH[twin.network], E.LAST_BATCH[twin.network])):
+    for rows in dict.fromkeys((n, twin.net.train_batch, twin.net.last_batch)):
         got, want = loss_pair(twin, rows, n)
         diff = abs(got - want)
         if not diff <= T.LOSS_ATOL:
-            last = "" if rows == n else (" (the recipe's batch size; " if rows == E.TRAIN_BATCH[twin.network] else
+            last = "" if rows == n else (" (the recipe's batch size; " if rows == twin.net.train_batch else
                                          " (the epoch's last batch; ") + f"on {n} rows it is {diffs[n]:.3g} off)"
             raise failure(f"{twin.name}: recipe loss {got:.7g} on {rows} outputs of kind '{twin.output}', reference "
-                          f"{'CE' if twin.network == 'mnist_cnn' else 'BCE'} from logits {want:.7g}: |diff| "
+                          f"{twin.net.target.loss_name} from logits {want:.7g}: |diff| "
                           f"{diff:.3g} > {T.LOSS_ATOL}{last}", margin=diff / T.LOSS_ATOL)
         diffs[rows] = diff
     worst = max(diffs.values())
@@ -221,7 +226,7 @@ def check_optimizer_step_parity(twin, partner):
         other.optimizer_step(grads)
     a, b = twin.get_weights(), other.get_weights()
     problems, worst, margin = [], 0.0, 0.0
-    for name in E.CANONICAL_WEIGHTS[twin.network]:
+    for name in twin.net.canonical_weights:
         diff, idx, ok = max_violation(a[name], b[name], T.OPT_ATOL, T.OPT_RTOL)
         worst, margin = max(worst, diff), max(margin, margin_of(a[name], b[name], T.OPT_ATOL, T.OPT_RTOL))
         if not ok:
@@ -235,10 +240,10 @@ def check_optimizer_step_parity(twin, partner):
 def check_lr_schedule_parity(twin, partner):
     """The learning rate of every param group at every optimizer step of the reference budget
     (every epoch), against the literal recipe and the partner's."""
-    steps, epochs = E.STEPS_PER_EPOCH[twin.network], E.BUDGET_EPOCHS[twin.network]
+    steps, epochs = twin.net.steps_per_epoch, twin.net.budget_epochs
     other = registry.build(registry.by_id(partner), seed=1)
     want = other.learning_rates(steps, epochs).astype(np.float32)
-    literal = np.array([E.LR_SCHEDULE[twin.network](i // steps) for i in range(steps * epochs)], np.float32)
+    literal = np.array([twin.net.lr_schedule(i // steps) for i in range(steps * epochs)], np.float32)
     groups = twin.learning_rates_by_group(steps, epochs)
     worst = 0.0
     for group, rates in groups.items():
@@ -258,7 +263,7 @@ def check_lr_schedule_parity(twin, partner):
 def check_weight_roundtrip(twin, partner):
     """twin -> canonical -> partner -> canonical -> twin is bit-identical, on random weights."""
     other = registry.build(registry.by_id(partner), seed=1)
-    shapes = E.CANONICAL_WEIGHTS[twin.network]
+    shapes = twin.net.canonical_weights
 
     @settings(max_examples=3, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))

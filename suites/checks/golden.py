@@ -9,7 +9,6 @@ be built).
 
 import numpy as np
 
-from fixtures import expected as E
 from fixtures import golden as G
 from fixtures import tolerances as T
 from impls.adapter import from_logits, to_log_probs
@@ -19,7 +18,7 @@ from suites.helpers import failure, max_violation
 def _first_moved_layer(twin, arrays, framework) -> str:
     x = arrays["inputs"][:G.LAYER_EXAMPLES]
     trace = twin.trace(x, keep_values=True).param_layers()
-    for rec, (ref, *_rest) in zip(trace, E.PARAM_LAYERS[twin.network]):
+    for rec, (ref, *_rest) in zip(trace, twin.net.param_layers):
         want = arrays.get(f"layer_{framework}_{ref}")
         if want is None or rec.out_value is None or np.shape(rec.out_value) != want.shape:
             return f"layer {ref} cannot be compared (shape {np.shape(rec.out_value)} vs recorded {getattr(want, 'shape', None)})"

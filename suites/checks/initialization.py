@@ -23,9 +23,8 @@ import math
 
 import numpy as np
 
-from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import registry
+from impls import networks, registry
 from suites import runstate
 from suites.helpers import failure
 
@@ -89,7 +88,7 @@ def fresh_samples(spec, network: str, first_seed: int | None = None) -> tuple[di
 
 
 def _build_samples(spec, network: str, first_seed: int) -> tuple[dict, int]:
-    laws = E.INIT_LAWS[network]
+    laws = networks.get(network).init_laws
     pooled = {name: [] for name in laws}
     count = dict.fromkeys(laws, 0)
     seen = {name: set() for name in laws}
@@ -115,7 +114,7 @@ def judge(spec, network: str, first_seed: int | None = None) -> tuple[list, int]
     """[(weight, law, n values, distance, critical distance, the values' summary)] and builds."""
     samples, builds = fresh_samples(spec, network, first_seed)
     rows = []
-    for name, law in E.INIT_LAWS[network].items():
+    for name, law in networks.get(network).init_laws.items():
         v = samples[name]
         d = ks_distance(v, law_cdf(law))
         crit = ks_critical(len(v), T.INIT_ALPHA)
@@ -186,7 +185,7 @@ def findings(spec, network: str, shapes: dict) -> list[str]:
     """One sentence per weight whose fresh values break its law: the law they follow instead."""
     samples, builds = fresh_samples(spec, network)
     out = []
-    for name, law in E.INIT_LAWS[network].items():
+    for name, law in networks.get(network).init_laws.items():
         v = samples[name]
         d, crit = ks_distance(v, law_cdf(law)), ks_critical(len(v), T.INIT_ALPHA)
         if d > crit:

@@ -16,8 +16,8 @@ counted beyond the half ulp per step that fp32 storage of the weights alone acco
 import time
 
 
-from fixtures import expected as E
 from fixtures import tolerances as T
+from impls import networks
 from impls.adapter import NoRecipe
 from suites import oracle as O
 from suites import runstate
@@ -25,7 +25,7 @@ from suites.helpers import failure
 
 
 def _describe(network: str) -> str:
-    hp = E.OPTIMIZER[network]
+    hp = networks.get(network).optimizer
     return ", ".join(f"{k} {v}" for k, v in hp.items())
 
 
@@ -47,7 +47,7 @@ def subject_replay(twin, rec) -> dict:
         for step, grads in enumerate(rec.grads, start=1):
             twin.optimizer_step(grads)
             after.append(mine := twin.get_weights())
-            for name in E.CANONICAL_WEIGHTS[twin.network]:
+            for name in twin.net.canonical_weights:
                 oracle_err[step, name] = O.excess_error(rec, name, mine[name], rec.oracle(step, name), step)
         latest.update(key=key, after=after, oracle=oracle_err, seconds=round(time.perf_counter() - started, 2))
     return dict(latest)
@@ -61,7 +61,7 @@ def check_optimizer_dynamics(twin, partner):
     rec = O.recording(twin.network)
     partner_after = O.partner_replay(partner)  # the partner fed the same gradients, once per session
     replay = subject_replay(twin, rec)  # the twin's own replay, once for all its partners
-    names = list(E.CANONICAL_WEIGHTS[twin.network])
+    names = list(twin.net.canonical_weights)
     steps, tol = len(rec.grads), T.OPT_DYNAMICS_RTOL
     worst = {"oracle": (0.0, 0, ""), "partner": (0.0, 0, "")}   # (error, step, tensor)
     first_bad = None
@@ -92,7 +92,7 @@ def check_recipe_declarations(twin):
     """What a recipe declares beyond its loss and optimizer (a torch dict's ``batch_size`` and
     ``epochs``) must be the literal recipe: the suite trains at ``E.TRAIN_BATCH`` for
     ``E.BUDGET_EPOCHS``, so a different declared value would otherwise be silently ignored."""
-    want = {"batch_size": E.TRAIN_BATCH[twin.network], "epochs": E.BUDGET_EPOCHS[twin.network]}
+    want = {"batch_size": twin.net.train_batch, "epochs": twin.net.budget_epochs}
     wrong = [f"{key} {twin.declared[key]!r} (the recipe's is {value})" for key, value in want.items()
              if key in twin.declared and twin.declared[key] != value]
     assert not wrong, (f"{twin.name} declares " + " and ".join(wrong) + ": the suite trains every twin with the "

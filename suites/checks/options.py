@@ -24,8 +24,7 @@ import functools
 import json
 from pathlib import Path
 
-from fixtures import expected as E
-from impls import registry
+from impls import networks, registry
 from impls.adapter import NoRecipe
 from suites.helpers import failure
 
@@ -102,7 +101,7 @@ def optimizer_differences(twin) -> tuple[list, int, int]:
 @functools.lru_cache(maxsize=None)
 def _reference_settings_by_epoch(network: str) -> tuple:
     twin = registry.build(registry.reference("torch", network), seed=1)
-    return tuple(tuple(groups) for groups in twin.group_settings_by_epoch(E.BUDGET_EPOCHS[network])[1])
+    return tuple(tuple(groups) for groups in twin.group_settings_by_epoch(networks.get(network).budget_epochs)[1])
 
 
 def _epoch_differences(twin, built: list, want: dict, already: set) -> list:
@@ -112,7 +111,7 @@ def _epoch_differences(twin, built: list, want: dict, already: set) -> list:
     reference's); keys a scheduler adds for its own bookkeeping (``initial_lr``, OneCycleLR's
     ``max_lr``) are not settings the optimizer reads. Settings in ``already`` (differing at build)
     are not named again."""
-    held, mine = twin.group_settings_by_epoch(E.BUDGET_EPOCHS[twin.network])
+    held, mine = twin.group_settings_by_epoch(twin.net.budget_epochs)
     reference = _reference_settings_by_epoch(twin.network)
     harmless = HARMLESS["torch"] | HARMLESS["torch_by_epoch"]
     problems, seen = [], set(already)

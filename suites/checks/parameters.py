@@ -1,12 +1,11 @@
 """Parameters: per-layer and total counts, all trainable, against literals in fixtures/."""
 
-from fixtures import expected as E
 from suites.helpers import fmt
 
 
 def check_param_count_per_layer(twin):
     layers = twin.param_layers()
-    want = list(E.PARAM_COUNTS[twin.network].items())
+    want = list(twin.net.param_counts.items())
     problems = []
     for i, (ref, count) in enumerate(want):
         if i >= len(layers):
@@ -24,13 +23,13 @@ def check_param_count_per_layer(twin):
 
 def check_param_count_total(twin):
     total = sum(layer.trainable + layer.non_trainable for layer in twin.param_layers())
-    want = E.TOTAL_PARAMS[twin.network]
+    want = twin.net.total_params
     assert total == want, f"{twin.name}: {fmt(total)} parameters in all, expected {fmt(want)} (off by {fmt(total - want)})"
     return {"param_count_total": total}
 
 
 def check_all_trainable(twin):
     frozen = [(layer.name, layer.non_trainable) for layer in twin.param_layers() if layer.non_trainable]
-    want = E.NON_TRAINABLE_PARAMS[twin.network]
+    want = twin.net.non_trainable_params
     assert sum(n for _, n in frozen) == want, (
         f"{twin.name}: non-trainable parameters or buffers in {frozen}; the reference has {want}")

@@ -19,7 +19,6 @@ comes from: a private generator, numpy, ``random``, ``tf.random``, a draw in the
 
 import numpy as np
 
-from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import randomness, registry
 from impls.adapter import CandidateError, to_log_probs
@@ -39,7 +38,7 @@ def check_stochastic_ops(twin):
     twin.forward(x, training=True, stream=stream)
     _unrecognised(twin, stream)
     got = [op.signature() for op in stream.ops]
-    want = [tuple(w) for w in E.STOCHASTIC_OPS[twin.network]]
+    want = [tuple(w) for w in twin.net.stochastic_ops]
     if got != want:
         desc = lambda sig: randomness.StochasticOp(*sig).describe()  # noqa: E731
         extra = [f"extra {op.describe()} ({op.where})" for op in stream.ops if op.signature() not in want]

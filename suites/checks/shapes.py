@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from fixtures import expected as E
+from impls import networks
 from suites.helpers import batch_shape, sample_input
 
 
@@ -28,7 +29,7 @@ def _layer_problems(network, rec, row, batch) -> list[str]:
 def _param_layer_problems(network, observed, batch) -> list[str]:
     """The layers with parameters, in order, against E.PARAM_LAYERS: missing, extra or misshapen."""
     problems = []
-    expected = E.PARAM_LAYERS[network]
+    expected = networks.get(network).param_layers
     for rec, row in zip(observed, expected):
         problems += _layer_problems(network, rec, row, batch)
     for ref, kind, _, _ in expected[len(observed):]:
@@ -55,7 +56,7 @@ def _optional_kind_problems(kind, got, want, batch) -> list[str]:
 def _optional_layer_problems(network, layers, batch) -> list[str]:
     """The layers without parameters that E.OPTIONAL_LAYERS lists, where the twin has them as layers."""
     problems = []
-    optional = E.OPTIONAL_LAYERS[network]
+    optional = networks.get(network).optional_layers
     for kind in dict.fromkeys(k for _, k, _ in optional):
         want = [(ref, shape) for ref, k, shape in optional if k == kind]
         got = [r for r in layers if r.kind == kind]
@@ -80,7 +81,7 @@ def shape_problems(twin, x) -> list[str]:
 def check_output_shape(twin, batch):
     x = sample_input(twin.network, batch)
     out = twin.forward(x)
-    want = batch_shape(E.OUTPUT_SHAPES[twin.network], batch)
+    want = batch_shape(twin.net.output_shape, batch)
     assert tuple(out.shape) == want, f"{twin.name}: output shape {tuple(out.shape)} at batch {batch}, expected {want}"
     assert out.dtype == np.float32, f"{twin.name}: output dtype {out.dtype}, expected float32"
 
@@ -91,13 +92,15 @@ def check_layer_shapes(twin, batch):
 
 
 def check_layer_shapes_hypothesis(twin):
-    """Random batch sizes and, for tweets, ids anywhere in [0, 20000), the edges included."""
-    if twin.network == "mnist_cnn":
-        inputs = st.integers(1, 80).map(lambda b: sample_input("mnist_cnn", b, seed=b))
+    """Random batch sizes and, for token inputs, ids anywhere in [0, vocab), the edges included."""
+    spec = twin.net.input
+    if spec.kind != "tokens":
+        inputs = st.integers(1, 80).map(lambda b: sample_input(twin.network, b, seed=b))
     else:
-        ids = st.integers(0, E.TWEETS_VOCAB_SIZE - 1) | st.sampled_from([0, 1, E.TWEETS_VOCAB_SIZE - 1])
+        (length,), top = spec.shape, spec.vocab - 1
+        ids = st.integers(0, top) | st.sampled_from([spec.pad_id, 1, top])
         inputs = st.integers(1, 40).flatmap(
-            lambda b: st.lists(st.lists(ids, min_size=E.TWEETS_SEQ_LEN, max_size=E.TWEETS_SEQ_LEN),
+            lambda b: st.lists(st.lists(ids, min_size=length, max_size=length),
                                min_size=b, max_size=b)).map(lambda rows: np.array(rows, dtype=np.int64))
 
     # No shrinking: a failing draw is reported as drawn (shrinking a crash costs minutes).

@@ -4,8 +4,7 @@ checked against the literal parameter total."""
 import re
 
 from fixtures.files import atomic_write
-from fixtures import expected as E
-from impls import registry
+from impls import networks, registry
 from suites.helpers import fmt
 from suites.runstate import REPORTS
 
@@ -31,5 +30,5 @@ def check_summaries_side_by_side(network):
     body = "\n\n".join(f"## {name}\n\n```\n{text}\n```" for name, text in texts.items())
     atomic_write(REPORTS / "summaries" / f"{network}.md", f"# {network}: torchinfo and keras summaries\n\n{body}\n")
     for name, text in texts.items():
-        got, want = _total(text), E.TOTAL_PARAMS[network]
+        got, want = _total(text), networks.get(network).total_params
         assert got == want, f"{name}: the framework's summary says {fmt(got)} parameters, expected {fmt(want)}"

@@ -27,9 +27,8 @@ run cut at its own first such step.
 
 import numpy as np
 
-from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import registry
+from impls import networks, registry
 from suites import curves, runstate, training
 from suites.runstate import REPORTS
 from suites.helpers import failure
@@ -40,7 +39,7 @@ def _weight_problems(network, a: dict, b: dict, start: dict):
     problems, worst = [], 0.0
     for step in sorted(set(a) & set(b)):
         tol = training.weight_tolerance(network, step)
-        for name in E.CANONICAL_WEIGHTS[network]:
+        for name in networks.get(network).canonical_weights:
             scale = float(np.abs(b[step][name] - start[name]).max()) or float(np.abs(start[name]).max())
             rel = float(np.abs(a[step][name] - b[step][name]).max()) / scale
             worst = max(worst, rel / tol)
@@ -83,7 +82,7 @@ def departing_update(twin, dropout: bool = True):
     loss of the anchor's own weights differs: a forward difference, which other probes judge)."""
     from impls import registry
 
-    network, w = twin.network, T.TRAJECTORY_WINDOW[twin.network]
+    network, w = twin.network, twin.net.trajectory_window
     anchor = training.partner_trajectory(training.anchor_id(network), dropout)
     tol = training.loss_tolerance(network, len(anchor.losses))
 
@@ -114,7 +113,7 @@ def _where(network: str, step: int) -> str:
     per_pass = training.pass_steps(network)
     npass, j = divmod(step, per_pass)
     if j == per_pass - 1:
-        return f" (the pass's last batch, {E.LAST_BATCH[network]} rows)"
+        return f" (the pass's last batch, {networks.get(network).last_batch} rows)"
     return f" (the first step of pass {npass + 1}, reshuffled)" if j == 0 and npass else ""
 
 
@@ -130,7 +129,7 @@ def fit_path_departure(twin, dense_gradients: bool = False, dropout: bool = True
     b = training.reference_free_run(twin.framework, network, T.FIT_STEPS, dropout)
     start = training.trajectory_start(network)
     twin.set_weights(start)
-    batch = training.TRAJECTORY_BATCH[network]
+    batch = twin.net.train_batch  # the recipe's, as the trajectory's
     x, y = training.trajectory_data(network)
     after: dict = {}
     steps = twin.fit_steps(x, y, batch, T.FIT_STEPS, T.TRAJECTORY_SEED, T.TRAJECTORY_DROPOUT_SEED,

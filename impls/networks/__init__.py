@@ -1,0 +1,184 @@
+"""A network is a spec: what every check reads, instead of a network's name.
+
+One module per network under ``impls/networks/`` defines ``SPEC``, a ``NetworkSpec``: its name;
+its input (shape, dtype, kind, and for token inputs the vocabulary and the padding); its target
+(classes or a binary label); its data (the offline splits, fixtures/data.py); its torch and Keras
+builders in every build style; its recipe (batch, steps per epoch, the epoch's last batch, the
+budget, the learning rate at every epoch, the optimizer as a literal); its literals (per-layer
+shapes and counts, canonical weights and their initialisation laws, stochastic ops); its gates;
+and the tolerances that are facts about it (the trajectory's window). The values of the two
+reference networks are literal data in fixtures/expected.py and fixtures/tolerances.py; their
+spec modules only gather them. A check asks ``get(twin.network)`` and reads fields, so a network
+registered with ``register`` runs the same checks as the references.
+
+Nothing here imports torch or tensorflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from fixtures import expected as E
+
+# image: float32, canonical NHWC, torch NCHW; features: float32 (B, ...), the same layout in both;
+# tokens: integer ids (B, T), int64 for torch, int32 for Keras.
+INPUT_KINDS = ("image", "features", "tokens")
+TARGET_KINDS = ("classes", "binary")  # classes: int64 ids, softmax cross-entropy; binary: {0, 1}, sigmoid BCE
+
+
+class SpecError(ValueError):
+    """A network spec that cannot be used: the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class Input:
+    shape: tuple            # one example, canonical layout (no batch axis): (28, 28, 1); (42,)
+    kind: str               # one of INPUT_KINDS
+    vocab: int | None = None         # tokens: ids lie in [0, vocab)
+    pad_id: int | None = None        # tokens: the padding id
+    padding_side: str | None = None  # tokens: "end" (ids first, padding after) or "start"
+    draw_range: tuple | None = None  # float inputs: the values hypothesis draws, the data's range with a margin
+    saturated: float | None = None   # float inputs: the largest value real data takes (MNIST: a white pixel)
+
+    @property
+    def dtype(self) -> type:
+        """The canonical numpy dtype: float32 images and features, int64 token ids."""
+        return np.int64 if self.kind == "tokens" else np.float32
+
+    def batch_shape(self, batch: int) -> tuple:
+        return (batch, *self.shape)
+
+    def sample(self, batch: int, seed: int = 0) -> np.ndarray:
+        """Deterministic synthetic inputs in the canonical layout (shape checks need no real data):
+        standard normal values, uniform token ids."""
+        rng = np.random.RandomState(seed)
+        if self.kind != "tokens":
+            return rng.standard_normal(self.batch_shape(batch)).astype(np.float32)
+        return rng.randint(0, self.vocab, size=self.batch_shape(batch)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str               # one of TARGET_KINDS
+    classes: int            # output units: the classes, or 1 for a binary label
+
+    @property
+    def dtype(self) -> type:
+        return np.int64 if self.kind == "classes" else np.float32
+
+    @property
+    def loss_name(self) -> str:
+        return "CE" if self.kind == "classes" else "BCE"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    input: Input
+    target: Target
+    builders: dict                 # {"torch" | "keras": {build style: "module:factory"}}
+    data: Callable                 # data(part) -> (inputs, targets) of the "train" or "test" split, canonical
+    # literals: shapes and counts ("B" stands for the batch size)
+    output_shape: tuple
+    param_layers: tuple            # ((canonical name, kind, input shape, output shape), ...)
+    canonical_weights: dict        # {canonical weight name: shape}
+    init_laws: dict                # {canonical weight name: ("uniform", b) | ("normal", mean, std)}
+    param_counts: dict             # {layer: parameters}
+    total_params: int
+    non_trainable_params: int
+    optional_layers: tuple = ()    # parameter-free layers checked when present: (name, kind, output shape)
+    fused_layers: dict = field(default_factory=dict)   # {layer: (optional layer it absorbs, output shape)}
+    stochastic_ops: tuple = ()     # ((kind, granularity, rate, the parameterised layer before), ...)
+    flattened_from: dict = field(default_factory=dict)  # {dense layer: (H, W, C) of the features it reads}
+    # recipe
+    train_batch: int | None = None
+    steps_per_epoch: int | None = None
+    last_batch: int | None = None  # the epoch's last batch, shorter than train_batch
+    budget_epochs: int | None = None
+    lr_schedule: Callable | None = None  # epoch -> learning rate
+    optimizer: dict | None = None        # the optimizer as a literal (suites/oracle.py replays it)
+    # gates
+    gate_permille: int | None = None
+    agreement_points: float | None = None
+    agreement_epochs: int | None = None
+    majority_percent: float | None = None  # the majority class's share of the test split, when a gate must beat it
+    flops_per_sample: dict = field(default_factory=dict)
+    # tolerances that are facts about the network (fixtures/tolerances.py argues each)
+    confident_head_scale: float | None = None
+    trajectory_window: int | None = None
+    trajectory_exact_steps: int | None = None
+    trajectory_weight_rtol_exact: float | None = None
+
+    def __post_init__(self):
+        problems = []
+        if self.input.kind not in INPUT_KINDS:
+            problems.append(f"input.kind {self.input.kind!r} (use one of {', '.join(INPUT_KINDS)})")
+        if self.input.kind == "tokens" and not self.input.vocab:
+            problems.append("input.vocab (token inputs need the vocabulary size)")
+        if self.input.kind != "tokens" and (self.input.draw_range is None or self.input.saturated is None):
+            problems.append("input.draw_range and input.saturated (float inputs need the range of their values)")
+        if self.target.kind not in TARGET_KINDS:
+            problems.append(f"target.kind {self.target.kind!r} (use one of {', '.join(TARGET_KINDS)})")
+        if set(self.builders) - {"torch", "keras"} or not self.builders:
+            problems.append(f"builders {sorted(self.builders)} (name torch and keras builders)")
+        if set(self.init_laws) - set(self.canonical_weights):
+            problems.append(f"init_laws names {sorted(set(self.init_laws) - set(self.canonical_weights))}, "
+                            "which are not canonical weights")
+        if problems:
+            raise SpecError(f"network spec {self.name!r}: bad " + "; ".join(problems))
+
+    @property
+    def has_recipe(self) -> bool:
+        return self.train_batch is not None and self.budget_epochs is not None
+
+    def split(self, part: str, n: int | None = None) -> tuple:
+        """(inputs, targets) of the ``part`` split, in the data's order, the first ``n`` when given:
+        the one loader of examples every check uses. ``data`` is called once per split and process."""
+        if part not in ("train", "test"):
+            raise SpecError(f"part must be 'train' or 'test', got {part!r}")
+        kept = _DATA.setdefault(self.name, {})
+        if part not in kept:
+            x, y = self.data(part)
+            kept[part] = (np.asarray(x), np.asarray(y))
+        x, y = kept[part]
+        return (x, y) if n is None else (x[:n], y[:n])
+
+
+_DATA: dict = {}  # {network: {part: (inputs, targets)}}, as ``NetworkSpec.split`` loaded them
+
+
+_SPECS: dict = {}
+
+
+def register(spec: NetworkSpec) -> NetworkSpec:
+    """Make ``spec`` known by its name (a user's own pair); a second spec of a name is refused."""
+    if not isinstance(spec, NetworkSpec):
+        raise SpecError(f"{spec!r} is not a NetworkSpec; build one with impls.networks.NetworkSpec(...)")
+    known = _SPECS.get(spec.name)
+    if known is not None and known is not spec:
+        raise SpecError(f"a network named {spec.name!r} is already registered; give the spec another name")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> NetworkSpec:
+    """The spec of the network ``name``: a reference network's is loaded from its module."""
+    if name not in _SPECS and name in E.NETWORKS:
+        register(importlib.import_module(f"impls.networks.{name}").SPEC)
+    if name not in _SPECS:
+        raise SpecError(f"unknown network {name!r}; use one of {', '.join(names())}")
+    return _SPECS[name]
+
+
+def names() -> tuple:
+    """The reference networks, then every network registered, in order."""
+    return tuple(E.NETWORKS) + tuple(n for n in _SPECS if n not in E.NETWORKS)
+
+
+def references() -> list:
+    """The reference networks' specs, in fixtures/expected.py NETWORKS order."""
+    return [get(n) for n in E.NETWORKS]

@@ -1,0 +1,103 @@
+"""A network is a spec (impls/networks/): the checks read it, never a network's name, so a network
+registered beside the references runs the same checks; a spec that cannot be used is refused with
+the field named."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fixtures import expected as E
+from impls import networks, registry
+from suites import runstate
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The sample pair's spec registered for one test (suites/plugin_samples/tiny_pair.py), with a
+    run state for the checks that read real batches."""
+    from suites.plugin_samples import tiny_pair
+
+    monkeypatch.setattr(networks, "_SPECS", dict(networks._SPECS))
+    monkeypatch.setattr(networks, "_DATA", dict(networks._DATA))
+    networks.register(tiny_pair.SPEC)
+    run = runstate.RunState([], [], refcache_mode="off")
+    runstate.activate(run)
+    yield tiny_pair
+    runstate.deactivate(run)
+
+
+def test_the_references_are_specs_in_the_literal_order():
+    assert networks.names()[:len(E.NETWORKS)] == E.NETWORKS
+    assert [s.name for s in networks.references()] == list(E.NETWORKS)
+    assert [r.id for r in registry.REFERENCES][:2] == ["torch-mnist_cnn-module", "torch-mnist_cnn-sequential"]
+    for name in E.NETWORKS:
+        spec = networks.get(name)
+        x, y = spec.split("test", 5)
+        assert x.shape == spec.input.batch_shape(5) and x.dtype.kind == np.dtype(spec.input.dtype).kind
+        assert y.shape == (5,) and y.dtype == spec.target.dtype
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"input": networks.Input(shape=(3,), kind="audio")}, "input.kind 'audio'"),
+    ({"input": networks.Input(shape=(42,), kind="tokens")}, "input.vocab"),
+    ({"input": networks.Input(shape=(6,), kind="features")}, "input.draw_range"),
+    ({"target": networks.Target(kind="regression", classes=1)}, "target.kind 'regression'"),
+    ({"builders": {"jax": {}}}, "builders ['jax']"),
+    ({"init_laws": {"nope.kernel": ("uniform", 1.0)}}, "init_laws names ['nope.kernel']"),
+])
+def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, named):
+    from suites.plugin_samples import tiny_pair
+
+    with pytest.raises(networks.SpecError, match="network spec 'tiny_mlp': bad .*" + named.replace("[", r"\[")
+                       .replace("]", r"\]")):
+        dataclasses.replace(tiny_pair.SPEC, **change)
+
+
+def test_unknown_and_twice_registered_names_are_refused(tiny):
+    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tiny_mlp"):
+        networks.get("nope")
+    with pytest.raises(networks.SpecError, match="already registered"):
+        networks.register(dataclasses.replace(tiny.SPEC))
+    with pytest.raises(networks.SpecError, match="is not a NetworkSpec"):
+        networks.register({"name": "x"})
+
+
+@pytest.mark.frameworks("keras")
+def test_a_registered_network_runs_the_catalogues_checks(tiny):
+    """The sample pair, registered: its references are its spec's builders, and the shape, count,
+    weight-transfer and forward checks run on it unchanged. Its Keras twin conforms to its torch
+    one; the tanh variant is rejected by forward parity."""
+    from suites.checks import equivalence, parameters, shapes
+
+    torch_ref, keras_ref = registry.reference("torch", "tiny_mlp"), registry.reference("keras", "tiny_mlp")
+    assert (torch_ref.id, keras_ref.id) == ("torch-tiny_mlp-module", "keras-tiny_mlp-sequential")
+    twin = registry.build(keras_ref, seed=1)
+    for check in (parameters.check_param_count_per_layer, parameters.check_param_count_total,
+                  parameters.check_all_trainable, equivalence.check_transfer_refuses_bad_shapes):
+        check(twin)
+    for batch in (1, 7):
+        shapes.check_output_shape(twin, batch)
+        shapes.check_layer_shapes(twin, batch)
+    equivalence.check_weight_roundtrip(twin, torch_ref.id)
+    for direction in ("into", "from"):
+        got = equivalence.check_forward_parity(twin, torch_ref.id, direction)
+        assert got["forward_max_abs_diff"] < 1e-5, got
+    equivalence.check_forward_parity_hypothesis(twin, torch_ref.id)
+
+    faulty = registry.build(registry.ImplSpec("candidate-keras-tiny_mlp-tanh", "tiny_mlp", "keras", "tanh",
+                                              f"{tiny.__name__}:keras_tanh", "candidate"), seed=1)
+    parameters.check_param_count_total(faulty)  # the same parameters: only what it computes differs
+    with pytest.raises(AssertionError, match="outputs differ"):
+        equivalence.check_forward_parity(faulty, torch_ref.id, "from")
+
+
+def test_a_twin_of_an_unknown_network_is_refused():
+    from suites.plugin_samples import tiny_pair
+
+    spec = registry.ImplSpec("torch-nope-module", "nope", "torch", "module", f"{tiny_pair.__name__}:torch_model",
+                             "candidate")
+    with pytest.raises(networks.SpecError, match="unknown network 'nope'"):  # a usage error, not a CandidateError
+        registry.build(spec)
