@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fixtures import expected as E
+from impls import networks
 from suites import oracle as O
 from suites.checks.optimizer import subject_replay
 from suites.helpers import run_check
@@ -32,6 +33,7 @@ class _CountingTwin:
 
     def __init__(self, name, fail_at=None):
         self.name, self.spec, self.network, self.steps, self.fail_at = name, ("spec", name), "tweet_fasttext", 0, fail_at
+        self.net = networks.get(self.network)
 
     def set_weights(self, weights):
         self.w = {k: v.copy() for k, v in weights.items()}

@@ -100,7 +100,7 @@ def test_torch_steps_on_its_own_gradients_are_the_canonical_round_trip_bit_for_b
             monkeypatch.setattr(twin, "_step_grads", lambda *a, **k: Twin._step_grads(twin, *a, **k))
             monkeypatch.setattr(twin, "_step_apply", lambda g: Twin._step_apply(twin, g))
         twin.set_weights(training.trajectory_start("mnist_cnn"))
-        x, y = training.D.split("mnist_cnn", "train", 64 * STEPS)
+        x, y = networks.get("mnist_cnn").split("train", 64 * STEPS)
         kept = []
         losses = twin.train_steps(x, y, 64, STEPS, T.TRAJECTORY_SEED, after_step=lambda i: kept.append(twin.get_weights()),
                                   dropout_seed=T.TRAJECTORY_DROPOUT_SEED if dropout else None)
@@ -138,7 +138,7 @@ def test_a_sparse_gradient_is_refused_with_the_fix_named(tmp_path):
                     "optimizer": lambda params: torch.optim.SGD(params, lr=0.1)}
     '''))
     twin = registry.build(registry.parse_impl(f"tweet_fasttext={path}:factory"), seed=1)
-    x, y = training.D.split("tweet_fasttext", "train", 32)
+    x, y = networks.get("tweet_fasttext").split("train", 32)
     for step in (lambda: twin.loss_and_grads(x, y), lambda: twin.train_steps(x, y, 32, 1, 0)):
         with pytest.raises(CandidateError, match=r"emb\.weight got a torch\.sparse_coo gradient.*sparse=False"):
             step()
