@@ -17,7 +17,7 @@ import numpy as np
 from impls import networks, randomness
 
 OUTPUT_KINDS = ("logits", "log_probs", "probs")
-PARAM_KINDS = ("conv", "dense", "embedding")  # layer kinds that own the reference's parameters
+PARAM_KINDS = networks.MAPPED_KINDS  # layer kinds whose parameters the adapters map (impls/networks/)
 
 
 class CandidateError(Exception):

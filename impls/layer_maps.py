@@ -36,11 +36,16 @@ class LayerMapError(ValueError):
     """A layer's tensors do not fit its kind's map: the message names the tensor and the fix."""
 
 
-def _names(kind: str, got: dict, known: tuple, framework: str) -> None:
+def _names(kind: str, got: dict, known: tuple, framework: str, needed: tuple = ()) -> None:
+    """Refuse a tensor the kind does not hold, and a missing one of ``needed``."""
     odd = sorted(set(got) - set(known))
     if odd:
         raise LayerMapError(f"{framework} {kind} tensor(s) {', '.join(odd)} have no counterpart in the other "
                             f"framework (a {kind} layer holds {', '.join(known)})")
+    missing = [k for k in needed if k not in got]
+    if missing:
+        raise LayerMapError(f"{framework} {kind} layer without {', '.join(missing)}: a {kind} layer holds "
+                            f"{', '.join(known)}")
 
 
 def _conv_to_canonical(w: np.ndarray) -> np.ndarray:
@@ -72,12 +77,22 @@ _KERAS = {
 }
 
 
+# What a layer of each kind cannot lack (a bias, BatchNorm's gamma and beta may be absent).
+_NEEDED = {"conv": ("kernel",), "dense": ("kernel",), "embedding": ("embeddings",),
+           "batchnorm": ("moving_mean", "moving_variance"), "gru": ("kernel", "recurrent_kernel"),
+           "lstm": ("kernel", "recurrent_kernel")}
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise LayerMapError(f"no weight map for a layer of kind {kind!r}; the kinds mapped are {', '.join(KINDS)}")
 
 
 def _check_recurrent(kind: str, tensors: dict) -> None:
+    projected = sorted(k for k in tensors if k.startswith("weight_hr"))
+    if projected:
+        raise LayerMapError(f"torch {kind} tensor(s) {', '.join(projected)}: an LSTM with proj_size > 0 has no "
+                            "Keras twin; build it with proj_size=0")
     deeper = sorted(k for k in tensors if k not in _TORCH_RNN)
     if deeper:
         raise LayerMapError(f"torch {kind} tensor(s) {', '.join(deeper)}: a stacked or bidirectional layer has no "
@@ -91,18 +106,23 @@ def torch_to_canonical(kind: str, tensors: dict) -> dict:
     _check_kind(kind)
     t = {k: np.asarray(v) for k, v in tensors.items()}
     if kind in ("conv", "dense"):
-        _names(kind, t, ("weight", "bias"), "torch")
+        _names(kind, t, ("weight", "bias"), "torch", needed=("weight",))
         out = {"kernel": _conv_to_canonical(t["weight"]) if kind == "conv" else np.ascontiguousarray(t["weight"].T)}
         if "bias" in t:
             out["bias"] = t["bias"].copy()
         return out
     if kind == "embedding":
-        _names(kind, t, ("weight",), "torch")
+        _names(kind, t, ("weight",), "torch", needed=("weight",))
         return {"embeddings": t["weight"].copy()}
     if kind == "batchnorm":
         _names(kind, t, _TORCH_BN, "torch")
+        if "running_mean" not in t or "running_var" not in t:
+            raise LayerMapError("torch batchnorm without running_mean and running_var (track_running_stats=False) "
+                                "normalises with the batch's statistics in evaluation too, which no Keras layer "
+                                "does; build it with track_running_stats=True")
         return {_BN[k]: v.copy() for k, v in t.items() if k in _BN}
     _check_recurrent(kind, t)
+    _names(kind, t, _TORCH_RNN, "torch", needed=("weight_ih_l0", "weight_hh_l0"))
     order = _GRU_ORDER if kind == "gru" else (0, 1, 2, 3)
     out = {"kernel": _gates(t["weight_ih_l0"], order, 0).T.copy(),
            "recurrent_kernel": _gates(t["weight_hh_l0"], order, 0).T.copy()}
@@ -119,7 +139,7 @@ def canonical_to_torch(kind: str, canonical: dict) -> dict:
     ``torch_to_canonical`` (for an LSTM's biases, up to their split: see the module's note)."""
     _check_kind(kind)
     c = {k: np.asarray(v) for k, v in canonical.items()}
-    _names(kind, c, _KERAS[kind], "canonical")
+    _names(kind, c, _KERAS[kind], "canonical", needed=_NEEDED[kind])
     if kind in ("conv", "dense"):
         out = {"weight": _conv_from_canonical(c["kernel"]) if kind == "conv" else np.ascontiguousarray(c["kernel"].T)}
         if "bias" in c:
@@ -149,7 +169,7 @@ def keras_to_canonical(kind: str, weights: dict) -> dict:
     layout is Keras's: the names are checked, the values copied)."""
     _check_kind(kind)
     w = {k: np.asarray(v) for k, v in weights.items()}
-    _names(kind, w, _KERAS[kind], "keras")
+    _names(kind, w, _KERAS[kind], "keras", needed=_NEEDED[kind])
     if kind == "gru" and "bias" in w and w["bias"].ndim != 2:
         raise LayerMapError(f"a Keras GRU with a bias of shape {w['bias'].shape} (reset_after=False) computes "
                             "another formula than torch's nn.GRU; build it with reset_after=True (the default)")

@@ -64,6 +64,15 @@ def _flat_rows(kernel: np.ndarray, hwc: tuple, to_canonical: bool) -> np.ndarray
     return np.ascontiguousarray(kernel).reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
 
 
+def _copied(value):
+    """A copy of a param group's value, or the value itself where it cannot be copied (a
+    scheduler's own bookkeeping: a generator, a lock)."""
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value
+
+
 def _transposed(matrix: np.ndarray) -> np.ndarray:
     """matrix.T as a new C-contiguous array, by torch's blocked transpose (5x numpy's here)."""
     return torch.from_numpy(np.ascontiguousarray(matrix)).T.contiguous().numpy()
@@ -455,8 +464,13 @@ class TorchTwin(Twin):
     def learning_rates_by_group(self, steps_per_epoch, epochs):
         """Every param group's learning rate at every step (the scheduler stepped per epoch),
         each group named by the parameters it holds."""
-        labels, epochs_settings = self.group_settings_by_epoch(epochs)
-        labels = [", ".join(held[:4]) + (", ..." if len(held) > 4 else "") for held in labels]
+        held, epochs_settings = self.group_settings_by_epoch(epochs)
+        changed = next((e for e, groups in enumerate(epochs_settings) if len(groups) != len(held)), None)
+        if changed is not None:
+            raise CandidateError(f"the recipe's scheduler changes the optimizer's param groups: "
+                                 f"{len(epochs_settings[changed])} from epoch {changed}, {len(held)} when built; "
+                                 "build every param group with the optimizer")
+        labels = [", ".join(names[:4]) + (", ..." if len(names) > 4 else "") for names in held]
         if len(labels) == 1:
             labels = ["all parameters"]
         return {label: np.repeat(np.asarray([groups[i]["lr"] for groups in epochs_settings], dtype=np.float64),
@@ -464,27 +478,30 @@ class TorchTwin(Twin):
                 for i, label in enumerate(labels)}
 
     def group_settings_by_epoch(self, epochs):
-        """([the parameters each param group holds], [[each group's settings but its parameters]
-        per epoch]) for the epochs of the budget: a throwaway optimizer built with the recipe's
-        scheduler, which is stepped once per epoch as ``fit_epoch`` steps it. Every setting a
-        scheduler changes (a learning rate, OneCycleLR's momentum or betas, a hand-written
-        scheduler's weight decay) is seen at the epoch it changes; no step is taken."""
+        """([the parameters each param group holds when built], [[each group's settings but its
+        parameters] per epoch]) for the epochs of the budget: a throwaway optimizer built with the
+        recipe's scheduler, which is stepped once per epoch as ``fit_epoch`` steps it. Every
+        setting a scheduler changes (a learning rate, OneCycleLR's momentum or betas, a
+        hand-written scheduler's weight decay) is seen at the epoch it changes. No optimizer step
+        is taken, so a scheduler that decides from the optimizer's state (its step count) is not
+        seen here. A value that cannot be copied (a scheduler's own generator) is kept as it is."""
         self._need_recipe()
         names = {id(p): n for n, p in self.model.named_parameters()}
         out = []
         try:
             opt = self.optimizer_fn(self.model.parameters())
+            held = [[names.get(id(p), "?") for p in group["params"]] for group in opt.param_groups]
             sched = self.scheduler_fn(opt) if self.scheduler_fn else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
                 for _ in range(epochs):
-                    out.append([{k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+                    out.append([{k: _copied(v) for k, v in group.items() if k != "params"}
                                 for group in opt.param_groups])
                     if sched is not None:
                         sched.step()
         except Exception as exc:
             raise CandidateError(f"the recipe's optimizer or scheduler raised {type(exc).__name__}: {exc}") from exc
-        return [[names.get(id(p), "?") for p in group["params"]] for group in opt.param_groups], out
+        return held, out
 
     def fit_epoch(self, x, y, epoch, batch_size, seed):
         self._need_recipe()

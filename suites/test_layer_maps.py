@@ -163,3 +163,11 @@ def test_layers_without_a_twin_are_refused_with_the_tensor_named():
         layer_maps.torch_to_canonical("layernorm", {})
     with pytest.raises(layer_maps.LayerMapError, match="torch dense tensor.*lora_A"):
         layer_maps.torch_to_canonical("dense", {"weight": np.zeros((2, 3)), "lora_A": np.zeros((1, 3))})
+    with pytest.raises(layer_maps.LayerMapError, match="weight_hr_l0.*proj_size=0"):
+        layer_maps.torch_to_canonical("lstm", _torch_tensors(torch.nn.LSTM(IN, H, proj_size=2)))
+    with pytest.raises(layer_maps.LayerMapError, match="track_running_stats=True"):
+        layer_maps.torch_to_canonical("batchnorm", _torch_tensors(torch.nn.BatchNorm1d(H, track_running_stats=False)))
+    with pytest.raises(layer_maps.LayerMapError, match="torch conv layer without weight"):
+        layer_maps.torch_to_canonical("conv", {"bias": np.zeros(3)})
+    with pytest.raises(layer_maps.LayerMapError, match="keras gru layer without recurrent_kernel"):
+        layer_maps.keras_to_canonical("gru", {"kernel": np.zeros((3, 15))})

@@ -244,3 +244,20 @@ def test_a_setting_a_scheduler_changes_later_is_compared_at_that_epoch():
     assert late.startswith("betas (0.85, 0.999) from epoch 5"), late
     late, = differences("known_bad-torch_mnist_cnn_late_weight_decay")
     assert late.startswith("weight_decay 0.0001 from epoch 7"), late
+    assert differences("known_good-torch_mnist_cnn_labelled_groups") == []  # a "name" label, a generator kept
+
+
+@pytest.mark.frameworks("torch")
+def test_a_scheduler_that_adds_a_param_group_is_named_not_crashed():
+    from impls import registry
+    from impls.adapter import CandidateError
+    from suites.checks import options
+
+    spec = registry.ImplSpec("candidate-torch-mnist_cnn-adds", "mnist_cnn", "torch", "adds",
+                             "suites.plugin_samples.bad_factories:scheduler_adds_a_group", "candidate")
+    twin = registry.build(spec)
+    assert options.optimizer_differences(twin)[0] == [
+        "2 param groups from epoch 3 (the scheduler changed them), 1 when the optimizer was built"]
+    with pytest.raises(CandidateError, match="changes the optimizer's param groups: 2 from epoch 3"):
+        twin.learning_rates_by_group(938, 14)
+    assert options._same([0.9, 0.999], (0.9, 0.999)) and not options._same([0.9, 0.99], (0.9, 0.999))

@@ -275,7 +275,7 @@ def _trajectory_examples(network: str) -> int:
 
 def trajectory_data(network: str) -> tuple:
     """The trajectory's examples: the train split's first TRAJECTORY_PASS_BATCHES full batches and
-    one of the size of the epoch's last batch (E.LAST_BATCH), so that each pass over them ends in
+    one of the size of the epoch's last batch (the spec's last_batch), so that each pass over them ends in
     a shorter batch, as every epoch of the recipe does, and the next pass is reshuffled."""
     return networks.get(network).split("train", _trajectory_examples(network))
 

@@ -27,6 +27,9 @@ from fixtures import expected as E
 # image: float32, canonical NHWC, torch NCHW; features: float32 (B, ...), the same layout in both;
 # tokens: integer ids (B, T), int64 for torch, int32 for Keras.
 INPUT_KINDS = ("image", "features", "tokens")
+# The kinds of parameterised layer the adapters map between the frameworks today; impls/layer_maps.py
+# also maps batchnorm, gru and lstm layers, which the adapters do not use yet.
+MAPPED_KINDS = ("conv", "dense", "embedding")
 TARGET_KINDS = ("classes", "binary")  # classes: int64 ids, softmax cross-entropy; binary: {0, 1}, sigmoid BCE
 
 
@@ -46,7 +49,8 @@ class Input:
 
     @property
     def dtype(self) -> type:
-        """The canonical numpy dtype: float32 images and features, int64 token ids."""
+        """The canonical numpy dtype of drawn inputs, and of the ids a torch twin receives:
+        float32 images and features, int64 token ids (the data may hold ids as int32)."""
         return np.int64 if self.kind == "tokens" else np.float32
 
     def batch_shape(self, batch: int) -> tuple:
@@ -125,6 +129,10 @@ class NetworkSpec:
             problems.append(f"target.kind {self.target.kind!r} (use one of {', '.join(TARGET_KINDS)})")
         if set(self.builders) - {"torch", "keras"} or not self.builders:
             problems.append(f"builders {sorted(self.builders)} (name torch and keras builders)")
+        unmapped = sorted({row[1] for row in self.param_layers} - set(MAPPED_KINDS))
+        if unmapped:
+            problems.append(f"param_layers of kind {', '.join(unmapped)} (the adapters map layers of kind "
+                            f"{', '.join(MAPPED_KINDS)})")
         if set(self.init_laws) - set(self.canonical_weights):
             problems.append(f"init_laws names {sorted(set(self.init_laws) - set(self.canonical_weights))}, "
                             "which are not canonical weights")

@@ -184,7 +184,7 @@ def loss_pair(twin, rows: int, n: int = 64) -> tuple[float, float]:
 
 def check_loss_parity(twin):
     """The recipe's loss on given outputs equals the reference loss (CE / BCE from logits), on 64
-    rows, on the recipe's batch size and on the epoch's last, shorter batch (E.LAST_BATCH): a loss
+    rows, on the recipe's batch size and on the epoch's last, shorter batch (the spec's last_batch): a loss
     normalised by a fixed batch size is right on one batch size only."""
     n = 64
     diffs = {}

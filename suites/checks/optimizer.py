@@ -6,7 +6,7 @@ bias-corrected first moment is that gradient for any beta1; AMSGrad: with a cons
 never falls), and a hyperparameter slip made in both references. Here each twin replays
 ``E.OPTIMIZER_REPLAY_STEPS`` distinct gradients recorded from real training batches
 (``suites/oracle.py``), and after every step its weights are compared with a float64 oracle of
-the literal recipe (``E.OPTIMIZER``) and with the partner reference fed the same gradients.
+the literal recipe (the spec's ``optimizer``) and with the partner reference fed the same gradients.
 
 Errors are per tensor, relative to the tensor's scale of cumulative update over the replay, and
 counted beyond the half ulp per step that fp32 storage of the weights alone accounts for
@@ -90,8 +90,8 @@ def check_optimizer_dynamics(twin, partner):
 
 def check_recipe_declarations(twin):
     """What a recipe declares beyond its loss and optimizer (a torch dict's ``batch_size`` and
-    ``epochs``) must be the literal recipe: the suite trains at ``E.TRAIN_BATCH`` for
-    ``E.BUDGET_EPOCHS``, so a different declared value would otherwise be silently ignored."""
+    ``epochs``) must be the literal recipe: the suite trains at the spec's ``train_batch``
+    for its ``budget_epochs``, so a different declared value would otherwise be silently ignored."""
     want = {"batch_size": twin.net.train_batch, "epochs": twin.net.budget_epochs}
     wrong = [f"{key} {twin.declared[key]!r} (the recipe's is {value})" for key, value in want.items()
              if key in twin.declared and twin.declared[key] != value]

@@ -16,6 +16,9 @@ scheduler stepped as ``fit_epoch`` steps it, against the torch reference's at th
 learning rate is left to check_lr_schedule_parity there, which judges it by value at every step
 (a schedule written as another class may differ from the recipe's by an ulp). Keras's settings do
 not change between epochs (its schedules are learning-rate schedules, compared by value).
+Not seen: a scheduler that decides from the optimizer's state (its step count), since the
+throwaway optimizer takes no step, and a scheduler that changes the optimizer's state (clears
+Adam's moments) rather than a setting.
 """
 
 from __future__ import annotations
@@ -31,14 +34,18 @@ from suites.helpers import failure
 HARMLESS = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "options_harmless.json").read_text())
 
 
-def optimizer_options(twin) -> list:
-    """[(options, the parameters the group holds or None)] per param group (Keras: one group)."""
+def optimizer_options(twin, also=()) -> list:
+    """[(options, the parameters the group holds or None)] per param group (Keras: one group).
+    torch: the settings the optimizer reads, the keys of its ``defaults`` (and those in ``also``,
+    the reference's); a key a user adds to a group for their own use (a ``name`` label) is not one."""
     if not twin.has_recipe:
         raise NoRecipe(f"{twin.name} carries no optimizer (model-only)")
     if twin.framework == "torch":
         opt = twin.optimizer_fn(twin.model.parameters())  # a throwaway: no step is taken
         names = {id(p): n for n, p in twin.model.named_parameters()}
-        return [({k: v for k, v in group.items() if k != "params"}, sorted(names.get(id(p), "?") for p in group["params"]))
+        read = set(opt.defaults) | set(also)
+        return [({k: v for k, v in group.items() if k != "params" and k in read},
+                 sorted(names.get(id(p), "?") for p in group["params"]))
                 for group in opt.param_groups]
     return [(dict(twin.model.optimizer.get_config()), None)]
 
@@ -54,10 +61,17 @@ def _reference_layer_options(framework: str, network: str) -> dict:
     return registry.build(registry.reference(framework, network), seed=1).layer_options()
 
 
+def _same(a, b) -> bool:
+    """Equal settings; a list and a tuple of the same values are the same setting (betas)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 def _differences(got: dict, want: dict, harmless: dict) -> list:
     keys = sorted((set(got) | set(want)) - set(harmless))
     missing = object()
-    return [(k, got.get(k, missing), want.get(k, missing)) for k in keys if got.get(k, missing) != want.get(k, missing)]
+    return [(k, got.get(k, missing), want.get(k, missing)) for k in keys if not _same(got.get(k, missing), want.get(k, missing))]
 
 
 def _show(value) -> str:
@@ -84,10 +98,10 @@ def optimizer_differences(twin) -> tuple[list, int, int]:
     the first such epoch. Returns them with the number of param groups and of options compared
     per group. A twin of neither framework has none (it fails elsewhere: its factory). Raises
     NoRecipe for a bare model."""
-    mine = optimizer_options(twin)
     if twin.framework not in HARMLESS:
-        return [], len(mine), 0
+        return [], len(optimizer_options(twin)), 0
     (want, _), = _reference_options(twin.framework, twin.network)
+    mine = optimizer_options(twin, also=want)
     problems, differing = [], set()
     for i, (options, params) in enumerate(mine):
         for name, a, b in _differences(options, want, HARMLESS[twin.framework]):
@@ -111,11 +125,15 @@ def _epoch_differences(twin, built: list, want: dict, already: set) -> list:
     reference's); keys a scheduler adds for its own bookkeeping (``initial_lr``, OneCycleLR's
     ``max_lr``) are not settings the optimizer reads. Settings in ``already`` (differing at build)
     are not named again."""
-    held, mine = twin.group_settings_by_epoch(twin.net.budget_epochs)
+    _, mine = twin.group_settings_by_epoch(twin.net.budget_epochs)
     reference = _reference_settings_by_epoch(twin.network)
     harmless = HARMLESS["torch"] | HARMLESS["torch_by_epoch"]
     problems, seen = [], set(already)
     for epoch, (groups, (theirs, *_)) in enumerate(zip(mine, reference)):
+        if len(groups) != len(built):
+            problems.append(f"{len(groups)} param groups from epoch {epoch} (the scheduler changed them), "
+                            f"{len(built)} when the optimizer was built")
+            break
         for i, options in enumerate(groups):
             keys = set(built[i][0]) | set(want)
             for name, a, b in _differences({k: v for k, v in options.items() if k in keys},
@@ -123,7 +141,7 @@ def _epoch_differences(twin, built: list, want: dict, already: set) -> list:
                 if (i, name) not in seen:
                     seen.add((i, name))
                     when = "the scheduler's construction" if epoch == 0 else f"the scheduler's step {epoch}"
-                    problems.append(f"{_where(i, len(groups), held[i])}{name} {_show(a)} from epoch {epoch} "
+                    problems.append(f"{_where(i, len(groups), built[i][1])}{name} {_show(a)} from epoch {epoch} "
                                     f"(set at {when}), the reference's {_show(b)}")
     return problems
 

@@ -4,19 +4,18 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from fixtures import expected as E
 from impls import networks
 from suites.helpers import batch_shape, sample_input
 
 
 def _layer_problems(network, rec, row, batch) -> list[str]:
-    """What differs between one observed layer and its row (ref, kind, in, out) of E.PARAM_LAYERS."""
+    """What differs between one observed layer and its row (ref, kind, in, out) of the spec's param_layers."""
     ref, kind, in_shape, out_shape = row
     problems = []
     where = f"layer {rec.name} ({rec.type}, reference {ref})"
     if rec.kind != kind:
         problems.append(f"{where}: is a {rec.kind} layer, expected {kind}")
-    fused = E.FUSED_LAYERS.get((network, ref))
+    fused = networks.get(network).fused_layers.get(ref)
     for what, got, want in (("input", rec.in_shape, in_shape), ("output", rec.out_shape, out_shape)):
         want = batch_shape(want, batch)
         if what == "output" and fused and got is not None and tuple(got) == batch_shape(fused[1], batch):
@@ -27,7 +26,7 @@ def _layer_problems(network, rec, row, batch) -> list[str]:
 
 
 def _param_layer_problems(network, observed, batch) -> list[str]:
-    """The layers with parameters, in order, against E.PARAM_LAYERS: missing, extra or misshapen."""
+    """The layers with parameters, in order, against the spec's param_layers: missing, extra or misshapen."""
     problems = []
     expected = networks.get(network).param_layers
     for rec, row in zip(observed, expected):
@@ -54,7 +53,7 @@ def _optional_kind_problems(kind, got, want, batch) -> list[str]:
 
 
 def _optional_layer_problems(network, layers, batch) -> list[str]:
-    """The layers without parameters that E.OPTIONAL_LAYERS lists, where the twin has them as layers."""
+    """The layers without parameters that the spec's optional_layers lists, where the twin has them as layers."""
     problems = []
     optional = networks.get(network).optional_layers
     for kind in dict.fromkeys(k for _, k, _ in optional):
