@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from impls import frameworks, registry
+from impls import frameworks, networks, registry
 from suites import refcache, runstate, training
 
 pytestmark = pytest.mark.selftest
@@ -192,6 +192,8 @@ def test_a_runs_later_epochs_do_not_depend_on_what_was_built_between_them(cache,
     split = D.split
     monkeypatch.setattr(D, "split", lambda network, part: tuple(a[:640 if part == "train" else 200]
                                                                 for a in split(network, part)))
+    monkeypatch.setattr(networks, "_DATA", {})  # the specs' loaded splits: loaded again, through the patch
+    assert len(networks.get("mnist_cnn").split("train")[0]) == 640
     spec = registry.reference("torch", "mnist_cnn")
     refcache.set_mode("off")
     straight = [e["train_loss"] for e in training.train(spec, 3, epochs=2, to_gate=False).epochs]
