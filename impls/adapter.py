@@ -92,6 +92,12 @@ def layer_kind(type_name: str) -> str:
     return "other"
 
 
+def is_recurrent_cell(type_name: str) -> bool:
+    """A recurrent cell (torch's nn.GRUCell, Keras's GRUCell), called once per step of a loop its
+    model writes: its input is one step, so the sequence's shape is not its to compare."""
+    return layer_kind(type_name) in ("gru", "lstm") and type_name.endswith("Cell")
+
+
 def nchw_flat_to_nhwc_flat(x: np.ndarray, hwc: tuple) -> np.ndarray:
     """Reorder the last axis of features flattened as (C, H, W) into (H, W, C) order."""
     h, w, c = hwc

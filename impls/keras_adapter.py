@@ -12,20 +12,27 @@ from impls import frameworks  # noqa: F401  (import order)
 import keras
 import tensorflow as tf
 
-from impls import randomness
+from impls import layer_maps, randomness
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
-                           batch_order, check_canonical_shape, layer_kind)
+                           batch_order, check_canonical_shape, is_recurrent_cell, layer_kind)
 
 # Keras's random functions other than dropout and normal: a training-mode forward that calls one
 # of them draws random numbers that cannot be shared with the partner (random preprocessing
 # layers, AlphaDropout, a custom layer).
 _OTHER_RANDOM = ("uniform", "categorical", "randint", "truncated_normal", "shuffle", "gamma", "binomial", "beta")
 
-_CANON = {
-    "conv": {"kernel": "kernel", "bias": "bias"},
-    "dense": {"kernel": "kernel", "bias": "bias"},
-    "embedding": {"embeddings": "embeddings"},
+_CANON = {  # the canonical layout is Keras's: names are checked (impls/layer_maps.py), values kept
+    kind: {name: name for name in names} for kind, names in layer_maps.KERAS_TENSORS.items()
 }
+_RECURRENT = ("gru", "lstm")
+
+
+def _kind(layer) -> str:
+    """A layer's kind; a generic ``keras.layers.RNN`` is of its cell's kind (RNN(GRUCell(...)) is a GRU)."""
+    kind = layer_kind(type(layer).__name__)
+    if kind == "other" and isinstance(layer, keras.layers.RNN):
+        return layer_kind(type(layer.cell).__name__)
+    return kind
 
 
 def _short(var) -> str:
@@ -255,9 +262,12 @@ class KerasTwin(Twin):
 
     # -- structure -----------------------------------------------------------------------------
     def _leaves(self):
+        """The layers that hold no other layer; a recurrent layer counts as one with its cell."""
         layers = self.model._flatten_layers(include_self=False, recursive=True)
-        return [l for l in layers if not list(l._flatten_layers(include_self=False))
-                and not isinstance(l, keras.layers.InputLayer)]
+        cells = {id(c) for l in layers if isinstance(l, keras.layers.RNN)
+                 for c in l._flatten_layers(include_self=False, recursive=True)}
+        return [l for l in layers if id(l) not in cells and not isinstance(l, keras.layers.InputLayer)
+                and (isinstance(l, keras.layers.RNN) or not list(l._flatten_layers(include_self=False)))]
 
     def _execution_order(self):
         if not hasattr(self, "_order"):
@@ -284,7 +294,7 @@ class KerasTwin(Twin):
         return dict(layer.get_config())
 
     def param_layers(self):
-        return [ParamLayer(l.name, layer_kind(type(l).__name__), type(l).__name__,
+        return [ParamLayer(l.name, _kind(l), type(l).__name__,
                            sum(int(np.prod(w.shape)) for w in l.trainable_weights),
                            sum(int(np.prod(w.shape)) for w in l.non_trainable_weights),
                            {_short(w): tuple(w.shape) for w in l.weights})
@@ -294,8 +304,13 @@ class KerasTwin(Twin):
         records = []
 
         def record(layer, inp, out):
+            kind = _kind(layer)
+            if kind in _RECURRENT:  # its last step, as torch's is compared
+                out = out[0] if isinstance(out, (list, tuple)) else out
+                out = out[:, -1] if len(out.shape) == 3 else out
+                inp = None if is_recurrent_cell(type(layer).__name__) else inp
             a, b = _np(inp), _np(out)
-            rec = LayerRecord(layer.name, layer_kind(type(layer).__name__), type(layer).__name__,
+            rec = LayerRecord(layer.name, kind, type(layer).__name__,
                               None if a is None else a.shape, None if b is None else b.shape)
             if keep_values:
                 rec.in_value, rec.out_value = a, b
@@ -383,7 +398,13 @@ class KerasTwin(Twin):
     def _canonical_items(self):
         by_name = {l.name: l for l in self._param_leaves()}
         for layer, ref in self.param_layer_map():
-            for var in by_name[layer.name].weights:
+            weights = by_name[layer.name].weights
+            if layer.kind in _RECURRENT:  # a form without a torch twin (reset_after=False) is named
+                try:
+                    layer_maps.keras_to_canonical(layer.kind, {_short(v): np.zeros(v.shape, np.float32) for v in weights})
+                except layer_maps.LayerMapError as exc:
+                    raise CandidateError(f"layer {layer.name}, mapped onto the reference layer {ref}: {exc}") from exc
+            for var in weights:
                 suffix = _CANON.get(layer.kind, {}).get(_short(var))
                 if suffix is None:
                     raise CandidateError(f"weight {layer.name}/{_short(var)} {tuple(var.shape)} has no "

@@ -67,7 +67,7 @@ _GRU_ORDER = (1, 0, 2)   # torch r, z, n -> Keras z, r, h (and back: the swap is
 _TORCH_RNN = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 _TORCH_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-_KERAS = {
+KERAS_TENSORS = _KERAS = {  # a Keras layer's weights by kind, by their short names: the canonical names
     "conv": ("kernel", "bias"),
     "dense": ("kernel", "bias"),
     "embedding": ("embeddings",),

@@ -11,15 +11,17 @@ import numpy as np
 from impls import frameworks  # noqa: F401  (import order)
 import torch
 
-from impls import randomness
+from impls import layer_maps, randomness
 from impls.speed import variants
 from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
-                           batch_order, check_canonical_shape, layer_kind,
+                           batch_order, check_canonical_shape, is_recurrent_cell, layer_kind,
                            nchw_flat_to_nhwc_flat)
 
 _DROPOUT_FUNCTIONS = {"dropout": "element", "dropout1d": "channel", "dropout2d": "channel", "dropout3d": "channel"}
 
-# framework parameter name -> canonical suffix, per layer kind
+# framework parameter name -> canonical suffix, for the kinds whose tensors map one to one (the
+# flattened-features reorder of a dense kernel is applied here); a layer of another kind (a
+# recurrent layer) maps its tensors together, by impls/layer_maps.py (_LayerMap).
 _CANON = {
     "conv": {"weight": "kernel", "bias": "bias"},
     "dense": {"weight": "kernel", "bias": "bias"},
@@ -76,6 +78,51 @@ def _copied(value):
 def _transposed(matrix: np.ndarray) -> np.ndarray:
     """matrix.T as a new C-contiguous array, by torch's blocked transpose (5x numpy's here)."""
     return torch.from_numpy(np.ascontiguousarray(matrix)).T.contiguous().numpy()
+
+
+# A recurrent cell's parameters (nn.GRUCell, nn.LSTMCell) by the names of a one-layer recurrent layer's.
+_CELL_NAMES = {"weight_ih": "weight_ih_l0", "weight_hh": "weight_hh_l0", "bias_ih": "bias_ih_l0", "bias_hh": "bias_hh_l0"}
+
+
+class _LayerMap:
+    """One torch layer mapped onto a reference layer: its parameters by name and both directions
+    of its map, {parameter name: value} <-> {canonical name: value}."""
+
+    def __init__(self, ref: str, kind: str, name: str, params: dict, flat):
+        self.ref, self.kind, self.name, self.flat = ref, kind, name, flat
+        if kind in ("gru", "lstm"):  # a cell's parameters under the layer's names, which layer_maps reads
+            params = {_CELL_NAMES.get(pname, pname): p for pname, p in params.items()}
+        self.params = params
+        if kind in _CANON:
+            self.source = {}  # canonical name -> torch name, for messages
+            for pname, p in params.items():
+                suffix = _CANON[kind].get(pname)
+                if suffix is None:
+                    raise CandidateError(f"parameter {name}.{pname} {tuple(p.shape)} has no "
+                                         f"counterpart in the reference layer {ref}")
+                self.source[f"{ref}.{suffix}"] = f"{name}.{pname}"
+        else:
+            zeros = {pname: np.zeros(tuple(p.shape), np.float32) for pname, p in params.items()}
+            self.source = {c: name for c in self.to_canonical(zeros)}
+
+    def to_canonical(self, values: dict) -> dict:
+        if self.kind in _CANON:
+            return {f"{self.ref}.{_CANON[self.kind][pname]}": _to_canonical(self.kind, pname, v, self.flat)
+                    for pname, v in values.items()}
+        try:
+            canon = layer_maps.torch_to_canonical(self.kind, values)
+        except layer_maps.LayerMapError as exc:
+            raise CandidateError(f"layer {self.name}, mapped onto the reference layer {self.ref}: {exc}") from exc
+        return {f"{self.ref}.{k}": v for k, v in canon.items()}
+
+    def from_canonical(self, values: dict) -> dict:
+        if self.kind in _CANON:
+            back = {f"{self.ref}.{suffix}": pname for pname, suffix in _CANON[self.kind].items()}
+            return {back[c]: _from_canonical(self.kind, back[c], v, self.flat) for c, v in values.items()}
+        try:
+            return layer_maps.canonical_to_torch(self.kind, {c.rsplit(".", 1)[1]: v for c, v in values.items()})
+        except layer_maps.LayerMapError as exc:
+            raise CandidateError(f"layer {self.name}, mapped onto the reference layer {self.ref}: {exc}") from exc
 
 
 class _ParameterUse(torch.overrides.TorchFunctionMode):
@@ -233,8 +280,10 @@ class TorchTwin(Twin):
 
         def hook(mod, inputs, output, name):
             inp = inputs[0] if inputs else None
+            output = _last_state(mod, output)
             rec = LayerRecord(name, layer_kind(type(mod).__name__), type(mod).__name__,
-                              _canon_shape(inp), _canon_shape(output))
+                              None if is_recurrent_cell(type(mod).__name__) else _canon_shape(inp),
+                              _canon_shape(output))
             if keep_values:
                 rec.in_value = _canon_value(inp, flat.get(name))
                 rec.out_value = _canon_value(output, None)
@@ -347,41 +396,43 @@ class TorchTwin(Twin):
                 stream.unrecognised.append(f"the forward of {type(self.model).__name__} itself")
 
     # -- weights -------------------------------------------------------------------------------
-    def _canonical_items(self):
-        """Yield (canonical name, parameter, kind, torch name, flatten info) for every parameter."""
+    def _layer_maps(self) -> list:
+        """A ``_LayerMap`` per parameter layer, in the reference's order."""
         modules = dict(self._owners())
         flat = self._flat_inputs()
-        for layer, ref in self.param_layer_map():
-            for pname, p in modules[layer.name].named_parameters(recurse=False):
-                suffix = _CANON.get(layer.kind, {}).get(pname)
-                if suffix is None:
-                    raise CandidateError(f"parameter {layer.name}.{pname} {tuple(p.shape)} has no "
-                                         f"counterpart in the reference layer {ref}")
-                yield f"{ref}.{suffix}", p, layer.kind, f"{layer.name}.{pname}", flat.get(layer.name)
+        return [_LayerMap(ref, layer.kind, layer.name, dict(modules[layer.name].named_parameters(recurse=False)),
+                          flat.get(layer.name))
+                for layer, ref in self.param_layer_map()]
 
     def get_weights(self):
         out = {}
-        for cname, p, kind, tname, flat in self._canonical_items():
-            value = _to_canonical(kind, tname.rsplit(".", 1)[1], p.detach().cpu().numpy(), flat)
-            check_canonical_shape(cname, tname, value.shape, self.network)
-            out[cname] = value.copy()
+        for lm in self._layer_maps():
+            values = lm.to_canonical({n: p.detach().cpu().numpy() for n, p in lm.params.items()})
+            for cname, value in values.items():
+                check_canonical_shape(cname, lm.source[cname], value.shape, self.network)
+                out[cname] = value.copy()
         self._check_names(set(out))
         return out
 
     def set_weights(self, weights):
-        items = list(self._canonical_items())
-        self._check_names({c for c, *_ in items})
-        for cname, p, kind, tname, flat in items:
-            if cname not in weights:
-                raise CandidateError(f"no value given for {cname} (torch parameter {tname})")
-            value = np.asarray(weights[cname])
-            check_canonical_shape(cname, tname, value.shape, self.network, given=True)
-            value = _from_canonical(kind, tname.rsplit(".", 1)[1], value, flat)
-            if tuple(value.shape) != tuple(p.shape):
-                raise CandidateError(f"{cname}: converted shape {value.shape} does not fit torch "
-                                     f"parameter {tname} {tuple(p.shape)}")
-            with torch.no_grad():
-                p.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(p.dtype))
+        maps = self._layer_maps()
+        self._check_names({c for lm in maps for c in lm.source})
+        for lm in maps:
+            given = {}
+            for cname, tname in lm.source.items():
+                if cname not in weights:
+                    raise CandidateError(f"no value given for {cname} (torch parameter {tname})")
+                given[cname] = np.asarray(weights[cname])
+                check_canonical_shape(cname, tname, given[cname].shape, self.network, given=True)
+            for pname, value in lm.from_canonical(given).items():
+                p = lm.params[pname]
+                if tuple(value.shape) != tuple(p.shape):
+                    tname = f"{lm.name}.{pname}"
+                    label = next((c for c, t in lm.source.items() if t == tname), lm.name)
+                    raise CandidateError(f"{label}: converted shape {value.shape} does not fit torch "
+                                         f"parameter {tname} {tuple(p.shape)}")
+                with torch.no_grad():
+                    p.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(p.dtype))
 
     # -- recipe --------------------------------------------------------------------------------
     def _need_recipe(self):
@@ -418,9 +469,9 @@ class TorchTwin(Twin):
     def loss_and_grads(self, x, y, training=False, stream=None):
         loss = self._backward(x, y, training, stream)
         grads = {}
-        for cname, p, kind, tname, flat in self._canonical_items():
-            g = p.grad if p.grad is not None else torch.zeros_like(p)
-            grads[cname] = _to_canonical(kind, tname.rsplit(".", 1)[1], g.detach().cpu().numpy(), flat)
+        for lm in self._layer_maps():
+            grads.update(lm.to_canonical({n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().cpu().numpy()
+                                          for n, p in lm.params.items()}))
         return loss, grads
 
     # train_steps without the canonical round trip (a permutation of the same values: 0.9 ms of
@@ -431,11 +482,11 @@ class TorchTwin(Twin):
     # keep the parameters' strides, where the round trip made them contiguous.
     def _step_grads(self, x, y, training=False, stream=None):
         loss = self._backward(x, y, training, stream)
-        return loss, list(self._canonical_items())
+        return loss, [p for lm in self._layer_maps() for p in lm.params.values()]
 
-    def _step_apply(self, items) -> None:
+    def _step_apply(self, params) -> None:
         opt = self._optimizer()
-        for _, p, *_ in items:
+        for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         opt.step()
@@ -453,9 +504,10 @@ class TorchTwin(Twin):
     def optimizer_step(self, grads):
         self._need_recipe()
         opt = self._optimizer()
-        for cname, p, kind, tname, flat in self._canonical_items():
-            g = _from_canonical(kind, tname.rsplit(".", 1)[1], np.asarray(grads[cname]), flat)
-            p.grad = torch.tensor(g, dtype=p.dtype, device=p.device)  # a copy: an optimizer may clip it in place
+        for lm in self._layer_maps():
+            for pname, g in lm.from_canonical({c: np.asarray(grads[c]) for c in lm.source}).items():
+                p = lm.params[pname]
+                p.grad = torch.tensor(g, dtype=p.dtype, device=p.device)  # a copy: an optimizer may clip it in place
         opt.step()
 
     def learning_rates(self, steps_per_epoch, epochs):
@@ -586,6 +638,19 @@ class TorchTwin(Twin):
 
     def load(self, path):
         self.model.load_state_dict(torch.load(path, weights_only=True))
+
+
+def _last_state(module, output):
+    """A recurrent layer's output as the layers of both frameworks are compared: its last step,
+    (batch, units). torch's returns (sequence, state) whatever the use; Keras's returns the last
+    step or the sequence by ``return_sequences``. Other outputs are returned as they are."""
+    if not (isinstance(output, tuple) and output and isinstance(output[0], torch.Tensor)
+            and layer_kind(type(module).__name__) in ("gru", "lstm")):
+        return output
+    sequence = output[0]
+    if sequence.dim() != 3:
+        return sequence
+    return sequence[:, -1] if getattr(module, "batch_first", False) else sequence[-1]
 
 
 def _canon_shape(t):

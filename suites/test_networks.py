@@ -47,7 +47,7 @@ def test_the_references_are_specs_in_the_literal_order():
     ({"target": networks.Target(kind="regression", classes=1)}, "target.kind 'regression'"),
     ({"builders": {"jax": {}}}, "builders ['jax']"),
     ({"init_laws": {"nope.kernel": ("uniform", 1.0)}}, "init_laws names ['nope.kernel']"),
-    ({"param_layers": (("rnn", "gru", ("B", 6), ("B", 8)),)}, "param_layers of kind gru"),
+    ({"param_layers": (("bn", "batchnorm", ("B", 6), ("B", 6)),)}, "param_layers of kind batchnorm"),
 ])
 def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, named):
     from suites.plugin_samples import tiny_pair
@@ -58,7 +58,7 @@ def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, name
 
 
 def test_unknown_and_twice_registered_names_are_refused(tiny):
-    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tiny_mlp"):
+    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tweet_gru, tiny_mlp"):
         networks.get("nope")
     with pytest.raises(networks.SpecError, match="already registered"):
         networks.register(dataclasses.replace(tiny.SPEC))

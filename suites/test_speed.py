@@ -32,9 +32,8 @@ import pytest
 
 from fixtures import expected as E
 from fixtures import tolerances as T
-from impls import frameworks, registry
+from impls import frameworks, networks, registry
 from suites.helpers import max_violation
-from fixtures import data as D
 from suites import speed, training
 
 pytestmark = pytest.mark.benchmark
@@ -44,7 +43,7 @@ SMOKE_STEPS = 2  # steps (and epoch batches) of the untimed run under --benchmar
 # (warm-up rounds, timed rounds) per figure. A full MNIST epoch takes ~55 s (torch) and ~45 s
 # (Keras) on two cores: one timed round, after a warm-up on a slice that builds graphs and caches.
 ROUNDS = {"train": (1, 3), "latency": (10, 100), "infer1000": (2, 10)}
-EPOCH_ROUNDS = {"mnist_cnn": 1, "tweet_fasttext": 3}
+EPOCH_ROUNDS = {"mnist_cnn": 1, "tweet_fasttext": 3, "tweet_gru": 1}  # a GRU epoch takes ~8 s (torch) and ~10 s (Keras)
 VARIANTS = {"torch": ("compile", "cudagraphs", "graph", "graph-nondeterministic"), "keras": ("xla",)}
 # torch.compile on a 2-core CPU costs minutes of compiling; graph's capture is skipped on a CPU
 # (its CPU-side logic is tested below, untimed).
@@ -89,7 +88,7 @@ def variant_cases(figure=None):
 
 def _train_split(network):
     """The training split, shared (and cached) with the convergence gates."""
-    return D.split(network, "train")
+    return networks.get(network).split("train")
 
 
 def _twin(spec, device, variant, benchmark=None):

@@ -27,9 +27,10 @@ from fixtures import expected as E
 # image: float32, canonical NHWC, torch NCHW; features: float32 (B, ...), the same layout in both;
 # tokens: integer ids (B, T), int64 for torch, int32 for Keras.
 INPUT_KINDS = ("image", "features", "tokens")
-# The kinds of parameterised layer the adapters map between the frameworks today; impls/layer_maps.py
-# also maps batchnorm, gru and lstm layers, which the adapters do not use yet.
-MAPPED_KINDS = ("conv", "dense", "embedding")
+# The kinds of parameterised layer the adapters map between the frameworks (recurrent layers by
+# impls/layer_maps.py); a BatchNorm layer, whose running statistics are state rather than
+# parameters, is mapped by impls/layer_maps.py but not by the adapters yet.
+MAPPED_KINDS = ("conv", "dense", "embedding", "gru", "lstm")
 TARGET_KINDS = ("classes", "binary")  # classes: int64 ids, softmax cross-entropy; binary: {0, 1}, sigmoid BCE
 
 
@@ -157,6 +158,28 @@ class NetworkSpec:
 
 
 _DATA: dict = {}  # {network: {part: (inputs, targets)}}, as ``NetworkSpec.split`` loaded them
+
+
+def from_literals(name: str, *, input: Input, target: Target, builders: dict, data: Callable, **fields) -> NetworkSpec:
+    """A reference network's spec: every literal fixtures/expected.py and fixtures/tolerances.py keep
+    under its name, gathered here once; ``fields`` add what is not keyed by name."""
+    from fixtures import tolerances as T
+
+    literals = dict(
+        output_shape=E.OUTPUT_SHAPES[name], param_layers=E.PARAM_LAYERS[name],
+        canonical_weights=E.CANONICAL_WEIGHTS[name], init_laws=E.INIT_LAWS[name], param_counts=E.PARAM_COUNTS[name],
+        total_params=E.TOTAL_PARAMS[name], non_trainable_params=E.NON_TRAINABLE_PARAMS[name],
+        optional_layers=E.OPTIONAL_LAYERS.get(name, ()),
+        fused_layers={layer: fused for (net, layer), fused in E.FUSED_LAYERS.items() if net == name},
+        stochastic_ops=E.STOCHASTIC_OPS[name], flattened_from=E.FLATTENED_FROM[name],
+        train_batch=E.TRAIN_BATCH[name], steps_per_epoch=E.STEPS_PER_EPOCH[name], last_batch=E.LAST_BATCH[name],
+        budget_epochs=E.BUDGET_EPOCHS[name], lr_schedule=E.LR_SCHEDULE[name], optimizer=E.OPTIMIZER[name],
+        gate_permille=E.GATE_PERMILLE[name], agreement_points=E.AGREEMENT_POINTS[name],
+        agreement_epochs=E.AGREEMENT_EPOCHS[name], flops_per_sample=E.FLOPS_PER_SAMPLE[name],
+        confident_head_scale=T.CONFIDENT_HEAD_SCALE[name], trajectory_window=T.TRAJECTORY_WINDOW[name],
+        trajectory_exact_steps=T.TRAJECTORY_EXACT_STEPS[name],
+        trajectory_weight_rtol_exact=T.TRAJECTORY_WEIGHT_RTOL_EXACT[name])
+    return NetworkSpec(name=name, input=input, target=target, builders=builders, data=data, **(literals | fields))
 
 
 _SPECS: dict = {}
