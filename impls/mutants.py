@@ -57,10 +57,17 @@ def _add(framework, network, family, operator, site, doc, build, equivalent=""):
 # ------------------------------------------------------------------------------------------
 # torch: the "sequential" reference, its layers edited by name; the recipe dict edited by key
 # ------------------------------------------------------------------------------------------
-def _torch_ref(network):
-    from impls import torch_mnist_cnn, torch_tweet_fasttext
+def _reference_module(network, framework):
+    """The module of the network's sequential reference builder (its spec names it)."""
+    import importlib
 
-    return torch_mnist_cnn if network == "mnist_cnn" else torch_tweet_fasttext
+    from impls import networks
+
+    return importlib.import_module(networks.get(network).builders[framework]["sequential"].split(":")[0])
+
+
+def _torch_ref(network):
+    return _reference_module(network, "torch")
 
 
 def _resize_head(items, network):
@@ -448,9 +455,7 @@ def _torch_adam_group(**settings):
 # Keras: the "sequential" reference, its layer list edited by name; compile() arguments edited
 # ------------------------------------------------------------------------------------------
 def _keras_ref(network):
-    from impls import keras_mnist_cnn, keras_tweet_fasttext
-
-    return keras_mnist_cnn if network == "mnist_cnn" else keras_tweet_fasttext
+    return _reference_module(network, "keras")
 
 
 def _keras(network, layers=None, optimizer=None, loss=None):
@@ -459,11 +464,14 @@ def _keras(network, layers=None, optimizer=None, loss=None):
     def factory():
         import keras
 
+        from impls import networks
+
         ref = _keras_ref(network)
         stack = ref.the_layers()
         if layers is not None:
             stack = layers({layer.name: layer for layer in stack}, stack)
-        shape, dtype = ((28, 28, 1), "float32") if network == "mnist_cnn" else ((ref.SEQ_LEN,), "int32")
+        spec = networks.get(network).input
+        shape, dtype = spec.shape, ("int32" if spec.kind == "tokens" else "float32")
         model = keras.Sequential([keras.Input(shape, dtype=dtype)] + stack)
         ref.compile_recipe(model)
         if optimizer is not None or loss is not None:
@@ -766,12 +774,152 @@ def _relu():
     return nn.ReLU()
 
 
+# ------------------------------------------------------------------------------------------
+# Operators by layer kind: every network whose spec has a layer of the kind gets them, at that
+# layer (its canonical name is its name in both references' sequential style), no list of networks.
+# ------------------------------------------------------------------------------------------
+def _layers_of_kind(network, kind) -> list:
+    from impls import networks
+
+    return [row[0] for row in networks.get(network).param_layers if row[1] == kind]
+
+
+def _manual_gru(gru, order=(0, 1, 2), reset_after=True, recurrent_bias=True):
+    """``gru``'s parameters (an ``nn.GRU``, batch first) in a module that writes torch's GRU
+    equations out step by step: the same function with the defaults; with ``order`` the gate
+    blocks read in another order (r and z swapped: a port that kept Keras's z, r, h order),
+    ``reset_after=False`` the reset gate applied before the recurrent product (Keras's
+    reset_after=False formula), ``recurrent_bias=False`` no recurrent bias at all."""
+    import torch
+    import torch.nn as nn
+
+    class ManualGRU(nn.Module):
+        batch_first = True
+
+        def __init__(self):
+            super().__init__()
+            self.hidden_size = gru.hidden_size
+            self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0 = gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0
+            if recurrent_bias:
+                self.bias_hh_l0 = gru.bias_hh_l0
+
+        def _blocks(self, w):
+            parts = w.chunk(3, 0)
+            return [parts[i] for i in order]
+
+        def forward(self, x):
+            (w_ir, w_iz, w_in), (w_hr, w_hz, w_hn) = self._blocks(self.weight_ih_l0), self._blocks(self.weight_hh_l0)
+            b_ir, b_iz, b_in = self._blocks(self.bias_ih_l0)
+            zero = torch.zeros_like(b_ir)
+            b_hr, b_hz, b_hn = self._blocks(self.bias_hh_l0) if recurrent_bias else (zero, zero, zero)
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+            states = []
+            for t in range(x.shape[1]):
+                xt = x[:, t]
+                r = torch.sigmoid(xt @ w_ir.T + b_ir + h @ w_hr.T + b_hr)
+                z = torch.sigmoid(xt @ w_iz.T + b_iz + h @ w_hz.T + b_hz)
+                if reset_after:
+                    n = torch.tanh(xt @ w_in.T + b_in + r * (h @ w_hn.T + b_hn))
+                else:
+                    n = torch.tanh(xt @ w_in.T + b_in + (r * h) @ w_hn.T + b_hn)
+                h = (1 - z) * n + z * h
+                states.append(h)
+            return torch.stack(states, 1), h.unsqueeze(0)
+    return ManualGRU()
+
+
+def _sequence_module(what):
+    """A parameter-free module on a GRU's (sequence, state) output or on token ids."""
+    import torch
+    import torch.nn as nn
+
+    class Sequence(nn.Module):
+        def forward(self, x):
+            if what == "mean":          # the mean of the states in place of the last one
+                return x[0].mean(1)
+            if what == "state":         # the final state, h_n: the last step's output, read another way
+                return x[1][-1]
+            if what == "flip":          # the sequence read backwards
+                return x.flip(1)
+            if what == "pad-first":     # each row's padding (id 0) moved before its tokens
+                order = torch.argsort((x != 0).to(torch.int64), dim=1, stable=True)
+                return torch.gather(x, 1, order)
+            raise ValueError(what)
+    return Sequence()
+
+
+def _torch_recurrent():
+    """GRU operators on the torch reference of every network that has a GRU layer."""
+    from fixtures import expected as E
+
+    for net in E.NETWORKS:
+        for gru in _layers_of_kind(net, "gru"):
+            add = lambda family, op, doc, layers, eq="", site=gru, net=net: _add(  # noqa: E731
+                "torch", net, family, op, site, doc, _torch(net, layers), eq)
+            add("structure", "gate-order=z,r,n", f"{gru}'s r and z gate blocks read in Keras's order",
+                _replace(gru, lambda m: _manual_gru(m, order=(1, 0, 2))))
+            add("structure", "reset-before", f"{gru}'s reset gate applied before the recurrent product "
+                "(Keras's reset_after=False formula)", _replace(gru, lambda m: _manual_gru(m, reset_after=False)))
+            add("structure", "recurrent-bias-removed", f"{gru} without its recurrent bias (bias_hh)",
+                _replace(gru, lambda m: _manual_gru(m, recurrent_bias=False)))
+            add("structure", "go-backwards", f"{gru} reads the sequence backwards",
+                lambda items, g=gru: [x for n, m in items for x in (
+                    ([("flip", _sequence_module("flip"))] if n == g else []) + [(n, m)])])
+            add("structure", "mean-of-states", f"the head reads the mean of {gru}'s states, not its last",
+                lambda items: [(n, _sequence_module("mean") if n == "last" else m) for n, m in items])
+            add("data", "padding-first", "the tweets' padding moved before their tokens, which the GRU then reads last",
+                lambda items: [("pad_first", _sequence_module("pad-first"))] + items, site="embedding")
+            add("equivalent", "written-out", f"{gru} as its equations written out, step by step",
+                _replace(gru, lambda m: _manual_gru(m)), eq="the same GRU function on the same parameters")
+            add("equivalent", "final-state", f"the head reads {gru}'s final state h_n",
+                lambda items: [(n, _sequence_module("state") if n == "last" else m) for n, m in items],
+                eq="a one-layer, one-direction GRU's final state is its last step's output", site="last")
+
+
+def _keras_recurrent():
+    """GRU operators on the Keras reference of every network that has a GRU layer."""
+    from fixtures import expected as E
+
+    for net in E.NETWORKS:
+        for gru in _layers_of_kind(net, "gru"):
+            add = lambda family, op, doc, layers, eq="", site=gru, net=net: _add(  # noqa: E731
+                "keras", net, family, op, site, doc, _keras(net, layers), eq)
+            add("structure", "reset_after=False", "GRU(reset_after=False): the reset gate before the recurrent product",
+                _k_config(gru, reset_after=False))
+            add("structure", "go_backwards", "GRU(go_backwards=True)", _k_config(gru, go_backwards=True))
+            add("structure", "recurrent_activation=hard_sigmoid", "GRU(recurrent_activation='hard_sigmoid')",
+                _k_config(gru, recurrent_activation="hard_sigmoid"))
+            add("structure", "mean-of-states", "GRU(return_sequences=True) and the mean of its states",
+                lambda by_name, stack, g=gru: [x for layer in _k_config(g, return_sequences=True)(by_name, stack)
+                                               for x in ([layer] + ([_keras_layers().GlobalAveragePooling1D(name="mean")]
+                                                                    if layer.name == g else []))])
+            add("randomness", "recurrent_dropout=0.1", "GRU(recurrent_dropout=0.1)", _k_config(gru, recurrent_dropout=0.1))
+            add("randomness", "dropout=0.1", "GRU(dropout=0.1): its inputs dropped", _k_config(gru, dropout=0.1))
+            add("data", "mask_zero-steps", "Embedding(mask_zero=True): the GRU skips the padded positions",
+                _k_config("embedding", mask_zero=True), site="embedding")
+            add("equivalent", "unroll", "GRU(unroll=True)", _k_config(gru, unroll=True), eq="the same recurrence, unrolled")
+            add("equivalent", "sequence-last", "GRU(return_sequences=True) and a layer taking its last step",
+                lambda by_name, stack, g=gru: [x for layer in _k_config(g, return_sequences=True)(by_name, stack)
+                                               for x in ([layer] + ([_keras_last_step()] if layer.name == g else []))],
+                eq="the last step of the sequence is what return_sequences=False returns")
+
+
+def _keras_last_step():
+    import keras
+
+    class LastStep(keras.layers.Layer):
+        def call(self, x):
+            return x[:, -1]
+    return LastStep(name="last")
+
+
 def _generate():
     if not _MUTANTS:
         from impls import frameworks
 
         keras = frameworks.keras is not None  # a torch-only machine: the Keras mutants cannot be built there
-        for generate in (_torch_mnist, _keras_mnist if keras else None, _torch_tweets, _keras_tweets if keras else None):
+        for generate in (_torch_mnist, _keras_mnist if keras else None, _torch_tweets, _keras_tweets if keras else None,
+                         _torch_recurrent, _keras_recurrent if keras else None):
             if generate is not None:
                 generate()
     return list(_MUTANTS)
@@ -789,7 +937,9 @@ def __getattr__(name):
         raise AttributeError(f"module 'impls.mutants' has no attribute {name!r}")
     from impls.hypotheses import hypotheses  # diagnosis's hypotheses are reached here too
 
-    for mutant in _generate() + hypotheses("mnist_cnn") + hypotheses("tweet_fasttext"):
+    from fixtures import expected as E
+
+    for mutant in _generate() + [h for net in E.NETWORKS for h in hypotheses(net)]:
         if mutant.key == name:
             return mutant.build
     raise AttributeError(f"impls.mutants has no mutant factory {name!r}")

@@ -117,6 +117,16 @@ CAUSES = {
                      "train every layer at every step (no requires_grad or trainable switch, no freezing callback)"),
     "late-update-scale": ("from some step on, an update is a constant times the reference's (a learning rate, a "
                           "scale or a rule keyed on the step count)", "use the recipe's update at every step"),
+    "gate-order": ("a GRU's gate blocks are read in another order (r and z swapped)",
+                   "reorder the gate blocks when porting: torch's are r, z, n, Keras's z, r, h (impls/layer_maps.py)"),
+    "reset-formula": ("a GRU applies its reset gate before the recurrent product (Keras's reset_after=False)",
+                      "use torch's formula: the reset gate on the recurrent product (Keras: reset_after=True)"),
+    "recurrent-bias": ("a recurrent layer lacks one of its biases", "keep both: torch's bias_ih and bias_hh, the "
+                       "(2, 3H) bias of Keras's GRU"),
+    "sequence-direction": ("a recurrent layer reads the sequence backwards", "read it forwards (go_backwards=False)"),
+    "sequence-pooling": ("the head reads the mean of a recurrent layer's states, not its last step",
+                         "read the last step (return_sequences=False)"),
+    "padding-side": ("the padding sits on the other side of the tokens", "pad after the tokens, as the data does"),
     "initialization": ("the weights are initialised from another law than the reference's",
                        "initialise as the torch reference: kaiming_uniform_(a=sqrt(5)) kernels and U(+-1/sqrt(fan_in)) "
                        "biases (Keras: VarianceScaling(1/3, 'fan_in', 'uniform') and RandomUniform(-b, b)), N(0, 1) "
@@ -144,6 +154,11 @@ CAUSE_OF = (
     ("embedding-dropout", "extra-stochastic-op"), ("extra-spatial-dropout", "extra-stochastic-op"),
     ("gaussian-*", "extra-stochastic-op"),
     ("masked-mean", "masked-mean"), ("mask_zero", "masked-mean"), ("padding-idx*", "padding-idx"),
+    ("gate-order*", "gate-order"), ("reset-before", "reset-formula"), ("reset_after=False", "reset-formula"),
+    ("recurrent-bias-removed", "recurrent-bias"), ("go-backwards", "sequence-direction"),
+    ("go_backwards", "sequence-direction"), ("mean-of-states", "sequence-pooling"), ("padding-first", "padding-side"),
+    ("mask_zero-steps", "layer-option"), ("recurrent_activation=*", "layer-option"),
+    ("recurrent_dropout=*", "extra-stochastic-op"), ("dropout=*", "extra-stochastic-op"),
 )
 PROBES = ("forward", "forward_negated", "train_forward", "loss", "loss_of_outputs", "grads", "optimizer", "schedule", "stochastic", "declared")
 
