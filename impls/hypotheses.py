@@ -118,7 +118,12 @@ def hypotheses(network: str) -> list:
     """What diagnosis (suites/diagnosis.py) matches a rejected candidate against: the torch mutants
     of the network (torch is always installed, and a mutant of either framework has its torch twin
     here), minus the equivalent ones, plus faults that combine operators or that only the other
-    framework writes naturally."""
+    framework writes naturally. A network outside the references (a user's pair) gets the
+    hypotheses that need no knowledge of its code (``pair_hypotheses``)."""
+    from fixtures import expected as E
+
+    if network not in E.NETWORKS:
+        return pair_hypotheses(network)
     out = [m for m in all_mutants("torch") if m.network == network and not m.equivalent]
     extra = []
     if network == "mnist_cnn":
@@ -196,3 +201,60 @@ def hypotheses(network: str) -> list:
     for operator, site, doc, build in extra:
         out.append(Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc, build))
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# A user's pair: operators on the modules of its torch twin, found by type, not by name
+# ------------------------------------------------------------------------------------------
+_ACTIVATIONS = ("ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "LeakyReLU", "ELU", "Softplus", "Mish", "Hardswish")
+
+
+def _on_module(network: str, site: str, change):
+    """A factory: the pair's torch twin (its first torch builder) with ``change(module)``'s result in
+    place of its submodule ``site`` (the builder's recipe dict, or bare model, kept)."""
+    def factory():
+        from impls import networks, registry
+
+        obj = registry.load_factory(next(iter(networks.get(network).builders["torch"].values())))()
+        model = obj["model"] if isinstance(obj, dict) else obj
+        parent_name, _, child = site.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, change(getattr(parent, child)))
+        return obj
+    return factory
+
+
+def pair_hypotheses(network: str) -> list:
+    """Faults a port of any network commonly has, applied to the pair's torch twin where it has the
+    module they concern: an activation missing or computed in the other framework's default form
+    (GELU's tanh approximation, Keras's LeakyReLU slopes), a dropout missing or at another rate.
+    Each is named by the module's path in the torch model."""
+    import torch.nn as nn
+
+    from impls import networks, registry
+
+    obj = registry.load_factory(next(iter(networks.get(network).builders["torch"].values())))()
+    model = obj["model"] if isinstance(obj, dict) else obj
+    found = []
+    for site, module in model.named_modules():
+        kind = type(module).__name__
+        if not site or type(module).__module__.split(".")[0] != "torch":
+            continue
+        if kind in _ACTIVATIONS:
+            found.append(("activation-removed", site, f"{site} ({kind}) removed", lambda m: nn.Identity()))
+        if kind == "GELU":
+            other = "none" if module.approximate == "tanh" else "tanh"
+            found.append((f"gelu-approximate={other}", site, f"{site}: GELU(approximate={other!r})",
+                          lambda m, a=other: nn.GELU(approximate=a)))
+        if kind == "LeakyReLU":
+            found += [(f"leaky-slope={s:g}", site, f"{site}: LeakyReLU({s:g}), {why}",
+                       lambda m, s=s: nn.LeakyReLU(s))
+                      for s, why in ((0.2, "keras.activations.leaky_relu's default"),
+                                     (0.3, "keras.layers.LeakyReLU's default"), (0.01, "torch's default"))
+                      if s != module.negative_slope]
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            found.append(("dropout-removed", site, f"{site} (rate {module.p:g}) removed", lambda m: nn.Identity()))
+            found += [(f"rate={1 - module.p:g}", site, f"{site} at rate {1 - module.p:g} (the keep probability "
+                       "taken for the rate)", lambda m, p=1 - module.p: type(m)(p))] if module.p != 0.5 else []
+    return [Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc,
+                   _on_module(network, site, change)) for operator, site, doc, change in found]

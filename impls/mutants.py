@@ -937,9 +937,9 @@ def __getattr__(name):
         raise AttributeError(f"module 'impls.mutants' has no attribute {name!r}")
     from impls.hypotheses import hypotheses  # diagnosis's hypotheses are reached here too
 
-    from fixtures import expected as E
+    from impls import networks
 
-    for mutant in _generate() + [h for net in E.NETWORKS for h in hypotheses(net)]:
+    for mutant in _generate() + [h for net in networks.names() for h in hypotheses(net)]:
         if mutant.key == name:
             return mutant.build
     raise AttributeError(f"impls.mutants has no mutant factory {name!r}")

@@ -13,7 +13,7 @@ import importlib.util
 import os
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +44,19 @@ def _ref(framework, network, style, factory):
 
 # The reference twins: every build style each reference network's spec names (impls/networks/),
 # in its order: torch's styles, then Keras's.
-def _references_of(network: networks.NetworkSpec) -> tuple:
+def references_of(network: networks.NetworkSpec) -> tuple:
     return tuple(_ref(framework, network.name, style, factory)
                  for framework, styles in network.builders.items() for style, factory in styles.items())
 
 
-REFERENCES = tuple(r for network in networks.references() for r in _references_of(network))
+REFERENCES = tuple(r for network in networks.references() for r in references_of(network))
 
 
 def all_references() -> tuple:
     """The reference twins of every network known: the reference networks' (REFERENCES), then
     those of each network registered with impls.networks.register (a user's own pair)."""
     return REFERENCES + tuple(r for name in networks.names() if name not in E.NETWORKS
-                              for r in _references_of(networks.get(name)))
+                              for r in references_of(networks.get(name)))
 
 # The seeds' published defects, shipped so that `make test` shows the suite catching them.
 # Which checks must catch each one is registered in fixtures/xfails.py, with the reason.
@@ -169,7 +169,8 @@ class ImplUsageError(ValueError):
     """A bad --impl value. The message names the problem and the fix."""
 
 
-USAGE = "--impl NAME=PATH:FACTORY (NAME is mnist_cnn or tweet_fasttext; PATH a .py file or module)"
+USAGE = ("--impl NAME=PATH:FACTORY (NAME a reference network or one given with --network; PATH a .py file or "
+         "module)")
 
 
 def parse_impl(text: str) -> ImplSpec:
@@ -203,6 +204,19 @@ def candidate_id(framework: str, network: str, ref: str) -> str:
 def load_factory(ref: str, for_option: str | None = None):
     path, _, attr = ref.rpartition(":")
     where = f" (from {for_option!r})" if for_option else ""
+    module = load_module(path, for_option)
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ImplUsageError(f"{path} has no factory named {attr!r}{where}")
+    if not callable(factory):
+        raise ImplUsageError(f"{path}:{attr} is a {type(factory).__name__}, not a zero-argument callable{where}")
+    return factory
+
+
+def load_module(path: str, for_option: str | None = None):
+    """The module a PATH (a .py file, imported once per process under a name of its own) or a
+    module name refers to."""
+    where = f" (from {for_option!r})" if for_option else ""
     if path.endswith(".py"):
         file = Path(path).expanduser()
         if not file.is_file():
@@ -211,6 +225,8 @@ def load_factory(ref: str, for_option: str | None = None):
         if mod_name in sys.modules:
             module = sys.modules[mod_name]
         else:
+            if str(file.resolve().parent) not in sys.path:  # its sibling modules import, as pytest's prepend mode does
+                sys.path.append(str(file.resolve().parent))
             spec = importlib.util.spec_from_file_location(mod_name, file)
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
@@ -224,12 +240,81 @@ def load_factory(ref: str, for_option: str | None = None):
             module = importlib.import_module(path)
         except ImportError as exc:
             raise ImplUsageError(f"cannot import module {path!r}{where}: {exc}") from exc
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise ImplUsageError(f"{path} has no factory named {attr!r}{where}")
-    if not callable(factory):
-        raise ImplUsageError(f"{path}:{attr} is a {type(factory).__name__}, not a zero-argument callable{where}")
-    return factory
+    return module
+
+
+# ------------------------------------------------------------------------------------------
+# A user's own pair: --network PATH:NAME
+# ------------------------------------------------------------------------------------------
+NETWORK_USAGE = ("--network PATH:NAME (PATH a .py file or module; NAME a NetworkSpec there, or a zero-argument "
+                 "function returning one)")
+
+
+def load_network(text: str, literals: str | None = None) -> networks.NetworkSpec:
+    """Import a user's network spec from ``--network PATH:NAME`` and register it. Its builders may be
+    functions of that file or "module:factory" strings; each becomes a reference a fresh process can
+    import again (the file's absolute path), so repro scripts rebuild the pair. ``literals``: the
+    file of its recorded literals in place of the one the spec names (--record-literals FILE)."""
+    path, sep, attr = text.rpartition(":")
+    if not sep or not path or not attr:
+        raise ImplUsageError(f"{text!r} is not of the form {NETWORK_USAGE}")
+    if path.endswith(".py"):
+        path = str(Path(path).expanduser().resolve())
+    module = load_module(path, for_option=text)
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ImplUsageError(f"{path} has no attribute {attr!r} (from {text!r}); name the spec object or the function "
+                             "that returns it")
+    if not isinstance(obj, networks.NetworkSpec) and callable(obj):
+        try:
+            obj = obj()
+        except networks.SpecError as exc:
+            raise ImplUsageError(f"{text}: {exc}") from exc
+        except Exception as exc:
+            raise ImplUsageError(f"{text}: calling {attr}() raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, networks.NetworkSpec):
+        raise ImplUsageError(f"{path}:{attr} is a {type(obj).__name__}, not an impls.networks.NetworkSpec (or a "
+                             f"zero-argument function returning one) (from {text!r})")
+    if obj.name in E.NETWORKS:
+        raise ImplUsageError(f"{text}: the spec is named {obj.name!r}, a reference network's name; give it a name of "
+                             "its own (NetworkSpec(name=...))")
+    builders = {fw: {style: _builder_ref(fn, module, path, f"{text}: builders[{fw!r}][{style!r}]")
+                     for style, fn in styles.items()} for fw, styles in obj.builders.items()}
+    missing = sorted({"torch", "keras"} - set(builders))
+    if missing:
+        raise ImplUsageError(f"{text}: the spec names no {' or '.join(missing)} builder; a pair needs a torch and a "
+                             "Keras builder (builders={'torch': {...}, 'keras': {...}})")
+    literals = literals or obj.literals
+    if literals is not None and path.endswith(".py"):  # relative to the file --network names
+        literals = str((Path(path).parent / Path(literals).expanduser()).resolve())
+    try:
+        return networks.register(replace(obj, builders=builders, literals=literals), source=f"{path}:{attr}")
+    except networks.SpecError as exc:
+        raise ImplUsageError(f"{text}: {exc}") from exc
+
+
+def _builder_ref(fn, module, path: str, where: str) -> str:
+    """A builder as "PATH:FACTORY" or "module:factory": a function of the spec's own file by that
+    file's path; a "module:factory" string naming the file's import name, likewise."""
+    if isinstance(fn, str):
+        mod, sep, attr = fn.rpartition(":")
+        if not sep:
+            raise ImplUsageError(f"{where} is {fn!r}; give a function or 'module:factory'")
+        return f"{path}:{attr}" if mod == module.__name__ else fn
+    if not callable(fn):
+        raise ImplUsageError(f"{where} is a {type(fn).__name__}; give a zero-argument function returning the model")
+    name = getattr(fn, "__name__", "")
+    if getattr(module, name, None) is fn:
+        return f"{path}:{name}"
+    owner = sys.modules.get(getattr(fn, "__module__", "") or "")
+    if owner is not None and getattr(owner, name, None) is fn:
+        file = getattr(owner, "__file__", None)
+        installed = file is None or any(part in ("site-packages", "dist-packages") for part in Path(file).parts)
+        # an installed package by its name; a module of the user's own folders by its path, which a
+        # fresh process finds without that folder on its path
+        return f"{owner.__name__}:{name}" if installed else f"{Path(file).resolve()}:{name}"
+    raise ImplUsageError(f"{where} is {fn!r}, which no import can find again (a lambda or a nested function); "
+                         "define it at the top level of a module")
 
 
 def impls_from_env() -> list[str]:

@@ -87,7 +87,8 @@ def _extras(out: Path) -> list:
 
 
 _COLOUR = {Status.PASS: "#c8f0c8", Status.FAIL: "#f8c8c8", Status.ERROR: "#f0a0f0", Status.XFAIL: "#f0e0c0",
-           Status.XPASS: "#f8a0a0", Status.SKIP: "#e0e0e0", Status.NO_RECIPE: "#f8e0a0"}
+           Status.XPASS: "#f8a0a0", Status.SKIP: "#e0e0e0", Status.NO_RECIPE: "#f8e0a0",
+           Status.NO_LITERALS: "#f8e0a0"}
 _SORT_JS = ("<script>document.querySelectorAll('th.s').forEach((th,i)=>th.onclick=()=>{const t=th.closest('table'),"
             "b=t.tBodies[0],r=[...b.rows],d=th.dataset.d=th.dataset.d==='a'?'d':'a';r.sort((x,y)=>{const "
             "p=x.cells[th.cellIndex].dataset.k||x.cells[th.cellIndex].innerText,q=y.cells[th.cellIndex].dataset.k||"

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import networks, randomness, registry
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
@@ -60,7 +61,10 @@ CAUSES = {
     "pooling-size": ("the pooling's window or stride differs", "pool 2x2 with stride 2"),
     "pooling-axis": ("the mean runs over the wrong axis", "average over the 42 positions (axis 1)"),
     "missing-activation": ("an activation is missing", "add the ReLU back"),
-    "activation-kind": ("an activation is of another kind", "use ReLU"),
+    "activation-kind": ("an activation is of another kind or form (ReLU for another; GELU's tanh approximation for "
+                        "the exact form; another LeakyReLU slope)",
+                        "use the reference's activation in the same form (the CNN's ReLU; torch nn.GELU(approximate=...) "
+                        "and keras.activations.gelu(approximate=...) alike; the same negative slope)"),
     "extra-activation": ("an activation the reference does not have", "remove it"),
     "missing-bias": ("a layer has no bias", "give the layer its bias"),
     "kernel-size": ("a kernel has another size", "use the reference's 3x3 kernels"),
@@ -137,7 +141,7 @@ CAUSES = {
 CAUSE_OF = (
     ("flatten-order*", "flatten-order"), ("kernel-transposed", "weight-layout"), ("pool-kind*", "pooling-kind"), ("pool-size*", "pooling-size"),
     ("pool-stride*", "pooling-size"), ("wrong-axis", "pooling-axis"), ("activation-removed", "missing-activation"),
-    ("relu-to-*", "activation-kind"), ("activation-added", "extra-activation"), ("bias-removed", "missing-bias"),
+    ("relu-to-*", "activation-kind"), ("gelu-approximate=*", "activation-kind"), ("leaky-slope=*", "activation-kind"), ("activation-added", "extra-activation"), ("bias-removed", "missing-bias"),
     ("kernel=*", "kernel-size"), ("padding=*", "padding"), ("*=keras-default*", "optimizer-defaults"),
     ("epsilon=torch-default", "optimizer-defaults"), ("eps=torch-default", "epsilon-placement"),
     ("eps=1e-7-torch-placement", "epsilon-placement"),
@@ -811,7 +815,11 @@ def _probes_on(h, twin) -> Probes | None:
 
 def explain(spec, failed: list, details: dict) -> list[str]:
     """The terminal and report lines for a rejected candidate: one per likely cause, or the
-    unknown cause with the first divergence (never a guess)."""
+    unknown cause with the first divergence (never a guess). A pair's torch twin (--network) is
+    what diagnosis holds its Keras twin to: its causes are named on the Keras twin's line."""
+    if spec.role == "reference" and spec.framework == "torch" and spec.network not in E.NETWORKS:
+        return [f"likely cause: see {registry.reference('keras', spec.network).id}'s line: diagnosis holds a pair's "
+                "Keras twin to its torch twin, with the faults it knows applied to the torch twin"]
     try:
         findings = diagnose(registry.build(spec, seed=0), failed)
     except Exception as exc:  # the candidate cannot even be built or probed: its checks say why

@@ -16,7 +16,8 @@ import pytest
 from fixtures import expected as E
 from impls import networks
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
-from suites.status import CheckCrashed, NoRecipeSkip, Status
+from impls.networks import NoLiterals
+from suites.status import CheckCrashed, NoLiteralsSkip, NoRecipeSkip, Status
 
 
 def at_once(*calls) -> list:
@@ -66,6 +67,8 @@ def run_one(check, twin_factory) -> CheckResult:
         return CheckResult(Status.FAIL, str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
     except NoRecipe as exc:
         return CheckResult(Status.NO_RECIPE, f"no recipe: {exc}")
+    except NoLiterals as exc:
+        return CheckResult(Status.NO_LITERALS, f"no literals: {exc}")
     except Exception as exc:
         from suites.catalogue import name_of  # the catalogue imports the checks, which import this module
 
@@ -93,6 +96,8 @@ def run_check(check, twin_factory, record=None):
             record(name, value)
     if result.status is Status.NO_RECIPE:
         raise NoRecipeSkip(result.message)
+    if result.status is Status.NO_LITERALS:
+        raise NoLiteralsSkip(result.message)
     if result.status is Status.ERROR:
         raise CheckCrashed(result.message, pytrace=False)
     if result.status is Status.FAIL:

@@ -79,7 +79,28 @@ def adam_update(theta, grad, slot, hp, t):
     return theta - lr_t * slot["m"] / (np.sqrt(slot["v"]) + hp["epsilon_hat"])
 
 
-UPDATES = {"adadelta": (adadelta_init, adadelta_update), "adam": (adam_init, adam_update)}
+# -- SGD with momentum ------------------------------------------------------------------------------
+def sgd_init(weights: dict) -> dict:
+    """A zero momentum buffer (b), per tensor."""
+    return {k: {"b": np.zeros(np.shape(w))} for k, w in weights.items()}
+
+
+def sgd_update(theta, grad, slot, hp, t):
+    """One SGD step on one tensor (torch ``optim/sgd.py``, dampening 0, not Nesterov):
+
+        b     = momentum * b + g
+        theta = theta - lr * b
+
+    keras ``src/optimizers/sgd.py`` keeps v = momentum * v - lr * g and adds it: the same
+    trajectory while the learning rate is constant (a schedule makes them differ, and the
+    trajectory check sees it)."""
+    g = _decayed(grad, theta, hp.get("weight_decay", 0.0))
+    slot["b"] = hp.get("momentum", 0.0) * slot["b"] + g
+    return theta - hp["lr"] * slot["b"]
+
+
+UPDATES = {"adadelta": (adadelta_init, adadelta_update), "adam": (adam_init, adam_update),
+           "sgd": (sgd_init, sgd_update)}
 
 
 def replay(network: str, start: dict, grads: list):
@@ -128,6 +149,8 @@ def recording(network: str) -> Recording:
     recomputed live and must equal the stored ones bit for bit. The oracle (numpy, 0.3-0.6 s) is
     run on them in every session, so what it gives always follows from the gradients. Once per
     session per network."""
+    if network not in E.NETWORKS:  # a user's pair (--network): the cache's key does not hash its file
+        return _with_oracle(network, *_record(network))
     arrays, meta = refcache.get(f"optimizer-gradients-{network}", lambda: _pack(*_record(network)),
                                 lambda arrays, meta: _verify(network, *_unpack(arrays, meta)),
                                 code=("suites/oracle.py",))

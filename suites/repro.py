@@ -43,6 +43,7 @@ import sys
 ROOT = {root!r}
 PYTHON, PREFIX = {python!r}, {prefix!r}  # the interpreter of the run that wrote this script
 IMPL = {impl_arg!r}  # the --impl value
+NETWORK = {network_arg!r}  # the --network value of a user's pair (None: a reference network)
 CHECK = {check!r}
 TEST = {nodeid!r}  # its pytest test: python -m pytest TEST --impl IMPL
 ENV = {env!r}  # {minimised}
@@ -55,7 +56,7 @@ def main():
     sys.path.insert(0, ROOT)
     from suites.repro import rerun
 
-    return rerun(IMPL, CHECK, TEST, ENV)
+    return rerun(IMPL, CHECK, TEST, ENV, NETWORK)
 
 
 if __name__ == "__main__":
@@ -86,9 +87,10 @@ def resolve(spec, check: str):
     return catalogue.find(spec, check)
 
 
-def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
+def rerun(impl: str, check: str, nodeid: str, env: dict, network: str | None = None) -> int:
     """What a repro script does: 1 while ``check`` fails on the candidate ``impl``, 0 once it
-    passes, 2 when it cannot be run."""
+    passes, 2 when it cannot be run. ``network``: the --network value of a user's pair, loaded
+    first."""
     shown = " ".join(f"{k}={v}" for k, v in env.items())
     print(f"twinbench repro: {check} on --impl {impl}" + (f", with {shown}" if shown else ""), flush=True)
     with environ(env):
@@ -97,6 +99,8 @@ def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
             from suites import helpers
 
             frameworks.set_determinism()
+            if network is not None:
+                registry.load_network(network)
             spec = registry.parse_impl(impl)
             found = resolve(spec, check)
         except Exception as exc:  # noqa: BLE001 -- renamed file or factory, a check that is gone
@@ -105,7 +109,7 @@ def rerun(impl: str, check: str, nodeid: str, env: dict) -> int:
             return 2
         if found is None:  # it needs pytest's fixtures: run its test
             cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis",
-                   nodeid, "--impl", impl]
+                   nodeid, "--impl", impl] + (["--network", network] if network is not None else [])
             print("running:", " ".join(cmd), flush=True)
             rc = subprocess.call(cmd, cwd=ROOT)
             return rc if rc in (0, 1) else 2
@@ -165,7 +169,7 @@ def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=Non
     the check's ``callable_`` and the twin's ``build``, minimised first (``minimise``), the
     network's primary references as the controls that must pass at the smaller size; else
     ``unminimised`` says why not."""
-    from impls import frameworks, registry
+    from impls import frameworks, networks, registry
     from suites.helpers import REPRO_BATCH_ENV
 
     kinds = ("torch", "keras") if frameworks.keras is not None else ("torch",)
@@ -182,6 +186,7 @@ def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=Non
     path = Path(folder) / f"{spec.id}.py"
     atomic_write(path, TEMPLATE.format(impl=spec.id, check=check, path=path, root=str(ROOT), python=sys.executable,
                                        prefix=sys.prefix, impl_arg=f"{spec.network}={spec.factory}", nodeid=nodeid,
+                                       network_arg=networks.source(spec.network),
                                        env=env, minimised=note))
     return path
 

@@ -25,6 +25,7 @@ class Status(StrEnum):
     ERROR = "error"          # the check itself crashed (a fixture or the harness): never counted as a kill
     SKIP = "skip"            # the environment cannot run it (no GPU, no TensorFlow)
     NO_RECIPE = "no recipe"  # a recipe check on a candidate that declares no recipe
+    NO_LITERALS = "no literals"  # a check that needs a literal a user's pair has not recorded (--record-literals)
     XFAIL = "xfail"          # an expected failure (fixtures/xfails.py) that failed, as expected
     XPASS = "xpass"          # an expected failure that passed: the suite lost a catch
 
@@ -39,8 +40,8 @@ class Status(StrEnum):
         return {Status.FAIL: 1, Status.PASS: 0}.get(self, 2)
 
 
-_RANK = {Status.PASS: 0, Status.SKIP: 1, Status.NO_RECIPE: 2, Status.XFAIL: 3, Status.XPASS: 4, Status.FAIL: 5,
-         Status.ERROR: 6}
+_RANK = {Status.PASS: 0, Status.SKIP: 1, Status.NO_LITERALS: 2, Status.NO_RECIPE: 3, Status.XFAIL: 4,
+         Status.XPASS: 5, Status.FAIL: 6, Status.ERROR: 7}
 
 
 def worst(statuses) -> Status | str:
@@ -54,6 +55,7 @@ class Verdict(StrEnum):
     CONFORMS_ARCHITECTURE = "conforms (architecture only)"
     REJECTED = "REJECTED"
     INCOMPLETE = "INCOMPLETE (architecture only: no recipe)"
+    INCOMPLETE_LITERALS = "INCOMPLETE (no recorded literals)"
     KNOWN_BAD = "rejected as expected (known bad)"
 
     @property
@@ -68,6 +70,10 @@ class CheckCrashed(pytest.fail.Exception):
 
 class NoRecipeSkip(pytest.skip.Exception):
     """A recipe check on a model-only candidate: reported as ``Status.NO_RECIPE``."""
+
+
+class NoLiteralsSkip(pytest.skip.Exception):
+    """A check needing a literal a user's pair has not recorded: reported as ``Status.NO_LITERALS``."""
 
 
 REPORT_ATTRIBUTE = "twinbench_status"
@@ -93,6 +99,8 @@ def decide(report, excinfo) -> Status:
         return Status.ERROR
     if excinfo is not None and excinfo.errisinstance(NoRecipeSkip):
         return Status.NO_RECIPE
+    if excinfo is not None and excinfo.errisinstance(NoLiteralsSkip):
+        return Status.NO_LITERALS
     if report.failed and excinfo is None and report.when == "call":
         return Status.XPASS  # the body raised nothing, yet the report failed: a strict expected failure passed
     return of_report(report)

@@ -5,6 +5,7 @@ the field named."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +15,20 @@ from impls import networks, registry
 from suites import runstate
 
 
-@pytest.fixture
-def tiny(monkeypatch):
-    """The sample pair's spec registered for one test (suites/plugin_samples/tiny_pair.py), with a
-    run state for the checks that read real batches."""
-    from suites.plugin_samples import tiny_pair
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pair.py"
 
+
+@pytest.fixture
+def pair(monkeypatch):
+    """The example pair's spec (examples/pair.py) registered for one test, as --network loads it,
+    with a run state for the checks that read real batches."""
     monkeypatch.setattr(networks, "_SPECS", dict(networks._SPECS))
+    monkeypatch.setattr(networks, "_SOURCES", dict(networks._SOURCES))
     monkeypatch.setattr(networks, "_DATA", dict(networks._DATA))
-    networks.register(tiny_pair.SPEC)
+    spec = registry.load_network(f"{EXAMPLE}:SPEC")
     run = runstate.RunState([], [], refcache_mode="off")
     runstate.activate(run)
-    yield tiny_pair
+    yield spec
     runstate.deactivate(run)
 
 
@@ -49,32 +52,30 @@ def test_the_references_are_specs_in_the_literal_order():
     ({"init_laws": {"nope.kernel": ("uniform", 1.0)}}, "init_laws names ['nope.kernel']"),
     ({"param_layers": (("bn", "batchnorm", ("B", 6), ("B", 6)),)}, "param_layers of kind batchnorm"),
 ])
-def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, named):
-    from suites.plugin_samples import tiny_pair
-
-    with pytest.raises(networks.SpecError, match="network spec 'tiny_mlp': bad .*" + named.replace("[", r"\[")
+def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, named, pair):
+    with pytest.raises(networks.SpecError, match="network spec 'example_mlp': bad .*" + named.replace("[", r"\[")
                        .replace("]", r"\]")):
-        dataclasses.replace(tiny_pair.SPEC, **change)
+        dataclasses.replace(pair, **change)
 
 
-def test_unknown_and_twice_registered_names_are_refused(tiny):
-    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tweet_gru, tiny_mlp"):
+def test_unknown_and_twice_registered_names_are_refused(pair):
+    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tweet_gru, example_mlp"):
         networks.get("nope")
     with pytest.raises(networks.SpecError, match="already registered"):
-        networks.register(dataclasses.replace(tiny.SPEC))
+        networks.register(dataclasses.replace(pair))
     with pytest.raises(networks.SpecError, match="is not a NetworkSpec"):
         networks.register({"name": "x"})
 
 
 @pytest.mark.frameworks("keras")
-def test_a_registered_network_runs_the_catalogues_checks(tiny):
-    """The sample pair, registered: its references are its spec's builders, and the shape, count,
+def test_a_registered_network_runs_the_catalogues_checks(pair):
+    """The example pair, registered: its references are its spec's builders, and the shape, count,
     weight-transfer and forward checks run on it unchanged. Its Keras twin conforms to its torch
-    one; the tanh variant is rejected by forward parity."""
+    one; the variant with the tanh-approximated GELU is rejected by forward parity."""
     from suites.checks import equivalence, parameters, shapes
 
-    torch_ref, keras_ref = registry.reference("torch", "tiny_mlp"), registry.reference("keras", "tiny_mlp")
-    assert (torch_ref.id, keras_ref.id) == ("torch-tiny_mlp-module", "keras-tiny_mlp-sequential")
+    torch_ref, keras_ref = registry.reference("torch", "example_mlp"), registry.reference("keras", "example_mlp")
+    assert (torch_ref.id, keras_ref.id) == ("torch-example_mlp-module", "keras-example_mlp-sequential")
     twin = registry.build(keras_ref, seed=1)
     for check in (parameters.check_param_count_per_layer, parameters.check_param_count_total,
                   parameters.check_all_trainable, equivalence.check_transfer_refuses_bad_shapes):
@@ -88,17 +89,15 @@ def test_a_registered_network_runs_the_catalogues_checks(tiny):
         assert got["forward_max_abs_diff"] < 1e-5, got
     equivalence.check_forward_parity_hypothesis(twin, torch_ref.id)
 
-    faulty = registry.build(registry.ImplSpec("candidate-keras-tiny_mlp-tanh", "tiny_mlp", "keras", "tanh",
-                                              f"{tiny.__name__}:keras_tanh", "candidate"), seed=1)
+    faulty = registry.build(registry.ImplSpec("candidate-keras-example_mlp-tanh", "example_mlp", "keras", "tanh",
+                                              f"{EXAMPLE.parent / 'pair_faulty.py'}:keras_tanh_gelu", "candidate"),
+                            seed=1)
     parameters.check_param_count_total(faulty)  # the same parameters: only what it computes differs
     with pytest.raises(AssertionError, match="outputs differ"):
         equivalence.check_forward_parity(faulty, torch_ref.id, "from")
 
 
 def test_a_twin_of_an_unknown_network_is_refused():
-    from suites.plugin_samples import tiny_pair
-
-    spec = registry.ImplSpec("torch-nope-module", "nope", "torch", "module", f"{tiny_pair.__name__}:torch_model",
-                             "candidate")
+    spec = registry.ImplSpec("torch-nope-module", "nope", "torch", "module", f"{EXAMPLE}:torch_pair", "candidate")
     with pytest.raises(networks.SpecError, match="unknown network 'nope'"):  # a usage error, not a CandidateError
         registry.build(spec)

@@ -150,7 +150,10 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
 
 
 def _cacheable(run: Run) -> bool:
-    return run.spec.role == "reference" and run.device == "cpu" and run.variant == "eager"
+    """A reference network's CPU run: the cache's key hashes this repository's code, never a user's
+    file, so a pair given with --network is always trained afresh."""
+    return (run.spec.role == "reference" and run.spec.network in E.NETWORKS and run.device == "cpu"
+            and run.variant == "eager")
 
 
 def _run_name(run: Run) -> str:

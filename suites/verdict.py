@@ -35,7 +35,8 @@ def verdict(cells: dict, known_bad: bool = False, architecture_only: bool = Fals
 
     - REJECTED: a check failed, errored or an expected failure passed (the suite lost a catch);
     - INCOMPLETE: a recipe check could not run because the candidate has no recipe, unless
-      --architecture-only deselected the recipe checks;
+      --architecture-only deselected the recipe checks; or (INCOMPLETE_LITERALS) a check needs a
+      literal a user's pair has not recorded (--record-literals);
     - rejected as expected (known bad): every failure is a registered expected failure;
     - conforms: everything selected passed (skips for the environment, e.g. no GPU, are named).
 
@@ -48,6 +49,8 @@ def verdict(cells: dict, known_bad: bool = False, architecture_only: bool = Fals
         word = Verdict.REJECTED
     elif counts[Status.NO_RECIPE]:
         word = Verdict.INCOMPLETE
+    elif counts[Status.NO_LITERALS]:
+        word = Verdict.INCOMPLETE_LITERALS
     elif counts[Status.XFAIL]:
         word = Verdict.KNOWN_BAD if known_bad else Verdict.REJECTED
     else:

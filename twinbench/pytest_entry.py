@@ -12,7 +12,9 @@ pytest.ini's plugin is not loaded by then and pytest runs inside the checkout th
 installed from, this module loads it (its options are known from then on, so /tmp/out is read
 as the option's value) and redoes the search with the free arguments pytest now sees: the
 rootdir and pytest.ini it would have found without the option, with their addopts and
-pythonpath. Anywhere else it does nothing.
+pythonpath. Outside the checkout it does nothing, unless the command line names ``--network`` or
+``--impl``: a user checking their own pair or port from their own folder. Then it loads the
+plugin, and pytest runs the checkout's tests under its pytest.ini (``_load_for_a_subject``).
 """
 
 from __future__ import annotations
@@ -51,9 +53,35 @@ def pytest_addoption(parser, pluginmanager):
     _loaded_here.append(root)
 
 
+SUBJECT_OPTIONS = ("--network", "--impl")  # a user checking a pair or a port: from any folder
+
+
+def _names_a_subject(args) -> bool:
+    return any(a == o or a.startswith(o + "=") for a in args for o in SUBJECT_OPTIONS)
+
+
+def _load_for_a_subject(early_config, parser, args) -> None:
+    """Outside the checkout, a command line that names ``--network`` or ``--impl`` is a user checking
+    their own pair or port from their own folder: load the suite's plugin, run its tests (the
+    checkout's ``suites/`` when no test path is given) under the checkout's pytest.ini."""
+    if not (CHECKOUT / "suites" / "plugin" / "__init__.py").is_file():
+        return
+    if str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    early_config.pluginmanager.import_plugin(PLUGIN)
+    _loaded_here.append(CHECKOUT)
+    ns = parser.parse_known_args(args, namespace=copy.copy(early_config.option))  # the suite's options known now
+    if not ns.file_or_dir:
+        args.append(str(CHECKOUT / "suites"))
+    early_config.known_args_namespace = parser.parse_known_args(args, namespace=copy.copy(early_config.option))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     """Redo pytest's rootdir and ini search now that the suite's options are known."""
+    if (not _loaded_here and early_config.pluginmanager.get_plugin(PLUGIN) is None
+            and _names_a_subject(args)):
+        _load_for_a_subject(early_config, parser, args)
     if not _loaded_here:
         return
     from _pytest.config.findpaths import determine_setup  # pinned pytest (pyproject.toml); tested

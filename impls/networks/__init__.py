@@ -31,11 +31,20 @@ INPUT_KINDS = ("image", "features", "tokens")
 # impls/layer_maps.py); a BatchNorm layer, whose running statistics are state rather than
 # parameters, is mapped by impls/layer_maps.py but not by the adapters yet.
 MAPPED_KINDS = ("conv", "dense", "embedding", "gru", "lstm")
+# The optimizers suites/oracle.py replays in float64, with the hyperparameters each literal must
+# state (weight_decay, and SGD's momentum, default to 0).
+OPTIMIZER_KINDS = {"adadelta": ("lr", "rho", "eps"), "adam": ("lr", "beta_1", "beta_2", "epsilon_hat"),
+                   "sgd": ("lr",)}
 TARGET_KINDS = ("classes", "binary")  # classes: int64 ids, softmax cross-entropy; binary: {0, 1}, sigmoid BCE
 
 
 class SpecError(ValueError):
     """A network spec that cannot be used: the message names the field and the fix."""
+
+
+class NoLiterals(Exception):
+    """A check needs a recorded literal (golden outputs) that a user's pair has not recorded yet:
+    the check is ``no literals`` and the verdict INCOMPLETE, with how to record them."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,16 @@ class NetworkSpec:
     trajectory_window: int | None = None
     trajectory_exact_steps: int | None = None
     trajectory_weight_rtol_exact: float | None = None
+    # recorded literals (golden outputs): a reference network's live in fixtures/golden/; a user's
+    # pair names its file (an absolute path once loaded), written by pytest --record-literals FILE
+    literals: str | None = None
 
     def __post_init__(self):
+        from fixtures import tolerances as T
+
+        for name, value in T.PAIR_DEFAULTS.items():  # a pair that states no network facts: general ones
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         problems = []
         if self.input.kind not in INPUT_KINDS:
             problems.append(f"input.kind {self.input.kind!r} (use one of {', '.join(INPUT_KINDS)})")
@@ -137,6 +154,15 @@ class NetworkSpec:
         if set(self.init_laws) - set(self.canonical_weights):
             problems.append(f"init_laws names {sorted(set(self.init_laws) - set(self.canonical_weights))}, "
                             "which are not canonical weights")
+        if self.optimizer is not None:
+            kind = self.optimizer.get("kind")
+            if kind not in OPTIMIZER_KINDS:
+                problems.append(f"optimizer kind {kind!r} (the float64 oracle replays "
+                                f"{', '.join(OPTIMIZER_KINDS)}: give {{'kind': ..., 'lr': ...}})")
+            else:
+                lacking = [k for k in OPTIMIZER_KINDS[kind] if k not in self.optimizer]
+                if lacking:
+                    problems.append(f"optimizer (a {kind} literal needs {', '.join(lacking)})")
         if problems:
             raise SpecError(f"network spec {self.name!r}: bad " + "; ".join(problems))
 
@@ -183,17 +209,26 @@ def from_literals(name: str, *, input: Input, target: Target, builders: dict, da
 
 
 _SPECS: dict = {}
+_SOURCES: dict = {}  # {name: the --network PATH:NAME it was loaded from}
 
 
-def register(spec: NetworkSpec) -> NetworkSpec:
-    """Make ``spec`` known by its name (a user's own pair); a second spec of a name is refused."""
+def register(spec: NetworkSpec, source: str | None = None) -> NetworkSpec:
+    """Make ``spec`` known by its name (a user's own pair); a second spec of a name is refused.
+    ``source``: the ``--network`` value that loads it again in a fresh process (a repro script)."""
     if not isinstance(spec, NetworkSpec):
         raise SpecError(f"{spec!r} is not a NetworkSpec; build one with impls.networks.NetworkSpec(...)")
     known = _SPECS.get(spec.name)
     if known is not None and known is not spec:
         raise SpecError(f"a network named {spec.name!r} is already registered; give the spec another name")
     _SPECS[spec.name] = spec
+    if source is not None:
+        _SOURCES[spec.name] = source
     return spec
+
+
+def source(name: str) -> str | None:
+    """The ``--network`` value a registered pair was loaded from (None for the references)."""
+    return _SOURCES.get(name)
 
 
 def get(name: str) -> NetworkSpec:

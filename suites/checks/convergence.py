@@ -15,6 +15,7 @@ in ``suites/training.py``; ``reports/convergence/<network>.json`` and ``.png`` h
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fixtures import expected as E
 from fixtures import tolerances as T
@@ -37,8 +38,17 @@ def _describe(run) -> str:
             f"{best['epoch']} of {len(run.epochs)}")
 
 
+def _require_gates(network: str) -> None:
+    """A pair (--network) whose spec states no gates is not judged on convergence: skipped, with why."""
+    spec = networks.get(network)
+    if spec.gate_permille is None or spec.agreement_points is None or spec.agreement_epochs is None:
+        pytest.skip(f"{network} states no gates: convergence is not judged. Give its spec gate_permille (the "
+                    "test accuracy to reach, per mille), agreement_points and agreement_epochs to judge it")
+
+
 def check_accuracy_gate(spec, config, record):
     """Reach the gate within the budget; over N seeds, the olympic mean with at most one miss."""
+    _require_gates(spec.network)
     full = config.getoption("--full-recipe")
     progress = training.progress_printer(config)
     runs = [training.train_to_gate(spec, seed, full, progress) for seed in _seeds(config)]
@@ -74,6 +84,7 @@ def check_framework_agreement(subject, config, record):
     points at every epoch (averaged over seeds); final accuracies under --full-recipe; the
     epochs-to-target distributions over N >= 3 seeds."""
     network, specs = _pair(subject)
+    _require_gates(network)
     full, seeds, progress = config.getoption("--full-recipe"), _seeds(config), training.progress_printer(config)
     runs = {s.id: [training.train_to_gate(s, seed, full, progress) for seed in seeds] for s in specs}
     n = training.same_epochs([r for rs in runs.values() for r in rs], progress)

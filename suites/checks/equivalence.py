@@ -84,18 +84,21 @@ def check_forward_parity_confident(twin, partner):
     other = registry.build(registry.by_id(partner), seed=1)
     weights = other.get_weights()
     head = list(twin.net.canonical_weights)[-2:]  # the output layer's kernel and bias
+    x, _ = real_batch(twin.network, T.PARITY_BATCH)
+    scale = twin.net.confident_head_scale
+    if scale is None:  # a pair that states none: fitted on the partner, the logits scale with the head
+        scale = 2 * T.CONFIDENT_MIN_LOGIT / max(float(np.abs(other.forward(x)).max()), 1e-6)
     for name in head:
-        weights[name] = weights[name] * np.float32(twin.net.confident_head_scale)
+        weights[name] = weights[name] * np.float32(scale)
     other.set_weights(weights)
     twin.set_weights(weights)
-    x, _ = real_batch(twin.network, T.PARITY_BATCH)
     reach = float(np.abs(other.forward(x)).max())
     assert reach >= T.CONFIDENT_MIN_LOGIT, (f"{partner}: scaled head gives |logit| <= {reach:.3g}, below "
                                             f"{T.CONFIDENT_MIN_LOGIT}: the confident regime was not reached")
     got, want, (diff, worst, ok) = _compare_outputs(twin, other, x)
     margin = margin_of(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL)
     if not ok:
-        raise failure(f"{twin.name} vs {partner} with {', '.join(head)} x{twin.net.confident_head_scale:g} (|logit| "
+        raise failure(f"{twin.name} vs {partner} with {', '.join(head)} x{scale:g} (|logit| "
                       f"up to {reach:.3g}): outputs differ, max |diff| {diff:.3g} at {worst} (got {got[worst]:.7g}, want "
                       f"{want[worst]:.7g}), tolerance atol {T.FORWARD_ATOL} + rtol {T.FORWARD_RTOL}", margin=margin)
     return {"forward_confident_max_abs_diff": diff, "confident_max_logit": reach, "margin": margin}

@@ -7,6 +7,7 @@ reads the command line. The README points at ``pytest --help`` for the options.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -31,11 +32,18 @@ def _add_subject_options(group):
     """What is checked: the candidates given with --impl, and how much of them."""
     group.addoption(
         "--impl", action="append", default=[], metavar="NAME=PATH:FACTORY",
-        help="check your own twin instead of the references. NAME is mnist_cnn or tweet_fasttext; "
+        help="check your own twin instead of the references. NAME is a reference network (mnist_cnn, "
+             "tweet_fasttext, tweet_gru) or one given with --network; "
              "PATH a .py file or module; FACTORY a zero-argument callable returning a torch.nn.Module, "
              "a keras.Model or a dict recipe. Repeatable. Also read from TWINBENCH_IMPL "
              "(comma-separated). Only the candidates are checked; exit status 0 = conforms, 1 = rejected "
              "or incomplete (a model without a recipe: see --architecture-only).")
+    group.addoption(
+        "--network", action="append", default=[], metavar="PATH:NAME",
+        help="check your own pair: PATH a .py file or module, NAME a NetworkSpec there (impls/networks/) or a "
+             "zero-argument function returning one. Its torch and Keras builders are checked against each other "
+             "by every check that applies; with --impl NAME=... a candidate port of it is checked against them "
+             "instead. Repeatable. A spec without a recipe gets 'incomplete (architecture only)' as for --impl.")
     group.addoption(
         "--architecture-only", action="store_true", default=False,
         help="with --impl: check the architecture only (shapes, parameters, forward, randomness, golden); "
@@ -84,7 +92,15 @@ def _add_record_options(group):
         "--compare-baseline", metavar="NAME", default=None,
         help="hold this run to baselines/NAME.json: regressions fail as tests of their own, run last; "
              "improvements are listed.")
-    group.addoption("--force", action="store_true", default=False, help="with --save-baseline: overwrite NAME.")
+    group.addoption("--force", action="store_true", default=False,
+                    help="with --save-baseline: overwrite NAME; with --record-literals: overwrite FILE.")
+    group.addoption(
+        "--record-literals", metavar="FILE", default=None,
+        help="with one --network pair: record the literals the suite cannot know for it (each framework's golden "
+             "outputs on its first 256 test inputs, and each parameterised layer's on 4) to FILE (and FILE.json), "
+             "then run against them. Name FILE in the spec (literals='FILE', relative to the file --network names) and later "
+             "runs are held to it (a relative FILE is read from the folder of the file --network names); without it, the golden check is 'no literals' and the verdict INCOMPLETE. "
+             "Never overwrites without --force.")
     group.addoption(
         "--conform-report", metavar="DIR", default=None,
         help="write the conformance matrix (impl x check family) to DIR/conformance.md, .html and .json "
@@ -117,13 +133,27 @@ def pytest_configure(config):
                                 "unset it for a normal run")
     if config.getoption("--seeds") < 1:
         raise pytest.UsageError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
+    record_to = _literals_target(config)
+    try:
+        pairs = [registry.load_network(v, literals=record_to) for v in config.getoption("--network")]
+    except registry.ImplUsageError as exc:
+        raise pytest.UsageError(f"--network: {exc}") from exc
+    if record_to and not is_worker(config):
+        from fixtures import golden
+
+        arrays, info = golden.record(pairs[0].name)
+        info["command"] = "pytest --network " + " ".join(config.getoption("--network")) + f" --record-literals {config.getoption('--record-literals')}"
+        golden.write(pairs[0].name, arrays, info)
     values = list(config.getoption("--impl")) + registry.impls_from_env()
     try:
         candidates = [registry.parse_impl(v) for v in values]
     except registry.ImplUsageError as exc:
         raise pytest.UsageError(f"--impl: {exc}") from exc
+    if not candidates:  # --network alone: the pair's own twins are the subjects, each against the other side
+        candidates = [twin for pair in pairs for twin in registry.references_of(pair)]
     if config.getoption("--architecture-only") and not candidates:
-        raise pytest.UsageError("--architecture-only applies to --impl candidates; give --impl NAME=PATH:FACTORY")
+        raise pytest.UsageError("--architecture-only applies to --impl candidates or a --network pair; give "
+                                "--impl NAME=PATH:FACTORY or --network PATH:NAME")
     _refuse_distributed_baselines(config)
     run = runstate.RunState(candidates, candidates or list(registry.REFERENCES + registry.KNOWN_BAD),
                           architecture_only=config.getoption("--architecture-only"), refcache_mode=cache_mode)
@@ -141,6 +171,21 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if runstate.STATE in config.stash:
         runstate.deactivate(config.stash[runstate.STATE])
+
+
+def _literals_target(config) -> str | None:
+    """--record-literals FILE, checked: one --network pair, and no file overwritten without --force."""
+    target = config.getoption("--record-literals")
+    if target is None:
+        return None
+    if len(config.getoption("--network")) != 1:
+        raise pytest.UsageError("--record-literals FILE records one pair's literals: give exactly one --network "
+                                f"PATH:NAME (got {len(config.getoption('--network'))})")
+    path = Path(target).expanduser().resolve()
+    if not is_worker(config) and (path.exists() or Path(f"{path}.json").exists()) and not config.getoption("--force"):
+        raise pytest.UsageError(f"--record-literals: {path} exists; recorded literals change only on purpose: add "
+                                "--force to overwrite it")
+    return str(path)
 
 
 def _refuse_distributed_baselines(config):

@@ -1,0 +1,167 @@
+"""A user's own pair: ``pytest --network PATH:NAME`` from the user's own folder gives a verdict on
+the example pair (examples/pair.py, exit 0) and rejects its faulty variant with a cause and a
+repro script (exit 1);
+a pair that has not recorded its literals is INCOMPLETE until ``--record-literals FILE``; a bad
+``--network`` value is one clear usage error."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from impls import networks, registry
+from suites.helpers import at_once
+
+pytestmark = [pytest.mark.selftest, pytest.mark.frameworks("keras")]
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _pytest(folder: Path, *args):
+    """pytest run from ``folder`` (outside the checkout), as a user runs it there."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TWINBENCH_IMPL", None)
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=folder,
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def _verdicts(out: str) -> dict:
+    """{twin id: the verdict line} of the terminal's conformance matrix."""
+    lines = out.split("twinbench conformance matrix", 1)[-1].splitlines()
+    return {line.split()[0]: line for line in lines if line.startswith(("torch-example_mlp", "keras-example_mlp"))}
+
+
+@pytest.fixture(scope="module")
+def user_folder(tmp_path_factory) -> Path:
+    """The example pair copied into a folder outside the checkout, as a user copies it."""
+    folder = tmp_path_factory.mktemp("user-pair")
+    for f in EXAMPLES.iterdir():
+        if f.is_file():
+            shutil.copy(f, folder / f.name)
+    return folder
+
+
+def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cause(user_folder):
+    good, bad = at_once(lambda: _pytest(user_folder, "--network", "pair.py:SPEC"),
+                        lambda: _pytest(user_folder, "--network=pair_faulty.py:SPEC", "--conform-report", "report"))
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-2000:]
+    verdicts = _verdicts(good.stdout)
+    assert set(verdicts) == {"torch-example_mlp-module", "keras-example_mlp-sequential"}, good.stdout[-3000:]
+    assert all(" conforms " in v for v in verdicts.values()), verdicts
+    assert bad.returncode == 1, bad.stdout[-3000:] + bad.stderr[-2000:]
+    verdicts = _verdicts(bad.stdout)
+    assert all(" REJECTED " in v for v in verdicts.values()) and len(verdicts) == 2, bad.stdout[-3000:]
+    assert "likely cause [activation-kind]" in bad.stdout and "GELU(approximate='tanh')" in bad.stdout, bad.stdout[-4000:]
+    assert "check_forward_parity" in bad.stdout
+    # the repro script rebuilds the pair from its file in a fresh process, from any folder, and sees the fault
+    script = user_folder / "report" / "repro" / "keras-example_mlp_faulty-sequential.py"
+    repro = subprocess.run([sys.executable, str(script)], cwd=user_folder.parent, capture_output=True, text=True,
+                           timeout=600)
+    assert repro.returncode == 1 and "FAIL: check_" in repro.stdout, repro.stdout[-2000:] + repro.stderr[-2000:]
+
+
+def test_a_pair_without_recorded_literals_is_incomplete_until_it_records_them(user_folder, tmp_path):
+    folder = tmp_path
+    text = (user_folder / "pair.py").read_text()
+    assert '    literals="pair.literals.npz",\n' in text
+    (folder / "pair.py").write_text(text.replace('    literals="pair.literals.npz",\n', ""))
+    first = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden")
+    assert first.returncode == 1, first.stdout[-3000:]
+    assert "INCOMPLETE (no recorded literals)" in first.stdout and "--record-literals FILE" in first.stdout, first.stdout
+    recorded = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden", "--record-literals", "mine.npz")
+    assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-2000:]
+    assert (folder / "mine.npz").is_file() and (folder / "mine.npz.json").is_file()
+    again = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden", "--record-literals", "mine.npz")
+    assert again.returncode == 4 and "mine.npz exists" in again.stderr and "--force" in again.stderr, again.stderr
+    (folder / "pair.py").write_text(text.replace('literals="pair.literals.npz"', 'literals="mine.npz"'))
+    later = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden")
+    assert later.returncode == 0, later.stdout[-3000:]
+    assert later.stdout.count(" conforms ") == 2, later.stdout[-3000:]
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    monkeypatch.setattr(networks, "_SPECS", dict(networks._SPECS))
+
+
+SPEC_FILE = '''
+import dataclasses, sys
+sys.path.insert(0, {examples!r})
+import pair
+SPEC = pair.SPEC
+def factory():
+    return dataclasses.replace(pair.SPEC, name="example_mlp_from_factory")
+NOT_A_SPEC = 3
+REFERENCE_NAME = dataclasses.replace(pair.SPEC, name="mnist_cnn")
+LAMBDA = dataclasses.replace(pair.SPEC, name="lambda_pair", builders={{"torch": {{"module": lambda: None}},
+                                                                       "keras": pair.SPEC.builders["keras"]}})
+TORCH_ONLY = dataclasses.replace(pair.SPEC, name="torch_only", builders={{"torch": pair.SPEC.builders["torch"]}})
+def raises():
+    raise RuntimeError("no data here")
+'''
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("", "is not of the form --network PATH:NAME"),
+    ("nope", "has no attribute 'nope'"),
+    ("NOT_A_SPEC", "is a int, not an impls.networks.NetworkSpec"),
+    ("REFERENCE_NAME", "a reference network's name"),
+    ("LAMBDA", "which no import can find again (a lambda or a nested function)"),
+    ("TORCH_ONLY", "names no keras builder"),
+    ("raises", "calling raises() raised RuntimeError: no data here"),
+])
+def test_a_bad_network_value_is_a_usage_error_naming_the_fix(name, expected, tmp_path, isolated_registry):
+    spec_file = tmp_path / "specs.py"
+    spec_file.write_text(SPEC_FILE.format(examples=str(EXAMPLES)))
+    value = f"{spec_file}:{name}" if name else str(spec_file)
+    with pytest.raises(registry.ImplUsageError, match=".*" + expected.replace("(", r"\(").replace(")", r"\)")):
+        registry.load_network(value)
+
+
+def test_a_spec_or_its_factory_registers_with_importable_builders(tmp_path, isolated_registry):
+    spec_file = tmp_path / "specs.py"
+    spec_file.write_text(SPEC_FILE.format(examples=str(EXAMPLES)))
+    spec = registry.load_network(f"{spec_file}:factory")
+    assert spec.name == "example_mlp_from_factory" and networks.get(spec.name) is spec
+    for styles in spec.builders.values():
+        for ref in styles.values():  # a fresh process (a repro script) imports them by path
+            path, _, attr = ref.rpartition(":")
+            assert Path(path).is_file() and path.endswith("pair.py") and attr in ("torch_pair", "keras_pair"), ref
+    assert spec.literals == str(tmp_path / "pair.literals.npz")  # relative to the file --network names
+    assert spec.trajectory_window == 1 and spec.confident_head_scale is None  # fixtures/tolerances.PAIR_DEFAULTS
+
+
+def test_an_optimizer_the_oracle_cannot_replay_is_refused_by_the_spec():
+    from suites import oracle
+
+    assert set(oracle.UPDATES) == set(networks.OPTIMIZER_KINDS)
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import pair
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    with pytest.raises(networks.SpecError, match=r"optimizer kind 'rmsprop' \(the float64 oracle replays adadelta, adam, sgd"):
+        dataclasses.replace(pair.SPEC, optimizer={"kind": "rmsprop", "lr": 1e-3})
+    with pytest.raises(networks.SpecError, match=r"optimizer \(a adam literal needs beta_1, beta_2, epsilon_hat\)"):
+        dataclasses.replace(pair.SPEC, optimizer={"kind": "adam", "lr": 1e-3})
+
+
+def test_the_ci_example_runs_the_commands_this_checkout_has():
+    """examples/github-actions.yml: the make target it calls exists, and its pytest command line
+    names only options the plugin registers."""
+    text = (EXAMPLES / "github-actions.yml").read_text()
+    assert "make -C .twinbench data" in text and "\ndata:" in (EXAMPLES.parent / "Makefile").read_text()
+    command = text.split("-m pytest", 1)[1].split("\n      - ", 1)[0]
+    options = {word.split("=")[0] for word in command.split() if word.startswith("--")}
+    from suites.plugin import options as plugin_options
+
+    source = Path(plugin_options.__file__).read_text()
+    known = {o for o in options if f'"{o}"' in source} | {"--junitxml"}
+    assert options and options <= known, sorted(options - known)
