@@ -58,10 +58,12 @@ def run_one(check, twin_factory) -> CheckResult:
 
     - a failed assertion, or anything the candidate did that the contract forbids (its factory,
       forward, loss or optimizer raised: ``CandidateError``), is ``FAIL`` with the message;
-    - a recipe check on a model without a recipe is ``NO_RECIPE``;
+    - a recipe check on a model without a recipe, or on a twin of a network whose spec states
+      none (a user's pair, --network), is ``NO_RECIPE``;
     - any other exception is a crash of the check itself: ``ERROR``, never counted as a kill."""
     try:
         twin = twin_factory()
+        _require_a_recipe(check, twin.net)
         return CheckResult(Status.PASS, "", dict(check(twin) or {}))
     except (AssertionError, CandidateError) as exc:  # our message, not pytest's re-evaluation
         return CheckResult(Status.FAIL, str(exc).split("\nassert ")[0], dict(getattr(exc, "measured", {})))
@@ -74,6 +76,14 @@ def run_one(check, twin_factory) -> CheckResult:
 
         return CheckResult(Status.ERROR, f"twinbench error (a crash of the check, not a verdict on the twin): "
                                          f"{name_of(check)} raised {type(exc).__name__}: {exc}{_where(exc)}")
+
+
+def _require_a_recipe(check, spec) -> None:
+    from suites.catalogue import RECIPE_FAMILIES, family  # the catalogue imports the checks, which import this module
+
+    if not spec.has_recipe and family(check) in RECIPE_FAMILIES:
+        raise NoRecipe(f"the spec of {spec.name} states no recipe (train_batch, budget_epochs and the rest): the "
+                       f"{family(check)} checks need one")
 
 
 def failure(message: str, **measured) -> AssertionError:

@@ -165,3 +165,39 @@ def test_the_ci_example_runs_the_commands_this_checkout_has():
     source = Path(plugin_options.__file__).read_text()
     known = {o for o in options if f'"{o}"' in source} | {"--junitxml"}
     assert options and options <= known, sorted(options - known)
+
+
+BARE = '''
+import dataclasses
+import pair
+
+def torch_model():
+    return pair.torch_pair()["model"]
+
+def keras_model():
+    import keras
+    return keras.Sequential([keras.Input((pair.IN,)), *pair.keras_layers("gelu")])
+
+NO_RECIPE = dataclasses.replace(pair.SPEC, name="bare_mlp", literals=None, builders={{"torch": {{"module": torch_model}},
+    "keras": {{"sequential": keras_model}}}}, train_batch=None, steps_per_epoch=None, last_batch=None,
+    budget_epochs=None, lr_schedule=None, optimizer=None)
+NO_DATA = dataclasses.replace(pair.SPEC, name="drawn_mlp", data=None, literals={literals!r})
+'''
+
+
+def test_a_pair_without_recipe_or_data_says_what_is_missing(user_folder):
+    """No recipe: every recipe check is `no recipe`, the verdict INCOMPLETE (architecture only), and
+    nothing crashes. No data: every check but the gates runs on inputs drawn from the input
+    description, and convergence is skipped with the reason."""
+    (user_folder / "bare.py").write_text(BARE.format(literals=str(user_folder / "pair.literals.npz")))
+    run = _pytest(user_folder, "--network", "bare.py:NO_RECIPE", "--network", "bare.py:NO_DATA")
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-2000:]
+    lines = run.stdout.split("twinbench conformance matrix", 1)[-1].splitlines()
+    verdicts = {line.split()[0]: line for line in lines if line.startswith(("torch-", "keras-"))}
+    assert set(verdicts) == {"torch-bare_mlp-module", "keras-bare_mlp-sequential", "torch-drawn_mlp-module",
+                             "keras-drawn_mlp-sequential"}, lines
+    for twin in ("torch-bare_mlp-module", "keras-bare_mlp-sequential"):
+        assert "INCOMPLETE (architecture only: no recipe)" in verdicts[twin] and " error" not in verdicts[twin], verdicts
+    for twin in ("torch-drawn_mlp-module", "keras-drawn_mlp-sequential"):
+        assert " conforms " in verdicts[twin] and "skipped here: GPU, convergence" in verdicts[twin], verdicts
+    assert "drawn_mlp has no data (its inputs are drawn from its input description)" in run.stdout

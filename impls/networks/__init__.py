@@ -95,7 +95,8 @@ class NetworkSpec:
     input: Input
     target: Target
     builders: dict                 # {"torch" | "keras": {build style: "module:factory"}}
-    data: Callable                 # data(part) -> (inputs, targets) of the "train" or "test" split, canonical
+    data: Callable | None          # data(part) -> (inputs, targets) of the "train" or "test" split, canonical;
+                                   # None: drawn from the input description (``drawn_split``), no gates judged
     # literals: shapes and counts ("B" stands for the batch size)
     output_shape: tuple
     param_layers: tuple            # ((canonical name, kind, input shape, output shape), ...)
@@ -177,10 +178,21 @@ class NetworkSpec:
             raise SpecError(f"part must be 'train' or 'test', got {part!r}")
         kept = _DATA.setdefault(self.name, {})
         if part not in kept:
-            x, y = self.data(part)
+            x, y = self.data(part) if self.data is not None else self.drawn_split(part)
             kept[part] = (np.asarray(x), np.asarray(y))
         x, y = kept[part]
         return (x, y) if n is None else (x[:n], y[:n])
+
+
+    def drawn_split(self, part: str) -> tuple:
+        """A split for a spec without data: inputs drawn from the input description (``Input.sample``)
+        and uniform targets, as many as the trajectory's two passes need (or 512 test examples)."""
+        from fixtures import tolerances as T
+
+        n = (T.TRAJECTORY_PASS_BATCHES + 1) * (self.train_batch or 64) if part == "train" else 512
+        seed = {"train": 0, "test": 1}[part]
+        y = np.random.RandomState(seed + 100).randint(0, max(self.target.classes, 2), size=n)
+        return self.input.sample(n, seed), y.astype(self.target.dtype)
 
 
 _DATA: dict = {}  # {network: {part: (inputs, targets)}}, as ``NetworkSpec.split`` loaded them

@@ -41,6 +41,11 @@ def _describe(run) -> str:
 def _require_gates(network: str) -> None:
     """A pair (--network) whose spec states no gates is not judged on convergence: skipped, with why."""
     spec = networks.get(network)
+    if not spec.has_recipe:
+        pytest.skip(f"{network} states no recipe: convergence is not judged (the other recipe checks say so too)")
+    if spec.data is None:
+        pytest.skip(f"{network} has no data (its inputs are drawn from its input description): convergence is not "
+                    "judged. Give its spec data=... (a function of 'train' or 'test') to judge its gates")
     if spec.gate_permille is None or spec.agreement_points is None or spec.agreement_epochs is None:
         pytest.skip(f"{network} states no gates: convergence is not judged. Give its spec gate_permille (the "
                     "test accuracy to reach, per mille), agreement_points and agreement_epochs to judge it")
