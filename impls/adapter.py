@@ -54,6 +54,26 @@ class ParamLayer:
     params: dict  # framework parameter name -> framework shape
 
 
+def _unpaired(mine: list, ref: tuple) -> str:
+    """Which layers have no partner, aligned by kind (the longest common run of kinds), each with
+    its type, kind and shapes, and what a user can do about it; never a guess at a mapping."""
+    import difflib
+
+    said = []
+    ops = difflib.SequenceMatcher(a=[p.kind for p in mine], b=[r[1] for r in ref], autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            continue
+        for p in mine[i1:i2]:
+            shapes = ", ".join(f"{k} {tuple(v)}" for k, v in p.params.items())
+            fix = (f"the adapters map no layer of this kind (they map {', '.join(PARAM_KINDS)})"
+                   if p.kind not in PARAM_KINDS else
+                   "if it belongs to the network, declare it in the spec (param_layers, canonical_weights, init_laws)")
+            said.append(f"{p.name} ({p.type}, kind {p.kind}; {shapes}) has no partner: {fix}")
+        said += [f"the reference's {r[0]} ({r[1]}, {r[2]} -> {r[3]}) has no partner here" for r in ref[j1:j2]]
+    return "; ".join(said)
+
+
 @dataclass
 class Trace:
     layers: list
@@ -301,7 +321,7 @@ class Twin(abc.ABC):
         if len(mine) != len(ref):
             raise CandidateError(
                 f"{len(mine)} layers with parameters ({', '.join(p.name for p in mine)}); "
-                f"the reference has {len(ref)} ({', '.join(r[0] for r in ref)})")
+                f"the reference has {len(ref)} ({', '.join(r[0] for r in ref)}): " + _unpaired(mine, ref))
         pairs = []
         for layer, (ref_name, ref_kind, _, _) in zip(mine, ref):
             if layer.kind != ref_kind:

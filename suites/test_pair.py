@@ -201,3 +201,31 @@ def test_a_pair_without_recipe_or_data_says_what_is_missing(user_folder):
     for twin in ("torch-drawn_mlp-module", "keras-drawn_mlp-sequential"):
         assert " conforms " in verdicts[twin] and "skipped here: GPU, convergence" in verdicts[twin], verdicts
     assert "drawn_mlp has no data (its inputs are drawn from its input description)" in run.stdout
+
+
+LAYER_NORM = '''
+import dataclasses, sys
+sys.path.insert(0, {examples!r})
+import pair
+
+def torch_with_layer_norm():
+    import torch
+    r = pair.torch_pair()
+    r["model"].act = torch.nn.Sequential(torch.nn.LayerNorm(pair.HIDDEN), torch.nn.GELU())
+    return r
+
+SPEC = dataclasses.replace(pair.SPEC, name="layer_norm_mlp", builders={{"torch": {{"module": torch_with_layer_norm}},
+                                                                       "keras": pair.SPEC.builders["keras"]}})
+'''
+
+
+def test_a_layer_without_a_partner_is_named_with_its_kind_shapes_and_the_fix(tmp_path, isolated_registry):
+    from impls.adapter import CandidateError
+
+    (tmp_path / "ln.py").write_text(LAYER_NORM.format(examples=str(EXAMPLES)))
+    spec = registry.load_network(f"{tmp_path / 'ln.py'}:SPEC")
+    twin = registry.build(registry.reference("torch", spec.name), seed=0)
+    with pytest.raises(CandidateError) as err:
+        twin.param_layer_map()
+    assert ("act.0 (LayerNorm, kind other; weight (64,), bias (64,)) has no partner: the adapters map no layer of "
+            "this kind (they map conv, dense, embedding, gru, lstm)") in str(err.value), str(err.value)
