@@ -229,3 +229,18 @@ def test_a_layer_without_a_partner_is_named_with_its_kind_shapes_and_the_fix(tmp
         twin.param_layer_map()
     assert ("act.0 (LayerNorm, kind other; weight (64,), bias (64,)) has no partner: the adapters map no layer of "
             "this kind (they map conv, dense, embedding, gru, lstm)") in str(err.value), str(err.value)
+
+
+def test_the_console_command_gives_the_verdict(user_folder):
+    """``twinbench check`` (pyproject's console script; ``python -m twinbench`` here, whatever was
+    installed when) runs the candidate profile and exits as pytest does; with no subject it is a
+    usage error (exit 2)."""
+    import tomllib
+
+    scripts = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"twinbench": "twinbench.cli:main"}
+    run = subprocess.run([sys.executable, "-m", "twinbench", "check", "--network", "pair.py:SPEC", "--", "-m", "golden"],
+                         cwd=user_folder, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.count(" conforms ") == 2, run.stdout[-3000:] + run.stderr[-2000:]
+    bare = subprocess.run([sys.executable, "-m", "twinbench", "check"], cwd=user_folder, capture_output=True, text=True)
+    assert bare.returncode == 2 and "check needs --network PATH:NAME" in bare.stderr, bare.stderr
