@@ -25,6 +25,7 @@ _CANON = {  # the canonical layout is Keras's: names are checked (impls/layer_ma
     kind: {name: name for name in names} for kind, names in layer_maps.KERAS_TENSORS.items()
 }
 _RECURRENT = ("gru", "lstm")
+_ORDERS: dict = {}  # KerasTwin._order_key -> {leaf index: position in a forward pass}
 
 
 def _kind(layer) -> str:
@@ -269,16 +270,36 @@ class KerasTwin(Twin):
         return [l for l in layers if id(l) not in cells and not isinstance(l, keras.layers.InputLayer)
                 and (isinstance(l, keras.layers.RNN) or not list(l._flatten_layers(include_self=False)))]
 
+    def _order_key(self, leaves):
+        """What decides the order the leaves run in, when it can be known without running them:
+        the factory and, leaf by leaf, its type and weight shapes (None while a leaf is unbuilt:
+        a subclass model gets its weights from its first call)."""
+        factory = getattr(getattr(self, "spec", None), "factory", None)
+        if factory is None or not all(l.built for l in leaves):
+            return None
+        return factory, tuple((type(l).__qualname__, tuple(tuple(w.shape) for w in l.weights)) for l in leaves)
+
     def _execution_order(self):
+        """{id(leaf): its position in a forward pass}. Found by running one, once per factory and
+        structure: fresh builds of one factory (the initialisation law's 128, a check's own build)
+        reuse it by leaf index."""
         if not hasattr(self, "_order"):
+            leaves = self._leaves()
+            key = self._order_key(leaves)
+            known = _ORDERS.get(key) if key is not None else None
+            if known is not None:
+                self._order = {id(leaves[i]): position for i, position in known.items()}
+                return self._order
             order = {}
             shape = self.net.input.batch_shape(2)
-            with _recording(self._leaves(), lambda l, i, o: order.setdefault(id(l), len(order))):
+            with _recording(leaves, lambda l, i, o: order.setdefault(id(l), len(order))):
                 try:
                     self.forward(np.ones(shape))
                 except CandidateError:
                     pass
             self._order = order
+            if key is not None:
+                _ORDERS[key] = {i: order[id(l)] for i, l in enumerate(leaves) if id(l) in order}
         return self._order
 
     def _param_leaves(self):
