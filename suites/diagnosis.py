@@ -63,8 +63,9 @@ CAUSES = {
     "missing-activation": ("an activation is missing", "add the ReLU back"),
     "activation-kind": ("an activation is of another kind or form (ReLU for another; GELU's tanh approximation for "
                         "the exact form; another LeakyReLU slope)",
-                        "use the reference's activation in the same form (the CNN's ReLU; torch nn.GELU(approximate=...) "
-                        "and keras.activations.gelu(approximate=...) alike; the same negative slope)"),
+                        "use the reference's activation in the same form (the CNN's ReLU; torch "
+                        "nn.GELU(approximate=...) and keras.activations.gelu(approximate=...) alike; the same "
+                        "negative slope)"),
     "extra-activation": ("an activation the reference does not have", "remove it"),
     "missing-bias": ("a layer has no bias", "give the layer its bias"),
     "kernel-size": ("a kernel has another size", "use the reference's 3x3 kernels"),
@@ -141,7 +142,8 @@ CAUSES = {
 CAUSE_OF = (
     ("flatten-order*", "flatten-order"), ("kernel-transposed", "weight-layout"), ("pool-kind*", "pooling-kind"), ("pool-size*", "pooling-size"),
     ("pool-stride*", "pooling-size"), ("wrong-axis", "pooling-axis"), ("activation-removed", "missing-activation"),
-    ("relu-to-*", "activation-kind"), ("gelu-approximate=*", "activation-kind"), ("leaky-slope=*", "activation-kind"), ("activation-added", "extra-activation"), ("bias-removed", "missing-bias"),
+    ("relu-to-*", "activation-kind"), ("gelu-approximate=*", "activation-kind"), ("leaky-slope=*", "activation-kind"),
+    ("activation-added", "extra-activation"), ("bias-removed", "missing-bias"),
     ("kernel=*", "kernel-size"), ("padding=*", "padding"), ("*=keras-default*", "optimizer-defaults"),
     ("epsilon=torch-default", "optimizer-defaults"), ("eps=torch-default", "epsilon-placement"),
     ("eps=1e-7-torch-placement", "epsilon-placement"),

@@ -97,9 +97,10 @@ def _add_record_options(group):
     group.addoption(
         "--record-literals", metavar="FILE", default=None,
         help="with one --network pair: record the literals the suite cannot know for it (each framework's golden "
-             "outputs on its first 256 test inputs, and each parameterised layer's on 4) to FILE (and FILE.json), "
-             "then run against them. Name FILE in the spec (literals='FILE', relative to the file --network names) and later "
-             "runs are held to it (a relative FILE is read from the folder of the file --network names); without it, the golden check is 'no literals' and the verdict INCOMPLETE. "
+             "outputs on its first 256 test inputs, and each parameterised layer's on 4) to FILE and FILE.json, "
+             "then run against them. Name FILE in the spec (literals='FILE', relative to the file --network "
+             "names) and later runs are held to it; until then the golden check is 'no literals' and the verdict "
+             "INCOMPLETE. "
              "Never overwrites without --force.")
     group.addoption(
         "--conform-report", metavar="DIR", default=None,
@@ -142,7 +143,8 @@ def pytest_configure(config):
         from fixtures import golden
 
         arrays, info = golden.record(pairs[0].name)
-        info["command"] = "pytest --network " + " ".join(config.getoption("--network")) + f" --record-literals {config.getoption('--record-literals')}"
+        info["command"] = (f"pytest --network {config.getoption('--network')[0]} "
+                           f"--record-literals {config.getoption('--record-literals')}")
         golden.write(pairs[0].name, arrays, info)
     values = list(config.getoption("--impl")) + registry.impls_from_env()
     try:

@@ -47,7 +47,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(roofline_line())
 
 
-_SHOWN = (Status.FAIL, Status.ERROR, Status.XPASS, Status.XFAIL, Status.NO_RECIPE, Status.NO_LITERALS)  # the cells a verdict line lists
+# the cells a verdict line lists
+_SHOWN = (Status.FAIL, Status.ERROR, Status.XPASS, Status.XFAIL, Status.NO_RECIPE, Status.NO_LITERALS)
 
 
 def _matrix_summary(tr, run):
