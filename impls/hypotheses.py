@@ -209,14 +209,19 @@ def hypotheses(network: str) -> list:
 _ACTIVATIONS = ("ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "LeakyReLU", "ELU", "Softplus", "Mish", "Hardswish")
 
 
-def _on_module(network: str, site: str, change):
-    """A factory: the pair's torch twin (its first torch builder) with ``change(module)``'s result in
-    place of its submodule ``site`` (the builder's recipe dict, or bare model, kept)."""
-    def factory():
-        from impls import networks, registry
+def _torch_twin(network: str) -> tuple:
+    """(what the network's torch reference's factory returns, its model): a pair's torch twin."""
+    from impls import registry
 
-        obj = registry.load_factory(next(iter(networks.get(network).builders["torch"].values())))()
-        model = obj["model"] if isinstance(obj, dict) else obj
+    obj = registry.load_factory(registry.reference("torch", network).factory)()
+    return obj, obj["model"] if isinstance(obj, dict) else obj
+
+
+def _on_module(network: str, site: str, change):
+    """A factory: the pair's torch twin with ``change(module)``'s result in place of its submodule
+    ``site`` (the builder's recipe dict, or bare model, kept)."""
+    def factory():
+        obj, model = _torch_twin(network)
         parent_name, _, child = site.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, change(getattr(parent, child)))
@@ -231,10 +236,7 @@ def pair_hypotheses(network: str) -> list:
     Each is named by the module's path in the torch model."""
     import torch.nn as nn
 
-    from impls import networks, registry
-
-    obj = registry.load_factory(next(iter(networks.get(network).builders["torch"].values())))()
-    model = obj["model"] if isinstance(obj, dict) else obj
+    _, model = _torch_twin(network)
     found = []
     for site, module in model.named_modules():
         kind = type(module).__name__

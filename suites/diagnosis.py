@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import expected as E
 from fixtures import tolerances as T
 from impls import networks, randomness, registry
 from impls.adapter import CandidateError, NoRecipe, to_log_probs
@@ -817,11 +816,12 @@ def _probes_on(h, twin) -> Probes | None:
 
 def explain(spec, failed: list, details: dict) -> list[str]:
     """The terminal and report lines for a rejected candidate: one per likely cause, or the
-    unknown cause with the first divergence (never a guess). A pair's torch twin (--network) is
-    what diagnosis holds its Keras twin to: its causes are named on the Keras twin's line."""
-    if spec.role == "reference" and spec.framework == "torch" and spec.network not in E.NETWORKS:
-        return [f"likely cause: see {registry.reference('keras', spec.network).id}'s line: diagnosis holds a pair's "
-                "Keras twin to its torch twin, with the faults it knows applied to the torch twin"]
+    unknown cause with the first divergence (never a guess). The network's torch reference (a
+    pair's torch twin, under --network) is what diagnosis holds every other twin to: its causes are
+    named on the other twin's line."""
+    if spec == registry.reference("torch", spec.network):
+        return [f"likely cause: see {registry.reference('keras', spec.network).id}'s line: diagnosis holds the "
+                "other twin to this one, with the faults it knows applied to this one"]
     try:
         findings = diagnose(registry.build(spec, seed=0), failed)
     except Exception as exc:  # the candidate cannot even be built or probed: its checks say why
