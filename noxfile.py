@@ -9,7 +9,7 @@ upgrade in one command:
    saved as a baseline (``--save-baseline``) with its conformance report. A run already saved
    for the same set is reused unless ``--rerun``;
 3. writes reports/upgrade-<from>-to-<to>.md and .html: every check and metric side by side,
-   changes highlighted, accuracy curves overlaid (python -m suites.upgrade_report).
+   changes highlighted, accuracy curves overlaid (python -m twinbench.suites.upgrade_report).
 
 Example: ``nox -s upgrade -- tensorflow==2.20.0 tensorflow==2.21.0``.
 """
@@ -109,6 +109,6 @@ def upgrade(session: nox.Session) -> None:
         label = f"{_label(f'{name}=={version}')}-{digest}" + ("-bench" if "--bench" in flags else "")
         runs.append(_run_suite(session, env, label, "--bench" in flags, "--rerun" in flags))
     out = ROOT / "reports" / f"upgrade-{_label(specs[0])}-to-{_label(specs[1])}"
-    session.run(str(ROOT / ".venv" / "bin" / "python"), "-m", "suites.upgrade_report", str(runs[0]), str(runs[1]),
+    session.run(str(ROOT / ".venv" / "bin" / "python"), "-m", "twinbench.suites.upgrade_report", str(runs[0]), str(runs[1]),
                 "--from", specs[0], "--to", specs[1], "--out", str(out), external=True,
                 env={"PYTHONPATH": str(ROOT)})

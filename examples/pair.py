@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from impls.networks import Input, NetworkSpec, Target
+from twinbench import Input, NetworkSpec, Target
 
 B = "B"  # the batch axis in shapes
 IN, HIDDEN, CLASSES = 20, 64, 4

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from impls import networks, randomness
+from twinbench.impls import networks, randomness
 
 OUTPUT_KINDS = ("logits", "log_probs", "probs")
 PARAM_KINDS = networks.MAPPED_KINDS  # layer kinds whose parameters the adapters map (impls/networks/)

@@ -1,7 +1,7 @@
 """Convert a checkpoint between the frameworks, through the canonical layout, and prove it.
 
-    python -m impls.convert torch2keras NETWORK IN.pt OUT.weights.h5
-    python -m impls.convert keras2torch NETWORK IN.weights.h5 OUT.pt
+    python -m twinbench.impls.convert torch2keras NETWORK IN.pt OUT.weights.h5
+    python -m twinbench.impls.convert keras2torch NETWORK IN.weights.h5 OUT.pt
 
 IN is a checkpoint of the reference architecture (a torch ``state_dict`` saved with
 ``torch.save``; Keras weights saved with ``save_weights``). The converted model must pass
@@ -18,13 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from impls import frameworks  # noqa: F401  (import order)
+from twinbench.impls import frameworks  # noqa: F401  (import order)
 import numpy as np
 import torch
 
-from fixtures import expected as E
-from fixtures import tolerances as T
-from impls import networks, registry
+from twinbench.fixtures import expected as E
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks, registry
 
 
 class ConversionError(RuntimeError):
@@ -106,7 +106,7 @@ def convert(direction: str, network: str, src: str, dst: str) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m impls.convert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m twinbench.impls.convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("direction", choices=["torch2keras", "keras2torch"])
     parser.add_argument("network", choices=list(E.NETWORKS))
     parser.add_argument("src", help="input checkpoint (.pt state_dict, or Keras .weights.h5)")

@@ -10,7 +10,7 @@ mutants' are.
 
 from __future__ import annotations
 
-from impls.mutants import (Mutant, _insert_after, _relu, _replace, _torch, _torch_optimizer, _torch_ref,
+from twinbench.impls.mutants import (Mutant, _insert_after, _relu, _replace, _torch, _torch_optimizer, _torch_ref,
                            all_mutants)
 
 
@@ -120,7 +120,7 @@ def hypotheses(network: str) -> list:
     here), minus the equivalent ones, plus faults that combine operators or that only the other
     framework writes naturally. A network outside the references (a user's pair) gets the
     hypotheses that need no knowledge of its code (``pair_hypotheses``)."""
-    from fixtures import expected as E
+    from twinbench.fixtures import expected as E
 
     if network not in E.NETWORKS:
         return pair_hypotheses(network)
@@ -211,7 +211,7 @@ _ACTIVATIONS = ("ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "LeakyReLU", "ELU", "
 
 def _torch_twin(network: str) -> tuple:
     """(what the network's torch reference's factory returns, its model): a pair's torch twin."""
-    from impls import registry
+    from twinbench.impls import registry
 
     obj = registry.load_factory(registry.reference("torch", network).factory)()
     return obj, obj["model"] if isinstance(obj, dict) else obj

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from impls import frameworks  # noqa: F401  (import order)
+from twinbench.impls import frameworks  # noqa: F401  (import order)
 import keras
 import tensorflow as tf
 
-from impls import layer_maps, randomness
-from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
+from twinbench.impls import layer_maps, randomness
+from twinbench.impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, is_recurrent_cell, layer_kind)
 
 # Keras's random functions other than dropout and normal: a training-mode forward that calls one
@@ -649,7 +649,7 @@ class KerasTwin(Twin):
         return run
 
     def use_variant(self, variant):
-        from impls.speed import variants
+        from twinbench.impls.speed import variants
 
         variants.use_keras_variant(self, variant)  # impls/speed/variants.py
 

@@ -16,7 +16,7 @@ import numpy as np
 from keras import layers
 
 # The fastText twin's recipe; LR, BETA_1, BETA_2, ADAM_EPSILON and DenseAdam are read here by impls/mutants.py.
-from impls.keras_tweet_fasttext import (ADAM_EPSILON, BETA_1, BETA_2, EMBED_DIM, LR, SEQ_LEN,  # noqa: F401
+from twinbench.impls.keras_tweet_fasttext import (ADAM_EPSILON, BETA_1, BETA_2, EMBED_DIM, LR, SEQ_LEN,  # noqa: F401
                                         VOCAB_SIZE, DenseAdam, compile_recipe)
 
 UNITS = 64

@@ -61,7 +61,7 @@ def _reference_module(network, framework):
     """The module of the network's sequential reference builder (its spec names it)."""
     import importlib
 
-    from impls import networks
+    from twinbench.impls import networks
 
     return importlib.import_module(networks.get(network).builders[framework]["sequential"].split(":")[0])
 
@@ -464,7 +464,7 @@ def _keras(network, layers=None, optimizer=None, loss=None):
     def factory():
         import keras
 
-        from impls import networks
+        from twinbench.impls import networks
 
         ref = _keras_ref(network)
         stack = ref.the_layers()
@@ -779,7 +779,7 @@ def _relu():
 # layer (its canonical name is its name in both references' sequential style), no list of networks.
 # ------------------------------------------------------------------------------------------
 def _layers_of_kind(network, kind) -> list:
-    from impls import networks
+    from twinbench.impls import networks
 
     return [row[0] for row in networks.get(network).param_layers if row[1] == kind]
 
@@ -850,7 +850,7 @@ def _sequence_module(what):
 
 def _torch_recurrent():
     """GRU operators on the torch reference of every network that has a GRU layer."""
-    from fixtures import expected as E
+    from twinbench.fixtures import expected as E
 
     for net in E.NETWORKS:
         for gru in _layers_of_kind(net, "gru"):
@@ -878,7 +878,7 @@ def _torch_recurrent():
 
 def _keras_recurrent():
     """GRU operators on the Keras reference of every network that has a GRU layer."""
-    from fixtures import expected as E
+    from twinbench.fixtures import expected as E
 
     for net in E.NETWORKS:
         for gru in _layers_of_kind(net, "gru"):
@@ -915,7 +915,7 @@ def _keras_last_step():
 
 def _generate():
     if not _MUTANTS:
-        from impls import frameworks
+        from twinbench.impls import frameworks
 
         keras = frameworks.keras is not None  # a torch-only machine: the Keras mutants cannot be built there
         for generate in (_torch_mnist, _keras_mnist if keras else None, _torch_tweets, _keras_tweets if keras else None,
@@ -934,12 +934,12 @@ def all_mutants(framework: str | None = None) -> list:
 def __getattr__(name):
     """``impls.mutants:<key>`` is a mutant's factory (the --impl contract)."""
     if not name.startswith("m_"):  # e.g. __path__, which an import looks up: only mutant keys are factories
-        raise AttributeError(f"module 'impls.mutants' has no attribute {name!r}")
-    from impls.hypotheses import hypotheses  # diagnosis's hypotheses are reached here too
+        raise AttributeError(f"module 'twinbench.impls.mutants' has no attribute {name!r}")
+    from twinbench.impls.hypotheses import hypotheses  # diagnosis's hypotheses are reached here too
 
-    from impls import networks
+    from twinbench.impls import networks
 
     for mutant in _generate() + [h for net in networks.names() for h in hypotheses(net)]:
         if mutant.key == name:
             return mutant.build
-    raise AttributeError(f"impls.mutants has no mutant factory {name!r}")
+    raise AttributeError(f"twinbench.impls.mutants has no mutant factory {name!r}")

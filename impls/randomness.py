@@ -106,11 +106,11 @@ def reseed(generator: str, seed: int) -> None:
 
         random.seed(seed)
     elif generator == "torch":
-        from impls import frameworks
+        from twinbench.impls import frameworks
 
         frameworks.torch.manual_seed(seed)
     elif generator == "tensorflow":
-        from impls import frameworks
+        from twinbench.impls import frameworks
 
         if frameworks.tf is not None:
             frameworks.tf.random.set_seed(seed)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fixtures import expected as E
-from impls import networks
-from impls.adapter import OUTPUT_KINDS, CandidateError, Twin
+from twinbench.fixtures import expected as E
+from twinbench.impls import networks
+from twinbench.impls.adapter import OUTPUT_KINDS, CandidateError, Twin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,16 +62,16 @@ def all_references() -> tuple:
 # Which checks must catch each one is registered in fixtures/xfails.py, with the reason.
 KNOWN_BAD = (
     ImplSpec("torch-tweet_fasttext-seed000", "tweet_fasttext", "torch", "seed000",
-             "impls.known_bad.seed000_torch_fasttext:factory", "known_bad",
+             "twinbench.impls.known_bad.seed000_torch_fasttext:factory", "known_bad",
              "seed 000's PyTorch fastText: AvgPool1d over the embedding axis, Linear(42, 1)"),
     ImplSpec("torch-mnist_cnn-seed003", "mnist_cnn", "torch", "seed003",
-             "impls.known_bad.seed003_torch_cnn:factory", "known_bad",
+             "twinbench.impls.known_bad.seed003_torch_cnn:factory", "known_bad",
              "seed 003's PyTorch CNN: softmax output fed to F.cross_entropy (double softmax)"),
     ImplSpec("keras-mnist_cnn-seed003", "mnist_cnn", "keras", "seed003",
-             "impls.known_bad.seed003_keras_cnn:factory", "known_bad",
+             "twinbench.impls.known_bad.seed003_keras_cnn:factory", "known_bad",
              "seed 003's Keras CNN: per-batch ExponentialDecay, Adadelta rho/epsilon defaults"),
     ImplSpec("keras-mnist_cnn-adadelta_defaults", "mnist_cnn", "keras", "adadelta_defaults",
-             "impls.known_bad.keras_adadelta_defaults:factory", "known_bad",
+             "twinbench.impls.known_bad.keras_adadelta_defaults:factory", "known_bad",
              "the reference Keras CNN with Keras's Adadelta defaults (0.001, 0.95, 1e-7), no decay"),
 )
 
@@ -100,11 +100,11 @@ def corpus() -> list:
                 continue
             rel = file.relative_to(ROOT)
             try:
-                module = importlib.import_module(f"impls.{kind}.{file.stem}")
+                module = importlib.import_module(f"twinbench.impls.{kind}.{file.stem}")
             except ImportError as exc:  # e.g. a Keras candidate on a machine without TensorFlow
                 network = next((n for n in E.NETWORKS if n in file.stem), "mnist_cnn")
                 spec = ImplSpec(f"{kind}-{file.stem}", network, "keras", file.stem,
-                                f"impls.{kind}.{file.stem}:factory", "candidate", f"cannot be imported here: {exc}")
+                                f"twinbench.impls.{kind}.{file.stem}:factory", "candidate", f"cannot be imported here: {exc}")
                 entries.append(CorpusEntry(spec, kind == "known_bad", ("unimportable",)))
                 continue
             doc = (module.__doc__ or "").strip().splitlines()
@@ -118,7 +118,7 @@ def corpus() -> list:
             ) if bad]
             if problems:
                 raise ImplUsageError(f"corpus file {rel} lacks " + ", ".join(problems))
-            spec = ImplSpec(f"{kind}-{file.stem}", network, framework, file.stem, f"impls.{kind}.{file.stem}:factory",
+            spec = ImplSpec(f"{kind}-{file.stem}", network, framework, file.stem, f"twinbench.impls.{kind}.{file.stem}:factory",
                             "candidate", doc[0])
             entries.append(CorpusEntry(spec, kind == "known_bad", tuple(getattr(module, "CAUGHT_BY", ()))))
     return entries
@@ -126,9 +126,9 @@ def corpus() -> list:
 
 def mutants() -> list:
     """The generated mutants (impls/mutants.py), as candidate specs judged exactly as the corpus is."""
-    from impls import mutants as M
+    from twinbench.impls import mutants as M
 
-    return [CorpusEntry(ImplSpec(f"mutant-{m.id}", m.network, m.framework, m.id, f"impls.mutants:{m.key}",
+    return [CorpusEntry(ImplSpec(f"mutant-{m.id}", m.network, m.framework, m.id, f"twinbench.impls.mutants:{m.key}",
                                  "candidate", m.doc), not m.equivalent, (), m.family, m.equivalent)
             for m in M.all_mutants()]
 
@@ -273,7 +273,7 @@ def load_network(text: str, literals: str | None = None) -> networks.NetworkSpec
         except Exception as exc:
             raise ImplUsageError(f"{text}: calling {attr}() raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, networks.NetworkSpec):
-        raise ImplUsageError(f"{path}:{attr} is a {type(obj).__name__}, not an impls.networks.NetworkSpec (or a "
+        raise ImplUsageError(f"{path}:{attr} is a {type(obj).__name__}, not a twinbench.NetworkSpec (or a "
                              f"zero-argument function returning one) (from {text!r})")
     if obj.name in E.NETWORKS:
         raise ImplUsageError(f"{text}: the spec is named {obj.name!r}, a reference network's name; give it a name of "
@@ -326,7 +326,7 @@ def impls_from_env() -> list[str]:
 # Building twins
 # ------------------------------------------------------------------------------------------
 def seed_everything(seed: int) -> None:
-    from impls.frameworks import keras, torch
+    from twinbench.impls.frameworks import keras, torch
 
     random.seed(seed)
     np.random.seed(seed)
@@ -342,7 +342,7 @@ def rng_state(cuda: bool = True):
     reseeds every generator) do not change the dropout masks of its later epochs. Keras layers
     draw from their own SeedGenerator state, which no reseeding touches. ``cuda=False`` leaves the
     CUDA generators out (a captured CUDA graph holds its own offsets into them)."""
-    from impls.frameworks import torch
+    from twinbench.impls.frameworks import torch
 
     gpu = torch.cuda.get_rng_state_all() if cuda and torch.cuda.is_initialized() else None
     return random.getstate(), np.random.get_state(), torch.get_rng_state(), gpu
@@ -350,7 +350,7 @@ def rng_state(cuda: bool = True):
 
 def set_rng_state(state) -> None:
     """Restore what ``rng_state`` returned."""
-    from impls.frameworks import torch
+    from twinbench.impls.frameworks import torch
 
     py, nps, cpu, gpu = state
     random.setstate(py)
@@ -408,7 +408,7 @@ def build(spec: ImplSpec, seed: int = 0) -> Twin:
         raise CandidateError(f"the factory {spec.factory} raised {type(exc).__name__}: {exc}") from exc
     model, recipe = unpack(obj, where=spec.factory)
     if framework_of(model) == "torch":
-        from impls.torch_adapter import TorchTwin
+        from twinbench.impls.torch_adapter import TorchTwin
 
         twin = TorchTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"),
                          channels_last=bool(recipe.get("channels_last", False)),
@@ -416,7 +416,7 @@ def build(spec: ImplSpec, seed: int = 0) -> Twin:
                          scheduler=recipe.get("scheduler"))
         twin.declared = {k: recipe[k] for k in ("batch_size", "epochs") if k in recipe}
     else:
-        from impls.keras_adapter import KerasTwin
+        from twinbench.impls.keras_adapter import KerasTwin
 
         twin = KerasTwin(spec.id, spec.network, model, output=recipe.get("output", "logits"))
     twin.spec = spec

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from fixtures import data as D
-from fixtures import expected as E
+from twinbench.fixtures import data as D
+from twinbench.fixtures import expected as E
 
 
 def torch_dataloader_steps(twin, steps: int, batch_size: int = 64, seed: int = 0) -> None:

@@ -8,12 +8,12 @@ import functools
 import warnings
 
 import numpy as np
-from impls import frameworks  # noqa: F401  (import order)
+from twinbench.impls import frameworks  # noqa: F401  (import order)
 import torch
 
-from impls import layer_maps, randomness
-from impls.speed import variants
-from impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
+from twinbench.impls import layer_maps, randomness
+from twinbench.impls.speed import variants
+from twinbench.impls.adapter import (CandidateError, LayerRecord, NoRecipe, ParamLayer, Trace, Twin,
                            batch_order, check_canonical_shape, is_recurrent_cell, layer_kind,
                            nchw_flat_to_nhwc_flat)
 

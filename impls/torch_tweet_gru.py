@@ -14,7 +14,7 @@ from collections import OrderedDict
 import torch.nn as nn
 
 # The fastText twin's recipe; LR, BETAS, EPSILON_HAT and AdamEpsilonHat are read here by impls/mutants.py.
-from impls.torch_tweet_fasttext import (BATCH_SIZE, BETAS, EMBED_DIM, EPSILON_HAT, LR, VOCAB_SIZE,  # noqa: F401
+from twinbench.impls.torch_tweet_fasttext import (BATCH_SIZE, BETAS, EMBED_DIM, EPSILON_HAT, LR, VOCAB_SIZE,  # noqa: F401
                                         AdamEpsilonHat, loss, optimizer)
 
 UNITS = 64

@@ -20,8 +20,8 @@ import json
 import os
 from pathlib import Path
 
-from fixtures.files import atomic_write
-from fixtures import tolerances as T
+from twinbench.fixtures.files import atomic_write
+from twinbench.fixtures import tolerances as T
 
 FORMAT = 2  # 2: outcomes in the report vocabulary (pass, fail, error, skip, xfail, xpass)
 
@@ -211,8 +211,8 @@ def improvements(baseline: dict, now: dict) -> list[str]:
 
 def current_snapshot(config) -> dict:
     """What this run has measured so far, in the baseline's shape."""
-    from impls import frameworks
-    from suites import runstate
+    from twinbench.impls import frameworks
+    from twinbench.suites import runstate
 
     conv = {}
     state = runstate.state(config)

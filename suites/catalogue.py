@@ -20,9 +20,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fixtures import expected as E
-from fixtures import tolerances as T
-from suites.checks import (convergence, data, equivalence, golden, gpu, initialization, optimizer, options, parameters,
+from twinbench.fixtures import expected as E
+from twinbench.fixtures import tolerances as T
+from twinbench.suites.checks import (convergence, data, equivalence, golden, gpu, initialization, optimizer, options, parameters,
                            randomness, shapes, summaries, trajectory)
 
 # The conformance matrix's columns, in order. "data" checks the datasets (a section of its own in
@@ -212,7 +212,7 @@ def nodeid(group: str, subject_id: str, check) -> str:
 # Which checks apply to a subject (sklearn's _yield_all_checks)
 # ------------------------------------------------------------------------------------------
 def _partners(spec):
-    from impls import registry
+    from twinbench.impls import registry
 
     return registry.partners(spec)
 
@@ -300,7 +300,7 @@ def find(spec, name: str):
 def convergence_cases(candidates) -> list:
     """(subject, check) pairs of the convergence test: each candidate's gate and agreement; without
     candidates each primary reference's gate and each network's agreement."""
-    from impls import registry
+    from twinbench.impls import registry
 
     checks = (convergence.check_accuracy_gate, convergence.check_framework_agreement)
     if candidates:

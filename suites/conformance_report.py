@@ -12,11 +12,11 @@ import html as H
 import json
 from pathlib import Path
 
-from fixtures.files import atomic_write
-from suites.catalogue import FAMILIES, family
-from suites.runstate import Cell, RunState
-from suites.status import Status
-from suites.verdict import matrix
+from twinbench.fixtures.files import atomic_write
+from twinbench.suites.catalogue import FAMILIES, family
+from twinbench.suites.runstate import Cell, RunState
+from twinbench.suites.status import Status
+from twinbench.suites.verdict import matrix
 
 
 def _fmt_cell(cell: Cell | None) -> str:

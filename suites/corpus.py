@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import detection as DE
-from impls import frameworks, registry
+from twinbench.fixtures import detection as DE
+from twinbench.impls import frameworks, registry
 
 CHOICES = ("stratified", "selftest", "hand-written", "all")
 
@@ -31,7 +31,7 @@ def _committed_sample(mutants: list) -> list:
     known = {e.spec.style for e in mutants}
     missing = sorted(m for m in set(DE.MUTANT_SAMPLE) - known if not (m.startswith("keras-") and frameworks.keras is None))
     if missing:
-        raise pytest.UsageError(f"fixtures.detection.MUTANT_SAMPLE names mutants impls/mutants.py no longer "
+        raise pytest.UsageError(f"twinbench.fixtures.detection.MUTANT_SAMPLE names mutants impls/mutants.py no longer "
                                 f"generates: {', '.join(missing)}; update the sample")
     return [e for e in mutants if e.spec.style in DE.MUTANT_SAMPLE]
 

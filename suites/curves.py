@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fixtures.files import atomic_write, plot
+from twinbench.fixtures.files import atomic_write, plot
 
 
 def write_convergence(out: Path, network: str, record: dict, gate: float, majority: float | None) -> list[Path]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fixtures.files import atomic_write
+from twinbench.fixtures.files import atomic_write
 
 
 def detection_summary(runs: dict, versions: dict) -> dict:

@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import tolerances as T
-from impls import networks, randomness, registry
-from impls.adapter import CandidateError, NoRecipe, to_log_probs
-from suites import oracle, refcache
-from suites.checks import equivalence, initialization, options, trajectory
-from suites.checks import randomness as randomness_checks
-from suites.helpers import REPRO_BATCH_ENV, real_batch
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks, randomness, registry
+from twinbench.impls.adapter import CandidateError, NoRecipe, to_log_probs
+from twinbench.suites import oracle, refcache
+from twinbench.suites.checks import equivalence, initialization, options, trajectory
+from twinbench.suites.checks import randomness as randomness_checks
+from twinbench.suites.helpers import REPRO_BATCH_ENV, real_batch
 
 # Cause id -> (what it is, the fix). Every id a hypothesis maps to is here.
 CAUSES = {
@@ -300,7 +300,7 @@ def _hypothesis_probes(network: str) -> tuple:
     ``PROBE_CODE``, the code it depends on beyond the cache's key, and verified on reuse by
     probing the reference and the first hypothesis again (bit for bit). The tweets' are cheap to
     probe and large to keep (README, "The reference cache"), so they are probed afresh."""
-    from impls.hypotheses import hypotheses
+    from twinbench.impls.hypotheses import hypotheses
 
     hyps = hypotheses(network)
     if network not in CACHED_HYPOTHESES or os.environ.get(REPRO_BATCH_ENV):  # a capped batch: not the stored probes
@@ -421,7 +421,7 @@ def _unpack_table(arrays: dict, meta: dict) -> dict:
 
 
 def _spec(h):
-    return registry.ImplSpec(f"hypothesis-{h.id}", h.network, "torch", h.id, f"impls.mutants:{h.key}", "candidate", h.doc)
+    return registry.ImplSpec(f"hypothesis-{h.id}", h.network, "torch", h.id, f"twinbench.impls.mutants:{h.key}", "candidate", h.doc)
 
 
 def _explains(cand: Probes, hyp: Probes, ref: Probes) -> list | None:

@@ -11,7 +11,7 @@ changes the roundings as a port does; nothing else is perturbed). Per 20-step wi
 the largest |loss diff| and the largest per-layer weight diff relative to that layer's movement
 (the measures test_trajectory uses), and which pair set it.
 
-    python -m suites.drift --threads 1,2,3,4,8 [--json reports/drift.json]
+    python -m twinbench.suites.drift --threads 1,2,3,4,8 [--json reports/drift.json]
 
 These are free runs: the speed suite compares two of them over whole epochs with this envelope.
 The trajectory check's runs are anchored (every TRAJECTORY_WINDOW steps set back to the torch
@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from impls import networks
+from twinbench.impls import networks
 
 NETWORK = "mnist_cnn"
 WINDOW = 20
@@ -67,7 +67,7 @@ def _compare(a, b, start: dict, steps: int, exact: int) -> dict:
 
 
 def _load(path: str):
-    from suites import training
+    from twinbench.suites import training
 
     with np.load(path) as f:
         return training._unpack({k: f[k] for k in f.files}, {"complete": True})
@@ -76,8 +76,8 @@ def _load(path: str):
 def worker(threads: int, folder: str, anchored: bool = False) -> dict:
     """One thread count, in this process: the two references' trajectories, saved to ``folder``;
     ``anchored``: each set back to the anchor's run saved there (``anchor-on/off.npz``)."""
-    from impls import frameworks, registry
-    from suites import runstate, training
+    from twinbench.impls import frameworks, registry
+    from twinbench.suites import runstate, training
 
     frameworks.torch.set_num_threads(threads)
     frameworks.set_determinism()
@@ -100,8 +100,8 @@ def worker(threads: int, folder: str, anchored: bool = False) -> dict:
 
 def save_anchor(folder: str) -> None:
     """The anchor's runs (dropout off and on), as every anchored worker loads them."""
-    from impls import frameworks
-    from suites import runstate, training
+    from twinbench.impls import frameworks
+    from twinbench.suites import runstate, training
 
     frameworks.torch.set_num_threads(2)
     frameworks.set_determinism()
@@ -125,17 +125,17 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.anchored)))
         return 0
-    from fixtures import tolerances as T
-    from suites import training
+    from twinbench.fixtures import tolerances as T
+    from twinbench.suites import training
 
     folder = tempfile.mkdtemp(prefix="twinbench-drift-")
     if args.anchored:
-        code = ("from suites import drift; drift.save_anchor(" + repr(folder) + ")")
+        code = ("from twinbench.suites import drift; drift.save_anchor(" + repr(folder) + ")")
         env = dict(os.environ, TF_NUM_INTRAOP_THREADS="2", TF_CPP_MIN_LOG_LEVEL="2")
         subprocess.run([sys.executable, "-c", code], env=env, check=True)
     for n in (int(t) for t in args.threads.split(",")):
         env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(n), TF_CPP_MIN_LOG_LEVEL="2")
-        done = subprocess.run([sys.executable, "-m", "suites.drift", "--worker", str(n), folder]
+        done = subprocess.run([sys.executable, "-m", "twinbench.suites.drift", "--worker", str(n), folder]
                               + ["--anchored"] * args.anchored, env=env, capture_output=True, text=True)
         if done.returncode:
             sys.stderr.write(done.stderr)
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
                  else f"the first {networks.get(NETWORK).trajectory_exact_steps} steps")
         print(f"\n{kind} ({where}): max {results[pair][kind]:.3g} ({pair}), tolerance {tol:g}")
     if args.json:
-        from fixtures.files import atomic_write
+        from twinbench.fixtures.files import atomic_write
 
         atomic_write(args.json, json.dumps(results, indent=1) + "\n")
     import shutil

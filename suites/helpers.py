@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from impls import networks
-from impls.adapter import CandidateError, NoRecipe, to_log_probs
-from impls.networks import NoLiterals
-from suites.status import CheckCrashed, NoLiteralsSkip, NoRecipeSkip, Status
+from twinbench.fixtures import expected as E
+from twinbench.impls import networks
+from twinbench.impls.adapter import CandidateError, NoRecipe, to_log_probs
+from twinbench.impls.networks import NoLiterals
+from twinbench.suites.status import CheckCrashed, NoLiteralsSkip, NoRecipeSkip, Status
 
 
 def at_once(*calls) -> list:
@@ -31,7 +31,7 @@ def at_once(*calls) -> list:
 
 def parametrize(cases) -> list:
     """(subject, check) pairs as pytest.params with the one id builder (``catalogue.make_id``)."""
-    from suites.catalogue import make_id
+    from twinbench.suites.catalogue import make_id
 
     return [pytest.param(s, c, id=make_id(s, c)) for s, c in cases]
 
@@ -72,14 +72,14 @@ def run_one(check, twin_factory) -> CheckResult:
     except NoLiterals as exc:
         return CheckResult(Status.NO_LITERALS, f"no literals: {exc}")
     except Exception as exc:
-        from suites.catalogue import name_of  # the catalogue imports the checks, which import this module
+        from twinbench.suites.catalogue import name_of  # the catalogue imports the checks, which import this module
 
         return CheckResult(Status.ERROR, f"twinbench error (a crash of the check, not a verdict on the twin): "
                                          f"{name_of(check)} raised {type(exc).__name__}: {exc}{_where(exc)}")
 
 
 def _require_a_recipe(check, spec) -> None:
-    from suites.catalogue import RECIPE_FAMILIES, family  # the catalogue imports the checks, which import this module
+    from twinbench.suites.catalogue import RECIPE_FAMILIES, family  # the catalogue imports the checks, which import this module
 
     if spec is not None and not spec.has_recipe and family(check) in RECIPE_FAMILIES:
         raise NoRecipe(f"the spec of {spec.name} states no recipe (train_batch, budget_epochs and the rest): the "
@@ -135,7 +135,7 @@ def real_batch(network: str, n: int):
     normalised MNIST images or tweet ids. Spread, not the first n: the tweets' test split starts
     with over a thousand negatives, and a batch of one class cannot see a fault that weighs the
     other (class weights, pos_weight). A minimised repro caps n with TWINBENCH_REPRO_BATCH."""
-    from suites import runstate
+    from twinbench.suites import runstate
 
     runstate.current().batches_asked.append(n)  # for repro minimisation (suites/repro.py)
     cap = os.environ.get(REPRO_BATCH_ENV)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fixtures import expected as E
-from impls import networks
-from suites import refcache
+from twinbench.fixtures import expected as E
+from twinbench.impls import networks
+from twinbench.suites import refcache
 
 
 def _f64(weights: dict) -> dict:
@@ -159,8 +159,8 @@ def recording(network: str) -> Recording:
 
 def _gradients(network: str, steps: int) -> tuple:
     """The torch reference's start weights and its first ``steps`` recorded gradients."""
-    from impls import registry
-    from impls.adapter import batch_order
+    from twinbench.impls import registry
+    from twinbench.impls.adapter import batch_order
 
     batch = networks.get(network).train_batch
     x, y = networks.get(network).split("train", E.OPTIMIZER_REPLAY_STEPS * batch)
@@ -227,7 +227,7 @@ def partner_replay(partner: str) -> tuple:
     """A reference partner's canonical weights after each replayed step of ``recording``, from its
     start: the same for every twin compared with it, so computed once per session per partner
     (~115 MB for an MNIST partner's 24 steps) instead of once per twin."""
-    from impls import registry
+    from twinbench.impls import registry
 
     spec = registry.by_id(partner)
     rec = recording(spec.network)

@@ -52,9 +52,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fixtures import data as D
-from fixtures.files import atomic_write
-from suites import runstate
+from twinbench.fixtures import data as D
+from twinbench.fixtures.files import atomic_write
+from twinbench.suites import runstate
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("impls/*.py", "impls/networks/*.py", "fixtures/*.py", "suites/refcache.py", "suites/training.py")
@@ -106,7 +106,7 @@ def _hash_files(h, paths) -> None:
 
 @functools.cache
 def key() -> str:
-    from impls import frameworks
+    from twinbench.impls import frameworks
 
     h = hashlib.sha256(json.dumps(frameworks.numeric_environment(), sort_keys=True).encode())
     _hash_files(h, code_files())

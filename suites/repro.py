@@ -9,7 +9,7 @@ fault persists and 0 once it is fixed, so it can guard the fix in a user's CI (2
 could not run at all, e.g. the file or factory was renamed). Run with another interpreter, it
 re-executes itself with the one that wrote it.
 
-``python -m suites.repro SCRIPT...`` runs scripts one after another in one process (the
+``python -m twinbench.suites.repro SCRIPT...`` runs scripts one after another in one process (the
 detection self-test runs every faulty candidate's this way) and prints each one's exit status.
 """
 
@@ -23,9 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fixtures.files import atomic_write
+import twinbench
+from twinbench.fixtures.files import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
+IMPORT_ROOT = Path(twinbench.__file__).resolve().parent.parent  # the folder that holds the twinbench package
 
 TEMPLATE = '''#!/usr/bin/env python3
 """twinbench repro: {impl} fails {check}.
@@ -41,6 +43,7 @@ import os
 import sys
 
 ROOT = {root!r}
+IMPORT_ROOT = {import_root!r}  # where the package twinbench is
 PYTHON, PREFIX = {python!r}, {prefix!r}  # the interpreter of the run that wrote this script
 IMPL = {impl_arg!r}  # the --impl value
 NETWORK = {network_arg!r}  # the --network value of a user's pair (None: a reference network)
@@ -53,8 +56,8 @@ def main():
     if sys.prefix != PREFIX and os.path.exists(PYTHON):  # another interpreter: rerun with the one that wrote it
         os.execv(PYTHON, [PYTHON, os.path.abspath(__file__)])
     os.chdir(ROOT)
-    sys.path.insert(0, ROOT)
-    from suites.repro import rerun
+    sys.path.insert(0, IMPORT_ROOT)
+    from twinbench.suites.repro import rerun
 
     return rerun(IMPL, CHECK, TEST, ENV, NETWORK)
 
@@ -82,7 +85,7 @@ def environ(values: dict):
 def resolve(spec, check: str):
     """The catalogue's check callable named ``check`` for ``spec``; None when it needs pytest's own
     fixtures (its test is run instead)."""
-    from suites import catalogue
+    from twinbench.suites import catalogue
 
     return catalogue.find(spec, check)
 
@@ -95,8 +98,8 @@ def rerun(impl: str, check: str, nodeid: str, env: dict, network: str | None = N
     print(f"twinbench repro: {check} on --impl {impl}" + (f", with {shown}" if shown else ""), flush=True)
     with environ(env):
         try:
-            from impls import frameworks, registry
-            from suites import helpers
+            from twinbench.impls import frameworks, registry
+            from twinbench.suites import helpers
 
             frameworks.set_determinism()
             if network is not None:
@@ -121,8 +124,8 @@ def rerun(impl: str, check: str, nodeid: str, env: dict, network: str | None = N
 def nodeid_of(check, spec) -> str:
     """The pytest id of ``check`` (a catalogue check callable) for ``spec`` run as ``--impl`` (a
     corpus entry or a mutant, whose own id is the detection self-test's)."""
-    from impls import registry
-    from suites import catalogue
+    from twinbench.impls import registry
+    from twinbench.suites import catalogue
 
     impl = registry.candidate_id(spec.framework, spec.network, spec.factory)
     return catalogue.nodeid(catalogue.record_of(check).group, impl, check)
@@ -148,7 +151,7 @@ def minimise(check, build, controls=()) -> dict:
     that needs a spread of logits, or both classes) shows nothing and is passed over. {} when the
     check reads no real batch, or fails only at its full size. (Trajectories need no shrinking:
     a run stops at its first divergent step.)"""
-    from suites import helpers, runstate
+    from twinbench.suites import helpers, runstate
 
     asked = runstate.current().batches_asked
     asked.clear()
@@ -169,8 +172,8 @@ def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=Non
     the check's ``callable_`` and the twin's ``build``, minimised first (``minimise``), the
     network's primary references as the controls that must pass at the smaller size; else
     ``unminimised`` says why not."""
-    from impls import frameworks, networks, registry
-    from suites.helpers import REPRO_BATCH_ENV
+    from twinbench.impls import frameworks, networks, registry
+    from twinbench.suites.helpers import REPRO_BATCH_ENV
 
     kinds = ("torch", "keras") if frameworks.keras is not None else ("torch",)
     controls = [lambda ref=registry.reference(f, spec.network): registry.build(ref, seed=0) for f in kinds]
@@ -184,7 +187,7 @@ def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=Non
     else:
         note = unminimised or "Not minimised: the check did not run in the process that wrote it."
     path = Path(folder) / f"{spec.id}.py"
-    atomic_write(path, TEMPLATE.format(impl=spec.id, check=check, path=path, root=str(ROOT), python=sys.executable,
+    atomic_write(path, TEMPLATE.format(impl=spec.id, check=check, path=path, root=str(ROOT), import_root=str(IMPORT_ROOT), python=sys.executable,
                                        prefix=sys.prefix, impl_arg=f"{spec.network}={spec.factory}", nodeid=nodeid,
                                        network_arg=networks.source(spec.network),
                                        env=env, minimised=note))
@@ -193,6 +196,6 @@ def write(folder: Path, spec, check: str, nodeid: str, callable_=None, build=Non
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m suites.repro SCRIPT...  (runs repro scripts in this process, prints their exit "
+        sys.exit("usage: python -m twinbench.suites.repro SCRIPT...  (runs repro scripts in this process, prints their exit "
                  "statuses)")
     print(json.dumps(run_scripts(sys.argv[1:])))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from suites.status import Status
+from twinbench.suites.status import Status
 
 # Where checks write side products (summaries, plots); `make conform` and `make test` use reports/.
 REPORTS = Path(os.environ.get("TWINBENCH_REPORTS", "reports"))

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import tolerances as T
-from impls import frameworks, networks, registry
-from suites import training
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import frameworks, networks, registry
+from twinbench.suites import training
 
 PARITY_EPOCHS = 3
 PARITY_BATCHES = 10.5  # per epoch: ten full batches and a half one

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from fixtures.files import atomic_write, plot
-from impls import networks
+from twinbench.fixtures.files import atomic_write, plot
+from twinbench.impls import networks
 
 # Targets: figures to report against, never asserts (fixtures/expected.py holds expectations of
 # correctness; these are aspirations of speed, from the speed issue).

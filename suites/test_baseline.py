@@ -4,7 +4,7 @@ baseline is given). suites/baseline.py says what each entry holds the run to."""
 
 import pytest
 
-from suites import baseline, runstate
+from twinbench.suites import baseline, runstate
 
 pytestmark = pytest.mark.baseline
 

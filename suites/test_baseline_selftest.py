@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from suites import baseline
-from suites.helpers import at_once
+from twinbench.suites import baseline
+from twinbench.suites.helpers import at_once
 
 pytestmark = pytest.mark.selftest
 
@@ -34,7 +34,7 @@ def test_injected_regression_is_caught(tmp_path):
 
     clean, broken = at_once(  # two comparisons with the same saved baseline: independent runs
         lambda: _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", reports="reports-clean"),
-        lambda: _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", "-p", "suites.plugin_samples.add_to_logits",
+        lambda: _pytest(tmp_path, *SUBSET, "--compare-baseline", "before", "-p", "twinbench.suites.plugin_samples.add_to_logits",
                         reports="reports-broken"))
     assert clean.returncode == 0, clean.stdout[-3000:]
     out = broken.stdout
@@ -81,7 +81,7 @@ def test_interrupted_run_keeps_the_previous_report(tmp_path):
     (tmp_path / "conformance.md").write_text("previous report\n")
     (tmp_path / "before.json").write_text("{}")
     proc = _pytest(tmp_path, "-m", "parameters", f"--conform-report={tmp_path}", "--save-baseline", "interrupted",
-                   "-p", "suites.plugin_samples.interrupt")
+                   "-p", "twinbench.suites.plugin_samples.interrupt")
     assert proc.returncode == 2, proc.stdout[-2000:]
     assert "run interrupted: no report, baseline or detection file written" in proc.stdout, proc.stdout[-2000:]
     assert (tmp_path / "conformance.md").read_text() == "previous report\n"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import tolerances as T
-from suites import catalogue
+from twinbench.fixtures import tolerances as T
+from twinbench.suites import catalogue
 
 pytestmark = pytest.mark.selftest
 
@@ -27,7 +27,7 @@ def _python_files(*folders):
 
 
 def _imports(path: Path) -> set:
-    """The modules a file imports, fully named (``from suites import x`` gives suites and suites.x)."""
+    """The modules a file imports, fully named (``from twinbench.suites import x`` gives twinbench.suites and twinbench.suites.x)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -37,8 +37,12 @@ def _imports(path: Path) -> set:
     return names
 
 
+PACKAGES = ("impls", "suites", "fixtures")  # imported as twinbench.<folder> (twinbench/__init__.py)
+
+
 def _module_name(path: Path) -> str:
-    return path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+    name = path.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+    return f"twinbench.{name}" if name.split(".")[0] in PACKAGES else name
 
 
 def test_every_check_function_is_in_the_catalogue():
@@ -57,7 +61,7 @@ def test_every_check_function_is_in_the_catalogue():
 def test_every_catalogue_record_is_complete():
     for record in catalogue.CHECKS:
         assert record.family in catalogue.FAMILIES, f"{record.name}: family {record.family!r}"
-        assert record.func.__module__.startswith("suites.checks."), f"{record.name} lives in {record.func.__module__}"
+        assert record.func.__module__.startswith("twinbench.suites.checks."), f"{record.name} lives in {record.func.__module__}"
         assert (SUITES / f"test_{record.group}.py").is_file(), f"{record.name}: no suites/test_{record.group}.py"
         assert record.compares.strip(), f"{record.name}: says nothing of what it compares"
         for name in record.tolerances:
@@ -85,6 +89,7 @@ def test_test_modules_are_leaves():
     """No test module imports another, and no library module imports a test module: what two of
     them share lives in a library module."""
     tests = {_module_name(p) for p in SUITES.glob("test_*.py")}
+    tests |= {name.removeprefix("twinbench.") for name in tests}  # pytest imports them as suites.test_*
     found = []
     for path in _python_files("suites", "tools", "impls", "fixtures") + [ROOT / "conftest.py"]:
         hits = sorted(n for n in _imports(path) if n in tests and n != _module_name(path))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from impls.adapter import CandidateError, NoRecipe
-from suites import catalogue, runstate
-from suites.helpers import parametrize
-from suites.status import NoRecipeSkip
+from twinbench.impls.adapter import CandidateError, NoRecipe
+from twinbench.suites import catalogue, runstate
+from twinbench.suites.helpers import parametrize
+from twinbench.suites.status import NoRecipeSkip
 
 pytestmark = pytest.mark.convergence
 

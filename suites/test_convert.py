@@ -4,8 +4,8 @@ forward parity asserted by the command and the round trip bit-identical."""
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from impls import convert, registry
+from twinbench.fixtures import expected as E
+from twinbench.impls import convert, registry
 
 pytestmark = pytest.mark.equivalence
 
@@ -46,7 +46,7 @@ def test_flattened_dense_kernel_rows_follow_both_layouts():
     """fc1 reads features flattened (C, H, W) in torch and (H, W, C) canonically: torch's
     weight[o, (c*H + h)*W + w] is the canonical kernel[(h*W + w)*C + c, o], both ways, for every
     index (an index oracle, independent of how the adapter permutes)."""
-    from impls import torch_adapter
+    from twinbench.impls import torch_adapter
 
     h, w, c, out = 3, 4, 5, 2
     weight = np.arange(out * c * h * w, dtype=np.float32).reshape(out, c * h * w)

@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
-from fixtures import data as D
-from fixtures import expected as E
-from fixtures import files
-from fixtures.files import atomic_write
-from suites import catalogue
-from suites.helpers import parametrize
+from twinbench.fixtures import data as D
+from twinbench.fixtures import expected as E
+from twinbench.fixtures import files
+from twinbench.fixtures.files import atomic_write
+from twinbench.suites import catalogue
+from twinbench.suites.helpers import parametrize
 
 pytestmark = pytest.mark.data
 
@@ -95,7 +95,7 @@ def test_a_torch_candidate_gets_its_batches_laid_out_as_pytorch_examples_does():
     array's NCHW view has strides (784, 1, 28, 1), which torch reads as channels-last."""
     import numpy as np
 
-    from impls import registry, seed_pipelines
+    from twinbench.impls import registry, seed_pipelines
 
     entry = next(e for e in registry.corpus() if e.spec.id == "known_good-torch_mnist_cnn_view_flatten")
     twin = registry.build(entry.spec, seed=0)

@@ -49,12 +49,12 @@ import time
 
 import pytest
 
-from fixtures import detection as DE
-from impls import frameworks, registry
-from suites import catalogue, corpus, diagnosis, repro, runstate
-from suites.catalogue import name_of
-from suites.helpers import run_one
-from suites.status import Status
+from twinbench.fixtures import detection as DE
+from twinbench.impls import frameworks, registry
+from twinbench.suites import catalogue, corpus, diagnosis, repro, runstate
+from twinbench.suites.catalogue import name_of
+from twinbench.suites.helpers import run_one
+from twinbench.suites.status import Status
 
 pytestmark = pytest.mark.detection
 
@@ -161,16 +161,16 @@ def test_detection(entry, request):
         assert not record["diagnosis"], f"{spec.id} is correct, but diagnosis names causes: {record['diagnosis']}"
     want = EXPECTED.get(spec.id)
     assert want is not None, (f"{spec.id} has no entry in {DE.EXPECTED_FILE.name}; record it: "
-                              "python -m fixtures.detection reports/detection.json")
+                              "python -m twinbench.fixtures.detection reports/detection.json")
     assert record["diagnosis"] == want["diagnosis"], (
         f"{spec.id}: its diagnosis changed from {want['diagnosis']} to {record['diagnosis']}; if intended, regenerate "
-        f"{DE.EXPECTED_FILE.name} (python -m fixtures.detection reports/detection.json) and argue it in the commit")
+        f"{DE.EXPECTED_FILE.name} (python -m twinbench.fixtures.detection reports/detection.json) and argue it in the commit")
     want = want["failed"]
     gained, lost = sorted(failed - set(want)), sorted(set(want) - failed)
     assert not gained and not lost, (
         f"{spec.id}: the checks that reject it changed. No longer rejecting: {', '.join(lost) or 'none'}. "
         f"Newly rejecting: {', '.join(gained) or 'none'}. If that is intended, regenerate "
-        f"{DE.EXPECTED_FILE.name} (python -m fixtures.detection reports/detection.json) and argue it in the commit")
+        f"{DE.EXPECTED_FILE.name} (python -m twinbench.fixtures.detection reports/detection.json) and argue it in the commit")
 
 
 def test_every_cause_in_the_catalogue_is_named_alone_for_some_candidate():
@@ -189,7 +189,7 @@ def test_every_cause_in_the_catalogue_is_named_alone_for_some_candidate():
 
 def test_every_repro_exits_1_in_a_fresh_process(request):
     """Each repro script the detection runs of this process wrote (one per rejected candidate) is
-    run in one fresh process (python -m suites.repro, no state of this session) and exits 1: it
+    run in one fresh process (python -m twinbench.suites.repro, no state of this session) and exits 1: it
     rebuilds the candidate from its file and the references from impls/ and still sees the
     fault. Under pytest-xdist each worker holds only its own candidates' scripts: run it without
     -n to run them all."""
@@ -200,9 +200,9 @@ def test_every_repro_exits_1_in_a_fresh_process(request):
     if not scripts:
         pytest.skip("no detection candidate was rejected in this run (select some with -m detection)")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "suites.repro", *scripts], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "twinbench.suites.repro", *scripts], capture_output=True, text=True,
                           cwd=repro.ROOT, timeout=3600)
-    assert done.returncode == 0, f"python -m suites.repro exited {done.returncode}:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"python -m twinbench.suites.repro exited {done.returncode}:\n{done.stderr[-3000:]}"
     codes = json.loads(done.stdout.strip().splitlines()[-1])
     for path, code in codes.items():
         records[scripts[path]]["repro_exit"] = code

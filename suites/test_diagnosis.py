@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from fixtures import tolerances as T
-from suites import diagnosis, oracle
+from twinbench.fixtures import tolerances as T
+from twinbench.suites import diagnosis, oracle
 
 pytestmark = pytest.mark.selftest
 
@@ -81,7 +81,7 @@ def test_a_stored_hypothesis_table_is_rebuilt_with_every_type():
 def test_a_late_departure_is_fitted_by_layer_and_magnitude(monkeypatch, scales, noise, cause):
     """The update in the step before the trajectory departs, each tensor a constant times the
     reference's: frozen tensors at 0, scaled ones at their factor, anything else unknown."""
-    from suites.checks import trajectory
+    from twinbench.suites.checks import trajectory
 
     rng = np.random.default_rng(0)
     want = {k: rng.standard_normal((3, 4)) for k in ("conv1.kernel", "conv1.bias", "fc2.kernel", "fc2.bias")}

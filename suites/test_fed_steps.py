@@ -7,7 +7,7 @@ eager; one whose draws change after compiling must go eager at the next recheck.
 import numpy as np
 import pytest
 
-from impls import frameworks, randomness, registry
+from twinbench.impls import frameworks, randomness, registry
 
 pytestmark = [pytest.mark.selftest, pytest.mark.frameworks("keras")]
 
@@ -18,7 +18,7 @@ RECHECK = 3    # every third compiled call runs eagerly: step 4
 
 @pytest.fixture(scope="module")
 def data():
-    from fixtures import data as D
+    from twinbench.fixtures import data as D
 
     return D.split("mnist_cnn", "train", 64 * 12)
 
@@ -32,7 +32,7 @@ def _keras(network="mnist_cnn"):
 def _run(twin, data, monkeypatch, fed_after, steps=STEPS, between=None):
     """``steps`` training-mode steps: per step the loss, the ops recorded, the gradients and the
     stream's next number. ``between(i)`` runs before step i."""
-    from impls import keras_adapter
+    from twinbench.impls import keras_adapter
 
     monkeypatch.setattr(keras_adapter, "FED_AFTER", fed_after)
     monkeypatch.setattr(keras_adapter, "RECHECK_EVERY", RECHECK)
@@ -150,7 +150,7 @@ def test_a_draw_inside_a_conditional_stays_eager(data, monkeypatch):
 
 
 def test_training_mode_without_a_stream_keeps_keras_own_dropout(data, monkeypatch):
-    from impls import keras_adapter
+    from twinbench.impls import keras_adapter
 
     monkeypatch.setattr(keras_adapter, "FED_AFTER", FED_AFTER)
     twin, (x, y) = _keras(), data

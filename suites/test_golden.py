@@ -6,7 +6,7 @@ module only runs the catalogue's ``golden`` group on every selected twin.
 
 import pytest
 
-from suites.helpers import run_check
+from twinbench.suites.helpers import run_check
 
 pytestmark = pytest.mark.golden
 GROUP = "golden"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)
@@ -21,8 +21,8 @@ def test_an_output_declared_in_another_form_is_judged_by_what_it_means():
     """A correct port whose log-softmax output is declared as logits (the corpus's
     known_good-torch_mnist_cnn_log_softmax_as_logits) matches the golden recording: softmax
     logits are compared as log-probabilities, where a per-row constant is no change."""
-    from impls import registry
-    from suites.checks import golden
+    from twinbench.impls import registry
+    from twinbench.suites.checks import golden
 
     entry = next(e for e in registry.corpus() if e.spec.id == "known_good-torch_mnist_cnn_log_softmax_as_logits")
     assert golden.check_golden_outputs(registry.build(entry.spec, seed=0))["golden_max_abs_diff"] <= 1e-5

@@ -7,7 +7,7 @@ module only runs the catalogue's ``gpu`` group on every selected twin.
 
 import pytest
 
-from suites.helpers import run_check
+from twinbench.suites.helpers import run_check
 
 pytestmark = pytest.mark.gpu
 GROUP = "gpu"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)

@@ -7,7 +7,7 @@ module only runs the catalogue's ``initialization`` group on every selected twin
 
 import pytest
 
-from suites.helpers import run_check
+from twinbench.suites.helpers import run_check
 
 pytestmark = pytest.mark.initialization
 GROUP = "initialization"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)

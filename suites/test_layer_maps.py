@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures import tolerances as T
-from impls import frameworks, layer_maps
-from impls.adapter import layer_kind
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import frameworks, layer_maps
+from twinbench.impls.adapter import layer_kind
 
 torch = frameworks.torch
 H, IN, T_STEPS, N = 5, 3, 7, 4

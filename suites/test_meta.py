@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from impls.adapter import from_logits, to_log_probs
-from suites.helpers import max_violation, reference_loss
-from suites.runstate import Cell
-from suites.status import Status, Verdict
-from suites.verdict import verdict
-from suites.training import meets_gate, olympic, summarise
+from twinbench.fixtures import expected as E
+from twinbench.impls.adapter import from_logits, to_log_probs
+from twinbench.suites.helpers import max_violation, reference_loss
+from twinbench.suites.runstate import Cell
+from twinbench.suites.status import Status, Verdict
+from twinbench.suites.verdict import verdict
+from twinbench.suites.training import meets_gate, olympic, summarise
 
 pytestmark = pytest.mark.selftest
 
@@ -83,8 +83,8 @@ def test_matrix_known_bad_and_corpus_declare_the_same_checks():
     (CAUGHT_BY in their files): both must name the same checks."""
     import importlib
 
-    from fixtures import xfails
-    from impls import registry
+    from twinbench.fixtures import xfails
+    from twinbench.impls import registry
 
     for spec in registry.KNOWN_BAD:
         declared = set(importlib.import_module(spec.factory.split(":")[0]).CAUGHT_BY)
@@ -94,7 +94,7 @@ def test_matrix_known_bad_and_corpus_declare_the_same_checks():
 
 
 def test_detection_corpus_is_big_enough():
-    from impls import registry
+    from twinbench.impls import registry
 
     entries = registry.corpus()
     faulty = [e for e in entries if e.faulty]
@@ -109,8 +109,8 @@ def test_mutant_corpus_covers_every_operator_family_on_every_subject():
     """impls/mutants.py generates at least 150 mutants with unique ids; every family of operators
     reaches both frameworks of both networks (data handling: the tweets only), and the committed
     sample that make test runs has at least 40, drawn from every family."""
-    from fixtures import detection
-    from impls import mutants
+    from twinbench.fixtures import detection
+    from twinbench.impls import mutants
 
     every = mutants.all_mutants()
     ids = [m.id for m in every]
@@ -133,7 +133,7 @@ def test_speed_report_keeps_the_rows_an_earlier_run_timed(tmp_path):
     it timed again."""
     import json
 
-    from suites import speed_report
+    from twinbench.suites import speed_report
 
     def row(device, median):
         return {"network": "mnist_cnn", "figure": "epoch", "device": device, "name": "torch-module", "median_s": median}
@@ -149,7 +149,7 @@ def test_a_reports_status_comes_from_what_it_raised_not_its_message():
     strict expected failure that passed an xpass, whatever their messages say."""
     from types import SimpleNamespace
 
-    from suites.status import CheckCrashed, NoRecipeSkip, decide
+    from twinbench.suites.status import CheckCrashed, NoRecipeSkip, decide
 
     class Raised:
         def __init__(self, exc):
@@ -171,7 +171,7 @@ def test_a_reports_status_comes_from_what_it_raised_not_its_message():
 
 
 def test_every_canonical_weight_has_an_initialisation_law():
-    from suites.checks import initialization
+    from twinbench.suites.checks import initialization
 
     for network, weights in E.CANONICAL_WEIGHTS.items():
         assert set(E.INIT_LAWS[network]) == set(weights), network
@@ -180,7 +180,7 @@ def test_every_canonical_weight_has_an_initialisation_law():
 
 
 def test_kolmogorov_smirnov_distance_and_critical_value():
-    from suites.checks import initialization as I
+    from twinbench.suites.checks import initialization as I
 
     # Kolmogorov's limit at level 0.05 is 1.358 / sqrt(n); at 1e-6 it is 2.693 / sqrt(n)
     assert abs(I.ks_critical(10**8, 0.05) * 10**4 - 1.3581) < 1e-3
@@ -194,7 +194,7 @@ def test_kolmogorov_smirnov_distance_and_critical_value():
 
 
 def test_the_initialisation_fit_names_keras_defaults():
-    from suites.checks import initialization as I
+    from twinbench.suites.checks import initialization as I
 
     rng = np.random.default_rng(0)
     glorot = np.sqrt(6 / (9216 + 128))
@@ -207,8 +207,8 @@ def test_the_initialisation_fit_names_keras_defaults():
 def test_every_option_listed_harmless_is_an_option_of_a_reference():
     """fixtures/options_harmless.json and layer_options_harmless.json name real options, each with
     a reason: a stale or misspelt entry would exempt nothing and hide that."""
-    from impls import registry
-    from suites.checks import options
+    from twinbench.impls import registry
+    from twinbench.suites.checks import options
 
     for framework in ("torch", "keras"):
         optimizer, layer = set(), set()
@@ -232,8 +232,8 @@ def test_a_setting_a_scheduler_changes_later_is_compared_at_that_epoch():
     """check_optimizer_options steps a torch recipe's scheduler through the budget: a setting it
     changes at a later epoch is named with that epoch; a learning rate that parts from the recipe's
     by an ulp (the decay in closed form) is left to the schedule check, which judges it by value."""
-    from impls import registry
-    from suites.checks import options
+    from twinbench.impls import registry
+    from twinbench.suites.checks import options
 
     def differences(name):
         entry = next(c for c in registry.corpus() if c.spec.id == name)
@@ -249,12 +249,12 @@ def test_a_setting_a_scheduler_changes_later_is_compared_at_that_epoch():
 
 @pytest.mark.frameworks("torch")
 def test_a_scheduler_that_adds_a_param_group_is_named_not_crashed():
-    from impls import registry
-    from impls.adapter import CandidateError
-    from suites.checks import options
+    from twinbench.impls import registry
+    from twinbench.impls.adapter import CandidateError
+    from twinbench.suites.checks import options
 
     spec = registry.ImplSpec("candidate-torch-mnist_cnn-adds", "mnist_cnn", "torch", "adds",
-                             "suites.plugin_samples.bad_factories:scheduler_adds_a_group", "candidate")
+                             "twinbench.suites.plugin_samples.bad_factories:scheduler_adds_a_group", "candidate")
     twin = registry.build(spec)
     assert options.optimizer_differences(twin)[0] == [
         "2 param groups from epoch 3 (the scheduler changed them), 1 when the optimizer was built"]

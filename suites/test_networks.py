@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from impls import networks, registry
-from suites import runstate
+from twinbench.fixtures import expected as E
+from twinbench.impls import networks, registry
+from twinbench.suites import runstate
 
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pair.py"
@@ -72,7 +72,7 @@ def test_a_registered_network_runs_the_catalogues_checks(pair):
     """The example pair, registered: its references are its spec's builders, and the shape, count,
     weight-transfer and forward checks run on it unchanged. Its Keras twin conforms to its torch
     one; the variant with the tanh-approximated GELU is rejected by forward parity."""
-    from suites.checks import equivalence, parameters, shapes
+    from twinbench.suites.checks import equivalence, parameters, shapes
 
     torch_ref, keras_ref = registry.reference("torch", "example_mlp"), registry.reference("keras", "example_mlp")
     assert (torch_ref.id, keras_ref.id) == ("torch-example_mlp-module", "keras-example_mlp-sequential")

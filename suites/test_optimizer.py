@@ -11,11 +11,11 @@ import weakref
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from impls import networks
-from suites import oracle as O
-from suites.checks.optimizer import subject_replay
-from suites.helpers import run_check
+from twinbench.fixtures import expected as E
+from twinbench.impls import networks
+from twinbench.suites import oracle as O
+from twinbench.suites.checks.optimizer import subject_replay
+from twinbench.suites.helpers import run_check
 
 pytestmark = pytest.mark.equivalence
 GROUP = "optimizer"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)

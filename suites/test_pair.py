@@ -1,6 +1,6 @@
-"""A user's own pair: ``pytest --network PATH:NAME`` from the user's own folder gives a verdict on
-the example pair (examples/pair.py, exit 0) and rejects its faulty variant with a cause and a
-repro script (exit 1);
+"""A user's own pair: ``pip install <the repository>`` into a fresh environment, then ``pytest
+--network PATH:NAME`` from the user's own folder gives a verdict on the example pair
+(examples/pair.py, exit 0) and rejects its faulty variant with a cause and a repro script (exit 1);
 a pair that has not recorded its literals is INCOMPLETE until ``--record-literals FILE``; a bad
 ``--network`` value is one clear usage error."""
 
@@ -11,25 +11,61 @@ import os
 import shutil
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
 import pytest
 
-from impls import networks, registry
-from suites.helpers import at_once
+from twinbench.impls import networks, registry
+from twinbench.suites.helpers import at_once
 
 pytestmark = [pytest.mark.selftest, pytest.mark.frameworks("keras")]
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PACKAGED = ("pyproject.toml", "twinbench", "impls", "suites", "fixtures")  # what the wheel is built from
 
 
-def _pytest(folder: Path, *args):
+def _pytest(folder: Path, *args, python: str = sys.executable):
     """pytest run from ``folder`` (outside the checkout), as a user runs it there."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("TWINBENCH_IMPL", None)
     env.pop("PYTHONPATH", None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=folder,
+    return subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=folder,
                           capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def installed_python(tmp_path_factory) -> str:
+    """The interpreter of a fresh virtual environment into which a wheel of this repository is
+    installed (``pip install``, not editable: the files are copied into its site-packages). Its
+    dependencies are this environment's, reached through a .pth file, so that nothing is
+    downloaded; twinbench itself is only the wheel's."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"  # built from a copy: a build writes build/ and *.egg-info beside its sources
+    source.mkdir()
+    for name in PACKAGED:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    built = subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(source), "-w",
+                            str(tmp / "dist")], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    wheel = next((tmp / "dist").glob("twinbench-*.whl"))
+    env_dir = tmp / "env"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (Path(site) / "dependencies.pth").write_text("\n".join(ours) + "\n")
+    done = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet",
+                           "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (Path(site) / "twinbench" / "suites" / "plugin" / "__init__.py").is_file(), sorted(os.listdir(site))
+    return str(python)
 
 
 def _verdicts(out: str) -> dict:
@@ -48,9 +84,29 @@ def user_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cause(user_folder):
-    good, bad = at_once(lambda: _pytest(user_folder, "--network", "pair.py:SPEC"),
-                        lambda: _pytest(user_folder, "--network=pair_faulty.py:SPEC", "--conform-report", "report"))
+def test_the_installed_wheel_takes_no_import_name_of_a_users(installed_python, tmp_path):
+    """Everything the wheel installs is under twinbench: a user's own ``fixtures`` and ``suites``
+    packages still import beside twinbench's (the example pair's test below loads the whole plugin
+    in a folder holding a ``fixtures`` package of the user's)."""
+    for name in ("fixtures", "suites", "impls"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"OWNER = 'user'  # the user's own {name}\n")
+    probe = ("import fixtures, suites, impls, twinbench.fixtures.tolerances, twinbench.suites as s; "
+             "print(fixtures.OWNER, suites.OWNER, impls.OWNER, s.__file__)")
+    done = subprocess.run([installed_python, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    owners, where = done.stdout.split()[:3], done.stdout.split()[3]
+    assert owners == ["user"] * 3, done.stdout
+    assert Path(where).is_relative_to(Path(installed_python).parents[1]), f"twinbench imported from {where}"
+
+
+def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cause(user_folder, installed_python):
+    """From an installed wheel, in the user's folder (with a package of the user's named fixtures)."""
+    (user_folder / "fixtures").mkdir(exist_ok=True)
+    (user_folder / "fixtures" / "__init__.py").write_text("OWNER = 'user'\n")
+    good, bad = at_once(lambda: _pytest(user_folder, "--network", "pair.py:SPEC", python=installed_python),
+                        lambda: _pytest(user_folder, "--network=pair_faulty.py:SPEC", "--conform-report", "report",
+                                        python=installed_python))
     assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-2000:]
     verdicts = _verdicts(good.stdout)
     assert set(verdicts) == {"torch-example_mlp-module", "keras-example_mlp-sequential"}, good.stdout[-3000:]
@@ -62,7 +118,7 @@ def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cau
     assert "check_forward_parity" in bad.stdout
     # the repro script rebuilds the pair from its file in a fresh process, from any folder, and sees the fault
     script = user_folder / "report" / "repro" / "keras-example_mlp_faulty-sequential.py"
-    repro = subprocess.run([sys.executable, str(script)], cwd=user_folder.parent, capture_output=True, text=True,
+    repro = subprocess.run([installed_python, str(script)], cwd=user_folder.parent, capture_output=True, text=True,
                            timeout=600)
     assert repro.returncode == 1 and "FAIL: check_" in repro.stdout, repro.stdout[-2000:] + repro.stderr[-2000:]
 
@@ -111,7 +167,7 @@ def raises():
 @pytest.mark.parametrize("name, expected", [
     ("", "is not of the form --network PATH:NAME"),
     ("nope", "has no attribute 'nope'"),
-    ("NOT_A_SPEC", "is a int, not an impls.networks.NetworkSpec"),
+    ("NOT_A_SPEC", "is a int, not a twinbench.NetworkSpec"),
     ("REFERENCE_NAME", "a reference network's name"),
     ("LAMBDA", "which no import can find again (a lambda or a nested function)"),
     ("TORCH_ONLY", "names no keras builder"),
@@ -139,7 +195,7 @@ def test_a_spec_or_its_factory_registers_with_importable_builders(tmp_path, isol
 
 
 def test_an_optimizer_the_oracle_cannot_replay_is_refused_by_the_spec():
-    from suites import oracle
+    from twinbench.suites import oracle
 
     assert set(oracle.UPDATES) == set(networks.OPTIMIZER_KINDS)
     sys.path.insert(0, str(EXAMPLES))
@@ -160,7 +216,7 @@ def test_the_ci_example_runs_the_commands_this_checkout_has():
     assert "make -C .twinbench data" in text and "\ndata:" in (EXAMPLES.parent / "Makefile").read_text()
     command = text.split("-m pytest", 1)[1].split("\n      - ", 1)[0]
     options = {word.split("=")[0] for word in command.split() if word.startswith("--")}
-    from suites.plugin import options as plugin_options
+    from twinbench.suites.plugin import options as plugin_options
 
     source = Path(plugin_options.__file__).read_text()
     known = {o for o in options if f'"{o}"' in source} | {"--junitxml"}
@@ -220,7 +276,7 @@ SPEC = dataclasses.replace(pair.SPEC, name="layer_norm_mlp", builders={{"torch":
 
 
 def test_a_layer_without_a_partner_is_named_with_its_kind_shapes_and_the_fix(tmp_path, isolated_registry):
-    from impls.adapter import CandidateError
+    from twinbench.impls.adapter import CandidateError
 
     (tmp_path / "ln.py").write_text(LAYER_NORM.format(examples=str(EXAMPLES)))
     spec = registry.load_network(f"{tmp_path / 'ln.py'}:SPEC")

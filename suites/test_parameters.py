@@ -6,7 +6,7 @@ module only runs the catalogue's ``parameters`` group on every selected twin.
 
 import pytest
 
-from suites.helpers import run_check
+from twinbench.suites.helpers import run_check
 
 pytestmark = pytest.mark.parameters
 GROUP = "parameters"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)

@@ -7,8 +7,8 @@ import functools
 
 import pytest
 
-from fixtures import data as D
-from impls import registry
+from twinbench.fixtures import data as D
+from twinbench.impls import registry
 
 pytestmark = pytest.mark.benchmark
 
@@ -27,7 +27,7 @@ def _ours(twin, steps):
 
 
 def _seeds(twin, steps):
-    from impls import seed_pipelines
+    from twinbench.impls import seed_pipelines
 
     if twin.framework == "torch":
         seed_pipelines.torch_dataloader_steps(twin, steps, BATCH)
@@ -57,7 +57,7 @@ def test_mnist_input_pipeline(benchmark, framework, pipeline):
 def test_mnist_examples_pipeline_epoch_gpu(benchmark):
     """One epoch of pytorch/examples' own pipeline on the GPU (DataLoader with per-sample transforms,
     1 worker, pin_memory): what test_speed's epoch figures (eager, graph) are compared with."""
-    from impls import seed_pipelines
+    from twinbench.impls import seed_pipelines
 
     twin = registry.build(registry.reference("torch", "mnist_cnn"))
     twin.place("gpu")

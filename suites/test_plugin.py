@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from impls import frameworks, registry
-from suites.helpers import at_once
+from twinbench.impls import frameworks, registry
+from twinbench.suites.helpers import at_once
 
 pytestmark = pytest.mark.selftest
 
@@ -19,11 +19,11 @@ SAMPLES = "suites/plugin_samples/bad_factories.py"
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("cnn=impls.torch_mnist_cnn:module", "unknown network NAME 'cnn'"),
+    ("cnn=twinbench.impls.torch_mnist_cnn:module", "unknown network NAME 'cnn'"),
     ("mnist_cnn", "is not of the form"),
     ("mnist_cnn=no/such/file.py:factory", "file no/such/file.py not found"),
     ("mnist_cnn=no_such_module_xyz:factory", "cannot import module 'no_such_module_xyz'"),
-    ("mnist_cnn=impls.torch_mnist_cnn:nope", "has no factory named 'nope'"),
+    ("mnist_cnn=twinbench.impls.torch_mnist_cnn:nope", "has no factory named 'nope'"),
     (f"mnist_cnn={SAMPLES}:not_callable", "not a zero-argument callable"),
     (f"mnist_cnn={SAMPLES}:wrong_type", "return a torch.nn.Module, a keras.Model or a dict recipe"),
     (f"mnist_cnn={SAMPLES}:no_model", "returned a dict without 'model'"),
@@ -37,7 +37,7 @@ def test_bad_impl_value_is_a_usage_error(value, expected):
 
 def _checks(group: str) -> list:
     """The catalogue's checks of ``group`` for an MNIST twin (the counts the runs below print)."""
-    from suites import catalogue
+    from twinbench.suites import catalogue
 
     return catalogue.checks_for(registry.reference("torch", "mnist_cnn"), group)
 
@@ -61,7 +61,7 @@ def _torch_only_env(*paths) -> dict:
 
 def _port_from_keras(tmp_path_factory):
     sample = tmp_path_factory.mktemp("framework-skips") / "port_from_keras.py"
-    sample.write_text("from impls.torch_mnist_cnn import module as factory\n")
+    sample.write_text("from twinbench.impls.torch_mnist_cnn import module as factory\n")
     return _pytest("-m", "parameters", f"--impl=mnist_cnn={sample}:factory", env=_torch_only_env(os.getcwd()),
                    quiet=False)
 
@@ -77,7 +77,7 @@ _BACKGROUND = {  # in the order of the tests below
         lambda tmp: _pytest(f"--impl=mnist_cnn={SAMPLES}:wrong_type", "suites/test_parameters.py"),
     "test_impl_verdicts_end_to_end":
         lambda tmp: _pytest("--impl", "tweet_fasttext=impls/known_bad/seed000_torch_fasttext.py:factory",
-                            "--impl", "mnist_cnn=impls.torch_mnist_cnn:sequential",
+                            "--impl", "mnist_cnn=twinbench.impls.torch_mnist_cnn:sequential",
                             "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_raises_in_init.py:factory",
                             "--impl", "mnist_cnn=impls/known_bad/torch_mnist_cnn_wrong_shape.py:factory",
                             "-m", "shapes or parameters", "-p", "no:randomly"),
@@ -133,7 +133,7 @@ def test_model_only_candidate_is_incomplete_and_architecture_only_conforms():
     """A bare model (no recipe) cannot conform: INCOMPLETE, exit 1; --architecture-only deselects
     the recipe checks and says so, exit 0. The randomness family judges a bare model's training-
     mode outputs and passes (its loss and gradients are the recipe's)."""
-    args = ("--impl", "mnist_cnn=impls.torch_mnist_cnn:Net", "-m", "parameters or equivalence or randomness",
+    args = ("--impl", "mnist_cnn=twinbench.impls.torch_mnist_cnn:Net", "-m", "parameters or equivalence or randomness",
             "-k", "loss_parity or param_count_total or transfer_refuses or train_mode")
     proc, architecture = at_once(lambda: _pytest(*args), lambda: _pytest(*args, "--architecture-only"))
     out = proc.stdout
@@ -154,7 +154,7 @@ def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_p
     the option after a space: pytest must read it as the option's value, not as a test path that
     hides pytest.ini (twinbench/pytest_entry.py)."""
     port = tmp_path / "port.py"
-    port.write_text("from impls.known_bad.torch_tweet_fasttext_masked_mean import factory  # noqa: F401\n")
+    port.write_text("from twinbench.impls.known_bad.torch_tweet_fasttext_masked_mean import factory  # noqa: F401\n")
     out = tmp_path / "report"
     out.mkdir()
     proc = _pytest(f"--impl=tweet_fasttext={port}:factory", "-m", "equivalence", "-k", "check_forward_parity and into",
@@ -176,7 +176,7 @@ def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_p
     assert run.returncode == 1, f"exit {run.returncode}\n{run.stdout[-3000:]}{run.stderr[-2000:]}"
     assert "max |diff|" in run.stdout, run.stdout[-3000:]   # the divergence, with its tolerance
     assert f"TWINBENCH_REPRO_BATCH={small[1]}" in run.stdout, run.stdout[:1000]
-    port.write_text("from impls.torch_tweet_fasttext import module as factory  # noqa: F401\n")
+    port.write_text("from twinbench.impls.torch_tweet_fasttext import module as factory  # noqa: F401\n")
     run = repro()
     assert run.returncode == 0, f"exit {run.returncode} after the fix\n{run.stdout[-3000:]}"
 
@@ -200,7 +200,7 @@ def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
     workers only: a process a test starts keeps its own count)."""
     import json
 
-    from fixtures import detection as DE
+    from twinbench.fixtures import detection as DE
 
     ids = ("known_bad-torch_tweet_fasttext_masked_mean", "known_good-torch_tweet_fasttext_embeddingbag")
     threads = max(1, frameworks.one_process_threads() // 2)
@@ -259,7 +259,7 @@ def test_a_baseline_under_xdist_is_a_usage_error(background):
     assert "--save-baseline cannot run under pytest-xdist (-n 2)" in got.stderr, got.stderr[-2000:]
     from types import SimpleNamespace
 
-    from suites.plugin import options
+    from twinbench.suites.plugin import options
 
     for option in ("--compare-baseline", "--save-baseline"):
         config = SimpleNamespace(option=SimpleNamespace(numprocesses=2), getoption=lambda name: name == option)

@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from impls import frameworks, networks, registry
-from suites import refcache, runstate, training
+from twinbench.impls import frameworks, networks, registry
+from twinbench.suites import refcache, runstate, training
 
 pytestmark = pytest.mark.selftest
 
@@ -187,7 +187,7 @@ def test_a_runs_later_epochs_do_not_depend_on_what_was_built_between_them(cache,
     """Dropout draws from torch's global generator, which every registry.build reseeds: a run
     extended after other twins were built (the reference cache's fingerprint, another test's
     twins) must train on as if nothing had happened in between."""
-    from fixtures import data as D
+    from twinbench.fixtures import data as D
 
     split = D.split
     monkeypatch.setattr(D, "split", lambda network, part: tuple(a[:640 if part == "train" else 200]
@@ -264,7 +264,7 @@ def test_the_optimizer_gradients_are_stored_reused_and_verified(cache, monkeypat
     """The optimizer checks' recorded gradients (suites/oracle.py): a reused recording is the
     computed one exactly, the oracle run on them included, and stored gradients whose start or
     early steps are off by one ulp are not used."""
-    from suites import oracle
+    from twinbench.suites import oracle
 
     monkeypatch.setattr(oracle, "recording", oracle.recording.__wrapped__)  # no session cache
     fresh = oracle.recording("tweet_fasttext")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from suites import helpers, repro
+from twinbench.suites import helpers, repro
 
 pytestmark = pytest.mark.selftest
 

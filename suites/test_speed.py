@@ -30,11 +30,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from fixtures import tolerances as T
-from impls import frameworks, networks, registry
-from suites.helpers import max_violation
-from suites import speed, training
+from twinbench.fixtures import expected as E
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import frameworks, networks, registry
+from twinbench.suites.helpers import max_violation
+from twinbench.suites import speed, training
 
 pytestmark = pytest.mark.benchmark
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.selftest
 def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
     """A variant that lets cuDNN choose nondeterministic kernels is reported beside the target's
     judgement, never in its place."""
-    from suites import speed_report
+    from twinbench.suites import speed_report
 
     def row(variant, seconds):
         name = "torch-module" + ("" if variant == "eager" else f"-{variant}")
@@ -34,7 +34,7 @@ def test_the_gpu_epoch_target_is_judged_on_the_deterministic_variants():
 def test_a_gpu_figure_kept_from_an_earlier_run_says_so():
     """A time-to-gate whose test failed in this run is not re-measured; the row kept from an earlier
     run must not read as this run's result in the targets' lines."""
-    from suites import speed_report
+    from twinbench.suites import speed_report
 
     now, then = "2026-11-27T11:51:55", "2026-11-26T22:58:40"
     epoch = {"figure": "epoch", "device": "gpu", "framework": "torch", "network": "mnist_cnn", "variant": "graph",

@@ -3,9 +3,9 @@ against the literal parameter total (suites/checks/summaries.py)."""
 
 import pytest
 
-from fixtures import expected as E
-from suites.checks.summaries import check_summaries_side_by_side
-from suites.helpers import parametrize
+from twinbench.fixtures import expected as E
+from twinbench.suites.checks.summaries import check_summaries_side_by_side
+from twinbench.suites.helpers import parametrize
 
 pytestmark = pytest.mark.summaries
 

@@ -11,10 +11,10 @@ import weakref
 import numpy as np
 import pytest
 
-from fixtures import data as D
-from fixtures import tolerances as T
-from impls import frameworks, registry
-from suites import speed, training
+from twinbench.fixtures import data as D
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import frameworks, registry
+from twinbench.suites import speed, training
 
 pytestmark = pytest.mark.selftest
 
@@ -37,7 +37,7 @@ def test_graph_variant_logic_on_cpu(spec):
 def test_the_nondeterministic_graph_variant_trains_like_eager_on_cpu_and_restores_the_settings():
     """Capture skipped, its kernel choice only flips global switches: the same bits as eager, and
     the suite's determinism settings as they were afterwards (a benchmark must not leave them off)."""
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     before = torch_graph.determinism_settings()
     parity = speed.graph_parity(registry.reference("torch", "mnist_cnn"), "cpu", "graph-nondeterministic")
@@ -52,7 +52,7 @@ SUITE_DETERMINISM = {"deterministic_algorithms": True, "warn_only": True, "cudnn
 
 
 def test_kernel_choice_restores_the_settings_when_the_step_raises():
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     with pytest.raises(RuntimeError, match="in the step"):
         with torch_graph.kernel_choice(False):
@@ -91,7 +91,7 @@ def test_epsilon_hat_adam_capturable_step_matches_eager():
     eager form over 30 steps of random gradients: measured 1.7e-5 of the embedding's movement
     (float32 rounding), held to the tweets' exact trajectory tolerance."""
     torch = frameworks.torch
-    from impls import torch_tweet_fasttext as M
+    from twinbench.impls import torch_tweet_fasttext as M
 
     finals = []
     for capturable in (False, True):
@@ -115,7 +115,7 @@ def test_epsilon_hat_adam_capturable_step_matches_eager():
 
 
 def test_graph_variant_refuses_an_optimizer_it_cannot_capture():
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     torch = frameworks.torch
     param = torch.nn.Parameter(torch.zeros(3))
@@ -150,7 +150,7 @@ class _StubTwin:
 def _stub_run(make_opt, flat, steps=6, extra=None):
     """A small conv net trained ``steps`` steps through StepGraphs (capture skipped); its weights."""
     torch = frameworks.torch
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
@@ -166,7 +166,7 @@ def _stub_run(make_opt, flat, steps=6, extra=None):
     return runner, [p.detach().clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("name", sorted(__import__("impls.speed.torch_graph", fromlist=["x"]).ELEMENTWISE_OPTIMIZERS),
+@pytest.mark.parametrize("name", sorted(__import__("twinbench.impls.speed.torch_graph", fromlist=["x"]).ELEMENTWISE_OPTIMIZERS),
                          ids=lambda n: f"{n}-steps-one-flat-buffer-bit-for-bit-as-its-parameters")
 def test_flat_optimizer_steps_like_the_per_parameter_one(name):
     """FlatParameters is only allowed for optimizers whose update is elementwise: each of them, with
@@ -191,7 +191,7 @@ def test_flat_optimizer_is_refused_where_it_would_train_differently():
     cannot be flattened either. Left to itself the runner keeps the parameters; asked for it, it
     says why."""
     torch = frameworks.torch
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     def adam(params):
         return torch.optim.Adam(params, lr=0.01)
@@ -227,7 +227,7 @@ def test_flat_refusal_trial_backward_keeps_running_statistics_and_survives_a_fai
     move a BatchNorm's running statistics, and a model that cannot run on two rows is refused the
     flat buffer with the reason, not crashed."""
     torch = frameworks.torch
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 6), torch.nn.BatchNorm1d(6),
@@ -261,7 +261,7 @@ def test_gemm_weight_gradient_is_the_convolutions(cin, kernel, stride, padding, 
     both layouts: the GEMM weight gradient within float32 rounding of the convolution's own, the
     input and bias gradients and the forward as they were."""
     torch = frameworks.torch
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     fmt = getattr(torch, f"{layout}_format" if layout == "contiguous" else layout)
     torch.manual_seed(0)
@@ -315,7 +315,7 @@ def test_gemm_weight_gradients_train_the_mnist_net_like_eager():
     convolution's own (measured 1.0e-6 of the largest entry), the modules restored after, and the
     parity run within the trajectory tolerances."""
     torch = frameworks.torch
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     spec = registry.reference("torch", "mnist_cnn")
     x, y = D.split("mnist_cnn", "train", 64)
@@ -351,7 +351,7 @@ def test_no_collection_during_capture_restores_the_collector():
     """The capture's guard: the collector off inside (where a collection could free a dead
     runner's graph pool mid-capture), no collection forced, and as it was afterwards, even on an
     error."""
-    from impls.speed import torch_graph
+    from twinbench.impls.speed import torch_graph
 
     assert gc.isenabled()
     with pytest.raises(RuntimeError, match="in the capture"):

@@ -9,8 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from impls import networks, registry
-from suites import runstate, training
+from twinbench.impls import networks, registry
+from twinbench.suites import runstate, training
 
 pytestmark = pytest.mark.selftest
 
@@ -91,8 +91,8 @@ def _spec(path):
 def test_torch_steps_on_its_own_gradients_are_the_canonical_round_trip_bit_for_bit(path, dropout, monkeypatch):
     """The torch adapter's train_steps leaves the gradients on the parameters (no canonical round
     trip); the run must be the generic loss_and_grads + optimizer_step one, bit for bit."""
-    from impls.adapter import Twin
-    from fixtures import tolerances as T
+    from twinbench.impls.adapter import Twin
+    from twinbench.fixtures import tolerances as T
 
     def run(generic):
         twin = registry.build(_spec(path), seed=1)
@@ -115,7 +115,7 @@ def test_torch_steps_on_its_own_gradients_are_the_canonical_round_trip_bit_for_b
 def test_a_sparse_gradient_is_refused_with_the_fix_named(tmp_path):
     """A layer with sparse gradients (nn.Embedding(sparse=True)) cannot be compared in canonical
     layout: every training path refuses it alike, naming the parameter and the fix."""
-    from impls.adapter import CandidateError
+    from twinbench.impls.adapter import CandidateError
 
     path = tmp_path / "sparse_tweets.py"
     path.write_text(textwrap.dedent('''
@@ -148,7 +148,7 @@ def test_steps_pass_over_the_examples_as_epochs_do():
     """train_steps past the end of ``x`` starts a new pass, reshuffled as the next epoch is
     (batch_order(n, pass, seed)), and each pass ends in the remainder: the trajectory's shorter
     batch and its second pass (training.trajectory_data)."""
-    from impls.adapter import Twin, batch_order
+    from twinbench.impls.adapter import Twin, batch_order
 
     seen = []
 
@@ -171,8 +171,8 @@ def test_steps_pass_over_the_examples_as_epochs_do():
 
 
 def test_the_trajectory_holds_a_shorter_batch_and_a_second_pass():
-    from fixtures import expected as E
-    from fixtures import tolerances as T
+    from twinbench.fixtures import expected as E
+    from twinbench.fixtures import tolerances as T
 
     for network in E.NETWORKS:
         x, _ = training.trajectory_data(network)
@@ -187,7 +187,7 @@ def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatc
     """Every run but the anchor's is set to the anchor's weights after each window's last step (the
     anchor keeps its weights there, beyond the compared steps); the anchor's own run, and a free
     run, are never set back."""
-    from fixtures import tolerances as T
+    from twinbench.fixtures import tolerances as T
 
     run = runstate.RunState([], [])
     runstate.activate(run)
@@ -221,7 +221,7 @@ def test_an_anchored_run_is_set_back_to_the_anchor_after_every_window(monkeypatc
 def test_a_free_reference_run_keeps_every_step_it_is_asked_for():
     """The fit path compares each of its FIT_STEPS steps with reference_free_run's, however many
     they are (the compared steps stop naming every step at TRAJECTORY_WEIGHT_EVERY)."""
-    from fixtures import tolerances as T
+    from twinbench.fixtures import tolerances as T
 
     run = runstate.RunState([], [], refcache_mode="off")
     runstate.activate(run)

@@ -7,7 +7,7 @@ module only runs the catalogue's ``trajectory`` group on every selected twin.
 
 import pytest
 
-from suites.helpers import run_check
+from twinbench.suites.helpers import run_check
 
 pytestmark = pytest.mark.trajectory
 GROUP = "trajectory"  # the plugin (suites/plugin/collection.py) parametrizes (subject, check) over catalogue.checks_for(subject, GROUP)

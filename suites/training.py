@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fixtures import expected as E
-from fixtures import tolerances as T
-from impls import networks, registry
-from suites import refcache, runstate
+from twinbench.fixtures import expected as E
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks, registry
+from twinbench.suites import refcache, runstate
 
 
 # ------------------------------------------------------------------------------------------

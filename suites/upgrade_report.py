@@ -1,4 +1,4 @@
-"""The side-by-side diff of two saved runs (baselines): ``python -m suites.upgrade_report A.json
+"""The side-by-side diff of two saved runs (baselines): ``python -m twinbench.suites.upgrade_report A.json
 B.json --from tensorflow==2.20.0 --to tensorflow==2.21.0 --out reports/upgrade-...`` writes
 OUT.md, OUT.html and OUT.png (accuracy curves overlaid). nox -s upgrade calls it."""
 
@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from fixtures.files import atomic_write, plot
-from fixtures import tolerances as T
-from suites import baseline
+from twinbench.fixtures.files import atomic_write, plot
+from twinbench.fixtures import tolerances as T
+from twinbench.suites import baseline
 
 
 def _load(path: str) -> dict:
@@ -180,7 +180,7 @@ def write(a: dict, b: dict, label_a: str, label_b: str, out: Path) -> list[Path]
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m suites.upgrade_report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m twinbench.suites.upgrade_report", description=__doc__.splitlines()[0])
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.add_argument("--from", dest="label_a", required=True)

@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
-from suites.catalogue import FAMILIES, family
-from suites.runstate import Cell, RunState
-from suites.status import Status, Verdict, worst
+from twinbench.suites.catalogue import FAMILIES, family
+from twinbench.suites.runstate import Cell, RunState
+from twinbench.suites.status import Status, Verdict, worst
 
 
 def detail_of(report) -> str:

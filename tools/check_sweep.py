@@ -20,13 +20,13 @@ import argparse
 import sys
 import time
 
-from impls import frameworks  # torch before TensorFlow
-from fixtures import detection as DE
-from impls import registry
-from suites import catalogue, corpus
-from suites.catalogue import name_of
-from suites.helpers import run_one
-from suites.status import Status
+from twinbench.impls import frameworks  # torch before TensorFlow
+from twinbench.fixtures import detection as DE
+from twinbench.impls import registry
+from twinbench.suites import catalogue, corpus
+from twinbench.suites.catalogue import name_of
+from twinbench.suites.helpers import run_one
+from twinbench.suites.status import Status
 
 
 def sweep(check: str, which: str) -> int:

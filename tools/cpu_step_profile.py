@@ -11,12 +11,12 @@ and profile-ops.txt to reports/cpu-profile/. Three measurements, same process, t
 import json, time
 from pathlib import Path
 
-from impls import frameworks  # noqa: E402
+from twinbench.impls import frameworks  # noqa: E402
 frameworks.set_determinism()
 import torch  # noqa: E402
-from fixtures import data as D  # noqa: E402
-from fixtures import expected as E  # noqa: E402
-from impls import registry  # noqa: E402
+from twinbench.fixtures import data as D  # noqa: E402
+from twinbench.fixtures import expected as E  # noqa: E402
+from twinbench.impls import registry  # noqa: E402
 
 HERE = Path("reports/cpu-profile")  # ignored by git; committed evidence is copied to reports/examples/cpu-profile/
 HERE.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,10 @@
 """Where the graph variant's MNIST epoch goes (lent GPU, one short run)."""
 import json, os, time
-from impls import frameworks
+from twinbench.impls import frameworks
 frameworks.set_determinism()
 import torch
-from fixtures import data as D
-from impls import registry
+from twinbench.fixtures import data as D
+from twinbench.impls import registry
 out = {}
 x, y = D.split("mnist_cnn", "train")
 spec = registry.reference("torch", "mnist_cnn")

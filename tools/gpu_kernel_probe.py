@@ -1,13 +1,13 @@
 """The graph variant's MNIST epoch by kernel choice (lent GPU, one short run): optimizer per
 parameter or on one flat buffer, conv1's weight gradient by cuDNN or as one GEMM."""
 import json, os, time
-from impls import frameworks
+from twinbench.impls import frameworks
 frameworks.set_determinism()
 import torch
 import torch.nn.functional as F
-from fixtures import data as D
-from impls import registry
-from impls.speed import torch_graph
+from twinbench.fixtures import data as D
+from twinbench.impls import registry
+from twinbench.impls.speed import torch_graph
 out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
 x, y = D.split("mnist_cnn", "train")
 spec = registry.reference("torch", "mnist_cnn")

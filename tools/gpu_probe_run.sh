@@ -2,7 +2,7 @@
 set -u
 export TWINBENCH_DATA=$PWD/.gpu-data TWINBENCH_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > $OUT/nvidia-smi.txt 2>&1
-python3 -m fixtures.data > $OUT/data.log 2>&1 || { tail $OUT/data.log; exit 2; }
+python3 -m twinbench.fixtures.data > $OUT/data.log 2>&1 || { tail $OUT/data.log; exit 2; }
 timeout ${PT:-90} python3 -m tools.gpu_kernel_probe > $OUT/probe.log 2>&1; echo "probe rc $?" >> $OUT/probe.log
 tail -c 3000 $OUT/probe.log
 if [ "${PROBE_ONLY:-0}" = 1 ]; then exit 0; fi

@@ -2,13 +2,13 @@
 change it (lent GPU, one short run). Writes $OUT/probe2.json and $OUT/profile-*.txt, committed here as
 step-profile.json and step-profile-graph.txt."""
 import json, os, time, traceback
-from impls import frameworks
+from twinbench.impls import frameworks
 frameworks.set_determinism()
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fixtures import data as D
-from impls import registry
+from twinbench.fixtures import data as D
+from twinbench.impls import registry
 
 OUT = os.environ["OUT"]
 out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}

@@ -10,10 +10,10 @@ margin seen (the check rejects above 1). The figures go to docs/measurements.md.
 import sys
 import time
 
-from impls import frameworks  # noqa: F401  (torch before TensorFlow)
-from fixtures import tolerances as T
-from impls import registry
-from suites.checks import initialization as I
+from twinbench.impls import frameworks  # noqa: F401  (torch before TensorFlow)
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import registry
+from twinbench.suites.checks import initialization as I
 
 
 def main(runs: int) -> None:

@@ -3,7 +3,7 @@
 pytest finds its rootdir and pytest.ini from the command line's free arguments *before* it
 loads any plugin, so in ``pytest --conform-report /tmp/out`` from the checkout, with /tmp/out
 an existing folder, it takes /tmp/out for a test path, looks for an ini file above /tmp/out,
-finds none, and never reads pytest.ini's ``-p suites.plugin``: the run stops with
+finds none, and never reads pytest.ini's ``-p twinbench.suites.plugin``: the run stops with
 "unrecognized arguments" (a folder that does not exist yet is skipped by that search, and
 ``--conform-report=/tmp/out`` is one argument, so both work without this module).
 
@@ -20,18 +20,20 @@ plugin, and pytest runs the checkout's tests under its pytest.ini (``_load_for_a
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import pytest
 
-PLUGIN = "suites.plugin"
-CHECKOUT = Path(__file__).resolve().parents[1]
+PLUGIN = "twinbench.suites.plugin"
+HERE = Path(__file__).resolve().parent
+CHECKOUT = HERE.parent  # a checkout's root when this package was installed from one (pip install -e)
+# The suite's test modules: the checkout's suites/, or inside the package of an installed wheel.
+SUITE = next((p for p in (HERE / "suites", CHECKOUT / "suites") if (p / "plugin" / "__init__.py").is_file()), None)
 
 
 def checkout_for(invocation_dir: Path) -> Path | None:
     """The checkout this package was installed from (editable), when pytest runs inside it."""
-    if not (CHECKOUT / "suites" / "plugin" / "__init__.py").is_file():
+    if SUITE != CHECKOUT / "suites":
         return None
     invocation_dir = invocation_dir.resolve()
     return CHECKOUT if invocation_dir == CHECKOUT or CHECKOUT in invocation_dir.parents else None
@@ -47,8 +49,6 @@ def pytest_addoption(parser, pluginmanager):
     root = checkout_for(Path.cwd())
     if root is None:
         return
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     pluginmanager.import_plugin(PLUGIN)
     _loaded_here.append(root)
 
@@ -63,16 +63,15 @@ def _names_a_subject(args) -> bool:
 def _load_for_a_subject(early_config, parser, args) -> None:
     """Outside the checkout, a command line that names ``--network`` or ``--impl`` is a user checking
     their own pair or port from their own folder: load the suite's plugin, run its tests (the
-    checkout's ``suites/`` when no test path is given) under the checkout's pytest.ini."""
-    if not (CHECKOUT / "suites" / "plugin" / "__init__.py").is_file():
+    suite's test modules when no test path is given), under the checkout's pytest.ini when it
+    was installed from one (an installed wheel has none: the plugin registers its markers)."""
+    if SUITE is None:
         return
-    if str(CHECKOUT) not in sys.path:
-        sys.path.insert(0, str(CHECKOUT))
     early_config.pluginmanager.import_plugin(PLUGIN)
-    _loaded_here.append(CHECKOUT)
+    _loaded_here.append(SUITE.parent)
     ns = parser.parse_known_args(args, namespace=copy.copy(early_config.option))  # the suite's options known now
     if not ns.file_or_dir:
-        args.append(str(CHECKOUT / "suites"))
+        args.append(str(SUITE))
     early_config.known_args_namespace = parser.parse_known_args(args, namespace=copy.copy(early_config.option))
 
 

@@ -6,7 +6,7 @@ takes steps a thousand times smaller, so the model stays far below the 99% gate 
 
 import keras
 
-from impls import keras_mnist_cnn
+from twinbench.impls import keras_mnist_cnn
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_lr_schedule_parity*", "check_optimizer_step_parity*", "check_trajectory_parity*",

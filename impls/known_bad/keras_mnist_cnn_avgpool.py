@@ -2,7 +2,7 @@
 
 from keras import layers
 
-from impls import keras_mnist_cnn as ref
+from twinbench.impls import keras_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_forward_parity*", "check_gradient_parity*", "check_trajectory_parity*")

@@ -2,7 +2,7 @@
 
 from keras import layers
 
-from impls import keras_mnist_cnn as ref
+from twinbench.impls import keras_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_layer_shapes*", "check_param_count_per_layer", "check_param_count_total",

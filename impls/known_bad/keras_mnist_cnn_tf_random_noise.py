@@ -3,7 +3,7 @@
 import tensorflow as tf
 from keras import layers
 
-from impls import keras_mnist_cnn as ref
+from twinbench.impls import keras_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_every_random_draw_is_fed", "check_train_mode_parity*")

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from impls import keras_mnist_cnn as ref
+from twinbench.impls import keras_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_fit_path_parity",)

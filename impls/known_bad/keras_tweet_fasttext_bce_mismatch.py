@@ -10,7 +10,7 @@ trains on sigmoid(sigmoid(z)).
 import keras
 from keras import layers
 
-from impls import keras_tweet_fasttext as ref
+from twinbench.impls import keras_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_loss_parity",)

@@ -2,7 +2,7 @@
 
 import keras
 
-from impls import keras_tweet_fasttext as ref
+from twinbench.impls import keras_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_loss_parity", "check_gradient_parity*", "check_trajectory_parity*")

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from impls import keras_tweet_fasttext as ref
+from twinbench.impls import keras_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_layer_shapes*", "check_param_count_per_layer", "check_param_count_total",

@@ -2,7 +2,7 @@
 feature-extractor freeze meant for a fine-tuning run, left in the port): every check that trains
 fewer steps sees the reference, and the trajectory sees conv1 stop moving from step 150."""
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_trajectory_parity*",)

@@ -3,7 +3,7 @@
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_lr_schedule_parity*",)

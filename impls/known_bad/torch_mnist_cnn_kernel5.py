@@ -1,6 +1,6 @@
 """The reference torch CNN with conv2 of kernel size 5 (a changed kernel size: fc1 then reads 64x11x11 features)."""
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_layer_shapes*", "check_param_count_per_layer",

@@ -2,7 +2,7 @@
 
 import torch.nn.functional as F
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_loss_parity", "check_gradient_parity*", "check_trajectory_parity*")

@@ -8,7 +8,7 @@ only a setting the scheduler changes at a later epoch differs.
 
 from torch.optim.lr_scheduler import StepLR
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_optimizer_options",)

@@ -1,6 +1,6 @@
 """The reference torch CNN with Adadelta's learning rate 1% high (1.01): a fault at the edge of what trajectories can see."""
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_trajectory_parity*",

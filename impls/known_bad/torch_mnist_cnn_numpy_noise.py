@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_every_random_draw_is_fed", "check_train_mode_parity*")

@@ -2,7 +2,7 @@
 
 import torch
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_every_random_draw_is_fed", "check_stochastic_ops")

@@ -1,6 +1,6 @@
 """A torch CNN whose __init__ raises (a candidate that cannot even be built)."""
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_*",)

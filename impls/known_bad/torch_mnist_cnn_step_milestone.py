@@ -4,7 +4,7 @@ is the reference's, and so is every step before the 151st."""
 
 import torch
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_trajectory_parity*",)

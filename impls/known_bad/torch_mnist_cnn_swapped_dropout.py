@@ -1,6 +1,6 @@
 """The reference torch CNN with the dropout rates swapped (0.5 after pooling, 0.25 after fc1)."""
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_stochastic_ops", "check_train_mode_parity*")

@@ -2,7 +2,7 @@
 
 from torch.optim.lr_scheduler import StepLR
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_lr_schedule_parity*",)

@@ -1,6 +1,6 @@
 """A torch CNN that returns logits shaped (N, 10, 1) instead of (N, 10)."""
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_output_shape*", "check_forward_parity*")

@@ -8,7 +8,7 @@ example (impls/known_good/torch_mnist_cnn_examples.py).
 
 import torch.nn as nn
 
-from impls.known_good import torch_mnist_cnn_examples as examples
+from twinbench.impls.known_good import torch_mnist_cnn_examples as examples
 
 NETWORK = "mnist_cnn"
 CAUGHT_BY = ("check_initial_weights_law",)

@@ -4,7 +4,7 @@ Invisible to one gradient replayed a few times: with a constant gradient the bia
 first moment is that gradient for any beta1. Only changing gradients show it.
 """
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_optimizer_dynamics*",)

@@ -2,7 +2,7 @@
 
 import torch
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_optimizer_step_parity*",)

@@ -9,7 +9,7 @@ steps of weights with small gradients come out too large.
 
 import torch
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_optimizer_dynamics*", "check_optimizer_step_parity*")

@@ -5,7 +5,7 @@ a few times cannot tell; it differs once v falls (a batch with smaller gradients
 embedding row absent from a batch).
 """
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_optimizer_dynamics*",)

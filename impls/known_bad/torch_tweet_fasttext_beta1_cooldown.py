@@ -8,7 +8,7 @@ only the settings the scheduler changes at a later epoch differ.
 
 from torch.optim.lr_scheduler import LambdaLR
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_optimizer_options",)

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_loss_parity", "check_gradient_parity*", "check_trajectory_parity*")

@@ -1,6 +1,6 @@
 """The reference torch fastText with an extra Dropout(0.2) before the head (the reference has no stochastic op)."""
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_stochastic_ops", "check_train_mode_parity*", "check_trajectory_parity*")

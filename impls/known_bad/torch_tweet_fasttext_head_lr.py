@@ -1,6 +1,6 @@
 """The reference torch fastText whose Adam puts the head (fc) in its own param group at lr 2e-3, the embedding at the recipe's 1e-3."""
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_optimizer_dynamics*", "check_optimizer_step_parity*", "check_trajectory_parity*")

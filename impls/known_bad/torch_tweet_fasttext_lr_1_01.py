@@ -1,6 +1,6 @@
 """The reference torch fastText with Adam's learning rate 1% high (1.01e-3): a fault at the edge of what trajectories can see."""
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_trajectory_parity*",

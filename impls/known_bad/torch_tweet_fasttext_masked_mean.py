@@ -1,6 +1,6 @@
 """The reference torch fastText averaging only non-padding positions, where the reference averages over all 42, padding included."""
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_forward_parity*", "check_gradient_parity*", "check_trajectory_parity*")

@@ -1,6 +1,6 @@
 """The reference torch fastText with Linear(50, 1, bias=False) (a missing bias)."""
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_param_count_per_layer", "check_param_count_total", "check_forward_parity*",

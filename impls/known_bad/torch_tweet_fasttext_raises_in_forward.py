@@ -1,6 +1,6 @@
 """A torch fastText whose forward raises on batches that are not a multiple of 8."""
 
-from impls import torch_tweet_fasttext as ref
+from twinbench.impls import torch_tweet_fasttext as ref
 
 NETWORK = "tweet_fasttext"
 CAUGHT_BY = ("check_output_shape(batch=[17])", "check_layer_shapes(batch=[17])", "check_layer_shapes_hypothesis",

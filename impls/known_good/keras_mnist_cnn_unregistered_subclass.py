@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from impls import keras_mnist_cnn as ref
+from twinbench.impls import keras_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 

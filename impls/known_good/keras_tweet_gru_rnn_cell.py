@@ -4,7 +4,7 @@ import math
 
 import keras
 
-from impls.keras_tweet_gru import DenseAdam
+from twinbench.impls.keras_tweet_gru import DenseAdam
 
 NETWORK = "tweet_gru"
 

@@ -5,7 +5,7 @@ modules, and F.max_pool2d / F.dropout instead of layer objects."""
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 

@@ -11,7 +11,7 @@ import itertools
 
 import torch
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 

@@ -5,7 +5,7 @@ pytorch/examples' StepLR multiplies by 0.7 once per epoch. The two rates part by
 
 from torch.optim.lr_scheduler import LambdaLR
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 

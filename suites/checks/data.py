@@ -4,8 +4,8 @@ import collections
 
 import numpy as np
 
-from fixtures import data as D
-from fixtures import expected as E
+from twinbench.fixtures import data as D
+from twinbench.fixtures import expected as E
 
 
 

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fixtures import tolerances as T
-from impls import networks, registry
-from impls.adapter import CandidateError, from_logits, to_log_probs
-from suites.helpers import failure, gradient_errors, margin_of, max_violation, real_batch, reference_loss, reference_loss_of
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks, registry
+from twinbench.impls.adapter import CandidateError, from_logits, to_log_probs
+from twinbench.suites.helpers import failure, gradient_errors, margin_of, max_violation, real_batch, reference_loss, reference_loss_of
 
 
 def _pair(twin, partner_id, direction):

@@ -9,10 +9,10 @@ be built).
 
 import numpy as np
 
-from fixtures import golden as G
-from fixtures import tolerances as T
-from impls.adapter import from_logits, to_log_probs
-from suites.helpers import failure, max_violation
+from twinbench.fixtures import golden as G
+from twinbench.fixtures import tolerances as T
+from twinbench.impls.adapter import from_logits, to_log_probs
+from twinbench.suites.helpers import failure, max_violation
 
 
 def _first_moved_layer(twin, arrays, framework) -> str:

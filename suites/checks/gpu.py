@@ -4,8 +4,8 @@ Skipped with the reason on a machine without a GPU; failed under --require-gpu.
 """
 
 
-from fixtures import tolerances as T
-from suites.helpers import max_violation, real_batch
+from twinbench.fixtures import tolerances as T
+from twinbench.suites.helpers import max_violation, real_batch
 
 
 def check_forward_parity_on_gpu(twin):

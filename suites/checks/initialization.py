@@ -23,10 +23,10 @@ import math
 
 import numpy as np
 
-from fixtures import tolerances as T
-from impls import networks, registry
-from suites import runstate
-from suites.helpers import failure
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks, registry
+from twinbench.suites import runstate
+from twinbench.suites.helpers import failure
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

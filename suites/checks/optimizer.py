@@ -16,12 +16,12 @@ counted beyond the half ulp per step that fp32 storage of the weights alone acco
 import time
 
 
-from fixtures import tolerances as T
-from impls import networks
-from impls.adapter import NoRecipe
-from suites import oracle as O
-from suites import runstate
-from suites.helpers import failure
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks
+from twinbench.impls.adapter import NoRecipe
+from twinbench.suites import oracle as O
+from twinbench.suites import runstate
+from twinbench.suites.helpers import failure
 
 
 def _describe(network: str) -> str:

@@ -27,9 +27,9 @@ import functools
 import json
 from pathlib import Path
 
-from impls import networks, registry
-from impls.adapter import NoRecipe
-from suites.helpers import failure
+from twinbench.impls import networks, registry
+from twinbench.impls.adapter import NoRecipe
+from twinbench.suites.helpers import failure
 
 HARMLESS = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "options_harmless.json").read_text())
 

@@ -1,6 +1,6 @@
 """Parameters: per-layer and total counts, all trainable, against literals in fixtures/."""
 
-from suites.helpers import fmt
+from twinbench.suites.helpers import fmt
 
 
 def check_param_count_per_layer(twin):

@@ -19,10 +19,10 @@ comes from: a private generator, numpy, ``random``, ``tf.random``, a draw in the
 
 import numpy as np
 
-from fixtures import tolerances as T
-from impls import randomness, registry
-from impls.adapter import CandidateError, to_log_probs
-from suites.helpers import failure, gradient_errors, max_violation, real_batch
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import randomness, registry
+from twinbench.impls.adapter import CandidateError, to_log_probs
+from twinbench.suites.helpers import failure, gradient_errors, max_violation, real_batch
 
 
 def _unrecognised(twin, stream):

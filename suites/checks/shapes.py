@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from impls import networks
-from suites.helpers import batch_shape, sample_input
+from twinbench.impls import networks
+from twinbench.suites.helpers import batch_shape, sample_input
 
 
 def _layer_problems(network, rec, row, batch) -> list[str]:

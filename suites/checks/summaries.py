@@ -3,10 +3,10 @@ checked against the literal parameter total."""
 
 import re
 
-from fixtures.files import atomic_write
-from impls import networks, registry
-from suites.helpers import fmt
-from suites.runstate import REPORTS
+from twinbench.fixtures.files import atomic_write
+from twinbench.impls import networks, registry
+from twinbench.suites.helpers import fmt
+from twinbench.suites.runstate import REPORTS
 
 def _total(text: str) -> int:
     m = re.search(r"Total params:\s*([\d,]+)", text)

@@ -10,7 +10,7 @@ so the loss after every step is held to the exact tolerance for all 200 steps, a
 weights, relative to its movement from the start, at the compared steps (training.compared_steps)
 (fixtures/tolerances.py). A difference that acts only late (an option that binds after many
 steps, a threshold on the step count, the shorter batch) shows in the window where it acts. The
-drift of free runs is a measurement (``python -m suites.drift``). Curves are plotted to
+drift of free runs is a measurement (``python -m twinbench.suites.drift``). Curves are plotted to
 reports/trajectories/.
 
 Training mode only, because that is how a model is trained: a second run in eval mode (dropout
@@ -27,11 +27,11 @@ run cut at its own first such step.
 
 import numpy as np
 
-from fixtures import tolerances as T
-from impls import networks, registry
-from suites import curves, runstate, training
-from suites.runstate import REPORTS
-from suites.helpers import failure
+from twinbench.fixtures import tolerances as T
+from twinbench.impls import networks, registry
+from twinbench.suites import curves, runstate, training
+from twinbench.suites.runstate import REPORTS
+from twinbench.suites.helpers import failure
 
 
 def _weight_problems(network, a: dict, b: dict, start: dict):
@@ -80,7 +80,7 @@ def departing_update(twin, dropout: bool = True):
     window: MNIST every other step), else from weights whose losses agreed until then. None when
     the run never departs, departs at its first step, or departs just after being set back (the
     loss of the anchor's own weights differs: a forward difference, which other probes judge)."""
-    from impls import registry
+    from twinbench.impls import registry
 
     network, w = twin.network, twin.net.trajectory_window
     anchor = training.partner_trajectory(training.anchor_id(network), dropout)
@@ -121,7 +121,7 @@ def fit_path_departure(twin, dense_gradients: bool = False, dropout: bool = True
     """(steps taken or None, [problems], margin) of the twin's own fit against its framework
     reference's per-step path (``check_fit_path_parity``). ``dense_gradients`` and ``dropout``
     (the per-step path compared with: dropout on or off) are diagnosis's counterfactuals."""
-    from impls.adapter import Twin
+    from twinbench.impls.adapter import Twin
 
     if type(twin).fit_steps is Twin.fit_steps:  # no fit of its own: nothing to run or compare
         return None, [], 0.0

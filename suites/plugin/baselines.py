@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from impls import frameworks
-from suites import baseline, runstate
-from suites.plugin.xdist import is_worker
+from twinbench.impls import frameworks
+from twinbench.suites import baseline, runstate
+from twinbench.suites.plugin.xdist import is_worker
 
 
 @pytest.hookimpl(hookwrapper=True)

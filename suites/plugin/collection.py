@@ -8,10 +8,10 @@ import gc
 
 import pytest
 
-from fixtures import xfails
-from impls import frameworks, registry
-from suites import catalogue, runstate
-from suites.helpers import parametrize
+from twinbench.fixtures import xfails
+from twinbench.impls import frameworks, registry
+from twinbench.suites import catalogue, runstate
+from twinbench.suites.helpers import parametrize
 
 
 def pytest_generate_tests(metafunc):

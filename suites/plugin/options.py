@@ -1,6 +1,6 @@
 """twinbench's options, their checks before any test runs, the run state, and the report header.
 
-Loaded with ``-p suites.plugin`` (pytest.ini's addopts), so every option is known before pytest
+Loaded with ``-p twinbench.suites.plugin`` (pytest.ini's addopts), so every option is known before pytest
 reads the command line. The README points at ``pytest --help`` for the options.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import data as fixture_data
-from impls import frameworks, registry
-from suites import baseline, catalogue, corpus, refcache, runstate
-from suites.plugin.xdist import is_worker
+from twinbench.fixtures import data as fixture_data
+from twinbench.impls import frameworks, registry
+from twinbench.suites import baseline, catalogue, corpus, refcache, runstate
+from twinbench.suites.plugin.xdist import is_worker
 
 
 def pytest_addoption(parser):
@@ -126,7 +126,7 @@ def pytest_configure(config):
                                          or os.environ.get("TWINBENCH_REFCACHE", "use"))
     except refcache.RefCacheError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    from suites.helpers import REPRO_BATCH_ENV
+    from twinbench.suites.helpers import REPRO_BATCH_ENV
 
     cap = os.environ.get(REPRO_BATCH_ENV, "1")
     if not cap.isdigit() or int(cap) < 1:
@@ -140,7 +140,7 @@ def pytest_configure(config):
     except registry.ImplUsageError as exc:
         raise pytest.UsageError(f"--network: {exc}") from exc
     if record_to and not is_worker(config):
-        from fixtures import golden
+        from twinbench.fixtures import golden
 
         arrays, info = golden.record(pairs[0].name)
         info["command"] = (f"pytest --network {config.getoption('--network')[0]} "
@@ -232,7 +232,7 @@ def pytest_report_header(config):
 
 def repro_cap() -> str:
     """A warning while TWINBENCH_REPRO_BATCH (a repro script's setting) caps the real batches."""
-    from suites.helpers import REPRO_BATCH_ENV
+    from twinbench.suites.helpers import REPRO_BATCH_ENV
 
     cap = os.environ.get(REPRO_BATCH_ENV)
     return (f"WARNING: {REPRO_BATCH_ENV}={cap} caps every real test batch at {cap} examples (a repro script's "

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from impls import registry
-from suites import catalogue, runstate, verdict
-from suites.plugin.xdist import is_worker
-from suites.status import REPORT_ATTRIBUTE, Status, Verdict, decide
+from twinbench.impls import registry
+from twinbench.suites import catalogue, runstate, verdict
+from twinbench.suites.plugin.xdist import is_worker
+from twinbench.suites.status import REPORT_ATTRIBUTE, Status, Verdict, decide
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -75,7 +75,7 @@ def _diagnose(config, run, items):
     """Each rejected candidate: its likely causes (suites/diagnosis.py) and, with --conform-report,
     a repro script of its first failing check (suites/repro.py), minimised when the check ran in
     this process (not on a pytest-xdist worker)."""
-    from suites import diagnosis, repro
+    from twinbench.suites import diagnosis, repro
 
     checks = {i.nodeid: i.callspec.params["check"] for i in items
               if "check" in getattr(getattr(i, "callspec", None), "params", {})}

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from impls import frameworks
-from suites import conformance_report, detection_report, refcache, runstate, speed_report, verdict
-from suites.plugin.options import repro_cap, roofline, roofline_line
-from suites.plugin.xdist import is_worker
-from suites.status import Status
+from twinbench.impls import frameworks
+from twinbench.suites import conformance_report, detection_report, refcache, runstate, speed_report, verdict
+from twinbench.suites.plugin.options import repro_cap, roofline, roofline_line
+from twinbench.suites.plugin.xdist import is_worker
+from twinbench.suites.status import Status
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from suites import runstate
+from twinbench.suites import runstate
 
 
 def is_worker(config) -> bool:

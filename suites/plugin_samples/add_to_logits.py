@@ -1,5 +1,5 @@
 """A deliberately injected framework regression for the baseline self-test: every torch Linear
-layer's output gets +1e-3 (loaded with ``-p suites.plugin_samples.add_to_logits``)."""
+layer's output gets +1e-3 (loaded with ``-p twinbench.suites.plugin_samples.add_to_logits``)."""
 
 import torch
 

@@ -20,7 +20,7 @@ def scheduler_adds_a_group():
     """The reference torch CNN whose scheduler adds a param group (fc2, "unfrozen") at epoch 3."""
     import torch
 
-    from impls import torch_mnist_cnn as ref
+    from twinbench.impls import torch_mnist_cnn as ref
 
     model = ref.Net()
 

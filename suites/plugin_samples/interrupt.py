@@ -1,4 +1,4 @@
-"""Simulates Ctrl-C in the third test (loaded with ``-p suites.plugin_samples.interrupt``)."""
+"""Simulates Ctrl-C in the third test (loaded with ``-p twinbench.suites.plugin_samples.interrupt``)."""
 
 _calls = []
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from impls import frameworks
+from twinbench.impls import frameworks
 
 
 def test_the_worker_runs_on_its_share_of_the_cores(request):
