@@ -104,7 +104,8 @@ SPEC = NetworkSpec(
     target=Target(kind="classes", classes=CLASSES),
     builders={"torch": {"module": torch_pair}, "keras": {"sequential": keras_pair}},
     data=data,
-    # literals: what each twin must have, layer by layer
+    # literals: what each twin must have, layer by layer. They may be left out: --record-literals
+    # FILE then records them from the torch twin (these are what it records), with the golden outputs
     output_shape=(B, CLASSES),
     param_layers=(("hidden", "dense", (B, IN), (B, HIDDEN)), ("out", "dense", (B, HIDDEN), (B, CLASSES))),
     canonical_weights={"hidden.kernel": (IN, HIDDEN), "hidden.bias": (HIDDEN,),

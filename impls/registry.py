@@ -284,13 +284,41 @@ def load_network(text: str, literals: str | None = None) -> networks.NetworkSpec
     if missing:
         raise ImplUsageError(f"{text}: the spec names no {' or '.join(missing)} builder; a pair needs a torch and a "
                              "Keras builder (builders={'torch': {...}, 'keras': {...}})")
-    literals = literals or obj.literals
+    recording, literals = literals is not None, literals or obj.literals
     if literals is not None and path.endswith(".py"):  # relative to the file --network names
         literals = str((Path(path).parent / Path(literals).expanduser()).resolve())
+    spec = replace(obj, builders=builders, literals=literals)
+    if spec.unstated() and literals is not None and not recording:  # the structure recorded in the file
+        spec = replace(spec, **{k: v for k, v in recorded_structure(literals).items() if k in spec.unstated()})
     try:
-        return networks.register(replace(obj, builders=builders, literals=literals), source=f"{path}:{attr}")
+        spec = networks.register(spec, source=f"{path}:{attr}")
+        if spec.unstated():  # neither stated nor recorded: its torch twin's, for this run
+            from twinbench.impls import derive
+
+            spec = derive.derive(spec.name)
     except networks.SpecError as exc:
         raise ImplUsageError(f"{text}: {exc}") from exc
+    except CandidateError as exc:
+        raise ImplUsageError(f"{text}: the spec states no {', '.join(spec.unstated())}, and reading them off its "
+                             f"torch twin failed: {exc}") from exc
+    return spec
+
+
+def recorded_structure(literals: str) -> dict:
+    """The STRUCTURE literals recorded beside a pair's golden outputs (FILE.json's "structure");
+    none when the file does not exist yet (the golden check then says how to record them)."""
+    import json
+
+    from twinbench.impls import derive
+
+    meta = Path(literals + ".json")
+    if not meta.is_file():
+        return {}
+    try:
+        return derive.from_json(json.loads(meta.read_text()).get("structure", {}))
+    except (ValueError, OSError) as exc:
+        raise ImplUsageError(f"{meta} cannot be read ({exc}): record the literals again with --record-literals "
+                             "FILE --force") from exc
 
 
 def _builder_ref(fn, module, path: str, where: str) -> str:

@@ -7,6 +7,7 @@ a pair that has not recorded its literals is INCOMPLETE until ``--record-literal
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -124,22 +125,53 @@ def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cau
 
 
 def test_a_pair_without_recorded_literals_is_incomplete_until_it_records_them(user_folder, tmp_path):
+    """The example pair with neither its structure literals (shapes, weights, laws, counts,
+    stochastic ops) nor a literals file: INCOMPLETE, the checks holding the Keras twin to the torch
+    twin's structure; --record-literals records them (equal to the ones the example states by
+    hand) with the golden outputs; then both twins are held to the file, and conform."""
     folder = tmp_path
     text = (user_folder / "pair.py").read_text()
-    assert '    literals="pair.literals.npz",\n' in text
-    (folder / "pair.py").write_text(text.replace('    literals="pair.literals.npz",\n', ""))
-    first = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden")
+    structure = text[text.index("    # literals: what each twin must have"):text.index("    # the recipe, as both")]
+    assert '    literals="pair.literals.npz",\n' in text and "param_layers=" in structure
+    bare = text.replace(structure, "").replace('    literals="pair.literals.npz",\n', "")
+    (folder / "pair.py").write_text(bare)
+    some = ("-m", "golden or shapes or parameters or initialization or randomness")
+    first, recorded = at_once(lambda: _pytest(folder, "--network", "pair.py:SPEC", *some),
+                              lambda: _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden",
+                                              "--record-literals", "mine.npz"))
     assert first.returncode == 1, first.stdout[-3000:]
     assert "INCOMPLETE (no recorded literals)" in first.stdout and "--record-literals FILE" in first.stdout, first.stdout
-    recorded = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden", "--record-literals", "mine.npz")
+    assert "states no output_shape, param_layers, canonical_weights, init_laws" in first.stdout, first.stdout[-3000:]
+    assert " fail " not in first.stdout.split("conformance matrix")[-1], first.stdout[-3000:]
     assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-2000:]
     assert (folder / "mine.npz").is_file() and (folder / "mine.npz.json").is_file()
-    again = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden", "--record-literals", "mine.npz")
+    written = json.loads((folder / "mine.npz.json").read_text())
+    stated = {k: getattr(_example_spec(), k) for k in networks.STRUCTURE}
+    assert written["structure"] == json.loads(json.dumps(stated)), (written["structure"], stated)
+    named = bare.replace("    optimizer=", '    literals="mine.npz",\n    optimizer=', 1)
+    (folder / "named.py").write_text(named)
+    # held to the file: a Keras twin with a fifth output is rejected by the recorded shapes
+    wider = named.replace('Dense(CLASSES, name="out"', 'Dense(CLASSES + 1, name="out"')
+    assert wider != named
+    (folder / "wider.py").write_text(wider)
+    again, later, rejected = at_once(
+        lambda: _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden", "--record-literals", "mine.npz"),
+        lambda: _pytest(folder, "--network", "named.py:SPEC", *some),
+        lambda: _pytest(folder, "--network", "wider.py:SPEC", "-m", "shapes"))
     assert again.returncode == 4 and "mine.npz exists" in again.stderr and "--force" in again.stderr, again.stderr
-    (folder / "pair.py").write_text(text.replace('literals="pair.literals.npz"', 'literals="mine.npz"'))
-    later = _pytest(folder, "--network", "pair.py:SPEC", "-m", "golden")
     assert later.returncode == 0, later.stdout[-3000:]
     assert later.stdout.count(" conforms ") == 2, later.stdout[-3000:]
+    assert rejected.returncode == 1 and "output shape (1, 5), expected (1, 4)" in rejected.stdout, rejected.stdout[-3000:]
+
+
+def _example_spec():
+    """examples/pair.py's SPEC, imported from the checkout (it states every literal by hand)."""
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("twinbench_example_pair_for_test", EXAMPLES / "pair.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module.SPEC
 
 
 @pytest.fixture

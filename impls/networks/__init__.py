@@ -9,7 +9,9 @@ shapes and counts, canonical weights and their initialisation laws, stochastic o
 and the tolerances that are facts about it (the trajectory's window). The values of the two
 reference networks are literal data in fixtures/expected.py and fixtures/tolerances.py; their
 spec modules only gather them. A check asks ``get(twin.network)`` and reads fields, so a network
-registered with ``register`` runs the same checks as the references.
+registered with ``register`` runs the same checks as the references. A user's pair may leave the
+layer literals (``STRUCTURE``) out: they are read off its torch twin (impls/derive.py) and
+recorded with ``--record-literals FILE``.
 
 Nothing here imports torch or tensorflow.
 """
@@ -97,17 +99,18 @@ class NetworkSpec:
     builders: dict                 # {"torch" | "keras": {build style: "module:factory"}}
     data: Callable | None          # data(part) -> (inputs, targets) of the "train" or "test" split, canonical;
                                    # None: drawn from the input description (``drawn_split``), no gates judged
-    # literals: shapes and counts ("B" stands for the batch size)
-    output_shape: tuple
-    param_layers: tuple            # ((canonical name, kind, input shape, output shape), ...)
-    canonical_weights: dict        # {canonical weight name: shape}
-    init_laws: dict                # {canonical weight name: ("uniform", b) | ("normal", mean, std)}
-    param_counts: dict             # {layer: parameters}
-    total_params: int
-    non_trainable_params: int
+    # literals: shapes and counts ("B" stands for the batch size). A user's pair may leave the
+    # STRUCTURE ones out (None): ``--record-literals FILE`` records them from its torch twin.
+    output_shape: tuple | None = None
+    param_layers: tuple | None = None     # ((canonical name, kind, input shape, output shape), ...)
+    canonical_weights: dict | None = None  # {canonical weight name: shape}
+    init_laws: dict | None = None         # {canonical weight name: ("uniform", b) | ("normal", mean, std)}
+    param_counts: dict | None = None      # {layer: parameters}
+    total_params: int | None = None
+    non_trainable_params: int | None = None
     optional_layers: tuple = ()    # parameter-free layers checked when present: (name, kind, output shape)
     fused_layers: dict = field(default_factory=dict)   # {layer: (optional layer it absorbs, output shape)}
-    stochastic_ops: tuple = ()     # ((kind, granularity, rate, the parameterised layer before), ...)
+    stochastic_ops: tuple | None = None   # ((kind, granularity, rate, the parameterised layer before), ...)
     flattened_from: dict = field(default_factory=dict)  # {dense layer: (H, W, C) of the features it reads}
     # recipe
     train_batch: int | None = None
@@ -130,6 +133,9 @@ class NetworkSpec:
     # recorded literals (golden outputs): a reference network's live in fixtures/golden/; a user's
     # pair names its file (an absolute path once loaded), written by pytest --record-literals FILE
     literals: str | None = None
+    # the STRUCTURE literals this spec neither states nor found recorded: derived from its torch
+    # twin for this run (impls/derive.py), and the verdict INCOMPLETE until they are recorded
+    derived_literals: tuple = ()
 
     def __post_init__(self):
         from twinbench.fixtures import tolerances as T
@@ -148,11 +154,11 @@ class NetworkSpec:
             problems.append(f"target.kind {self.target.kind!r} (use one of {', '.join(TARGET_KINDS)})")
         if set(self.builders) - {"torch", "keras"} or not self.builders:
             problems.append(f"builders {sorted(self.builders)} (name torch and keras builders)")
-        unmapped = sorted({row[1] for row in self.param_layers} - set(MAPPED_KINDS))
+        unmapped = sorted({row[1] for row in self.param_layers or ()} - set(MAPPED_KINDS))
         if unmapped:
             problems.append(f"param_layers of kind {', '.join(unmapped)} (the adapters map layers of kind "
                             f"{', '.join(MAPPED_KINDS)})")
-        if set(self.init_laws) - set(self.canonical_weights):
+        if self.init_laws and self.canonical_weights is not None and set(self.init_laws) - set(self.canonical_weights):
             problems.append(f"init_laws names {sorted(set(self.init_laws) - set(self.canonical_weights))}, "
                             "which are not canonical weights")
         if self.optimizer is not None:
@@ -166,6 +172,10 @@ class NetworkSpec:
                     problems.append(f"optimizer (a {kind} literal needs {', '.join(lacking)})")
         if problems:
             raise SpecError(f"network spec {self.name!r}: bad " + "; ".join(problems))
+
+    def unstated(self) -> tuple:
+        """The STRUCTURE literals this spec leaves out (None)."""
+        return tuple(name for name in STRUCTURE if getattr(self, name) is None)
 
     @property
     def has_recipe(self) -> bool:
@@ -196,6 +206,10 @@ class NetworkSpec:
 
 
 _DATA: dict = {}  # {network: {part: (inputs, targets)}}, as ``NetworkSpec.split`` loaded them
+
+# The literals a user's pair may leave to ``--record-literals``: what its torch twin shows them to be.
+STRUCTURE = ("output_shape", "param_layers", "canonical_weights", "init_laws", "param_counts", "total_params",
+             "non_trainable_params", "stochastic_ops")
 
 
 def from_literals(name: str, *, input: Input, target: Target, builders: dict, data: Callable, **fields) -> NetworkSpec:
@@ -235,6 +249,14 @@ def register(spec: NetworkSpec, source: str | None = None) -> NetworkSpec:
     _SPECS[spec.name] = spec
     if source is not None:
         _SOURCES[spec.name] = source
+    return spec
+
+
+def reregister(spec: NetworkSpec) -> NetworkSpec:
+    """Put ``spec`` in place of the registered spec of its name (its literals filled in)."""
+    if spec.name not in _SPECS:
+        raise SpecError(f"no network named {spec.name!r} is registered")
+    _SPECS[spec.name] = spec
     return spec
 
 

@@ -6,6 +6,7 @@ reads the command line. The README points at ``pytest --help`` for the options.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -139,13 +140,8 @@ def pytest_configure(config):
         pairs = [registry.load_network(v, literals=record_to) for v in config.getoption("--network")]
     except registry.ImplUsageError as exc:
         raise pytest.UsageError(f"--network: {exc}") from exc
-    if record_to and not is_worker(config):
-        from twinbench.fixtures import golden
-
-        arrays, info = golden.record(pairs[0].name)
-        info["command"] = (f"pytest --network {config.getoption('--network')[0]} "
-                           f"--record-literals {config.getoption('--record-literals')}")
-        golden.write(pairs[0].name, arrays, info)
+    if record_to:
+        pairs = [_record_literals(config, pairs[0])]
     values = list(config.getoption("--impl")) + registry.impls_from_env()
     try:
         candidates = [registry.parse_impl(v) for v in values]
@@ -173,6 +169,24 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if runstate.STATE in config.stash:
         runstate.deactivate(config.stash[runstate.STATE])
+
+
+def _record_literals(config, pair):
+    """--record-literals FILE: the pair's golden outputs, and the structure literals its spec does
+    not state (read off its torch twin, impls/derive.py), written to FILE and FILE.json; from
+    then on this run holds both twins to them as recorded."""
+    from twinbench.fixtures import golden
+    from twinbench.impls import derive, networks
+
+    if not is_worker(config):
+        arrays, info = golden.record(pair.name)
+        info["command"] = (f"pytest --network {config.getoption('--network')[0]} "
+                           f"--record-literals {config.getoption('--record-literals')}")
+        info["structure"] = derive.jsonable(pair, pair.derived_literals)
+        if pair.derived_literals:
+            info["structure_from"] = registry.reference("torch", pair.name).id
+        golden.write(pair.name, arrays, info)
+    return networks.reregister(dataclasses.replace(pair, derived_literals=()))
 
 
 def _literals_target(config) -> str | None:
