@@ -98,7 +98,7 @@ def rerun(impl: str, check: str, nodeid: str, env: dict, network: str | None = N
     print(f"twinbench repro: {check} on --impl {impl}" + (f", with {shown}" if shown else ""), flush=True)
     with environ(env):
         try:
-            from twinbench.impls import frameworks, registry
+            from twinbench.impls import frameworks, networks, registry
             from twinbench.suites import helpers
 
             frameworks.set_determinism()
@@ -111,8 +111,10 @@ def rerun(impl: str, check: str, nodeid: str, env: dict, network: str | None = N
                   "factory or the check has changed since this script was written: run the conformance again")
             return 2
         if found is None:  # it needs pytest's fixtures: run its test
+            # a pair's own twin is a subject of --network alone (its test id is the twin's, not a candidate's)
+            own = network is not None and any(r.factory == spec.factory for r in registry.references_of(networks.get(spec.network)))
             cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis",
-                   nodeid, "--impl", impl] + (["--network", network] if network is not None else [])
+                   nodeid] + ([] if own else ["--impl", impl]) + (["--network", network] if network is not None else [])
             print("running:", " ".join(cmd), flush=True)
             rc = subprocess.call(cmd, cwd=ROOT)
             return rc if rc in (0, 1) else 2

@@ -327,8 +327,24 @@ def test_the_console_command_gives_the_verdict(user_folder):
 
     scripts = tomllib.loads((EXAMPLES.parent / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"twinbench": "twinbench.cli:main"}
-    run = subprocess.run([sys.executable, "-m", "twinbench", "check", "--network", "pair.py:SPEC", "--", "-m", "golden"],
-                         cwd=user_folder, capture_output=True, text=True, timeout=600)
+    text = (user_folder / "pair.py").read_text()
+    assert "gate_permille=860," in text
+    (user_folder / "unreachable.py").write_text(text.replace("gate_permille=860,", "gate_permille=999,"))
+    check = [sys.executable, "-m", "twinbench", "check"]
+    run, gates = at_once(
+        lambda: subprocess.run([*check, "--network", "pair.py:SPEC", "--", "-m", "golden"],
+                               cwd=user_folder, capture_output=True, text=True, timeout=600),
+        lambda: subprocess.run([*check, "--network", "unreachable.py:SPEC", "--gates", "--report", "gates", "--",
+                                "-m", "convergence", "-k", "keras and gate"], cwd=user_folder, capture_output=True,
+                               text=True, timeout=600))
     assert run.returncode == 0 and run.stdout.count(" conforms ") == 2, run.stdout[-3000:] + run.stderr[-2000:]
+    # a gate out of reach: rejected by check_accuracy_gate, whose repro (a check that runs through
+    # its pytest test) reruns the pair's own test and exits 1
+    assert gates.returncode == 1 and "fail  check_accuracy_gate" in gates.stdout, gates.stdout[-3000:]
+    script = user_folder / "gates" / "repro" / "keras-example_mlp-sequential.py"
+    repro = subprocess.run([sys.executable, str(script)], cwd=user_folder.parent, capture_output=True, text=True,
+                           timeout=600)
+    assert repro.returncode == 1, repro.stdout[-2000:] + repro.stderr[-2000:]
+    assert "test_convergence[keras-example_mlp-sequential-check_accuracy_gate]" in repro.stdout, repro.stdout[-2000:]
     bare = subprocess.run([sys.executable, "-m", "twinbench", "check"], cwd=user_folder, capture_output=True, text=True)
     assert bare.returncode == 2 and "check needs --network PATH:NAME" in bare.stderr, bare.stderr
