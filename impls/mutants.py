@@ -931,15 +931,27 @@ def all_mutants(framework: str | None = None) -> list:
     return [m for m in _generate() if framework in (None, m.framework)]
 
 
+_HYPOTHESIS_FACTORIES: dict = {}  # {(network, its builders): {key: factory}}
+
+
 def __getattr__(name):
-    """``impls.mutants:<key>`` is a mutant's factory (the --impl contract)."""
+    """``impls.mutants:<key>`` is a mutant's factory (the --impl contract). Diagnosis's hypotheses
+    are reached here too: only the network the key names is asked for them (a pair's builds its
+    torch twin), once per network and builders."""
     if not name.startswith("m_"):  # e.g. __path__, which an import looks up: only mutant keys are factories
         raise AttributeError(f"module 'twinbench.impls.mutants' has no attribute {name!r}")
-    from twinbench.impls.hypotheses import hypotheses  # diagnosis's hypotheses are reached here too
-
     from twinbench.impls import networks
+    from twinbench.impls.hypotheses import hypotheses
 
-    for mutant in _generate() + [h for net in networks.names() for h in hypotheses(net)]:
+    for mutant in _generate():
         if mutant.key == name:
             return mutant.build
+    for network in networks.names():
+        if not name.startswith(Mutant(f"torch-{network}.", network, "torch", "", "", None).key):
+            continue
+        known = _HYPOTHESIS_FACTORIES.setdefault((network, repr(networks.get(network).builders)), {})
+        if not known:
+            known.update({h.key: h.build for h in hypotheses(network)})
+        if name in known:
+            return known[name]
     raise AttributeError(f"twinbench.impls.mutants has no mutant factory {name!r}")

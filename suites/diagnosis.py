@@ -313,7 +313,7 @@ def _hypothesis_probes(network: str) -> tuple:
             return _verify_table(network, hyps, seen["table"])
 
         arrays, meta = refcache.get(f"hypothesis-probes-{network}", lambda: _pack_table(_probe_hypotheses(network, hyps)),
-                                    verify, code=PROBE_CODE)
+                                    verify, code=PROBE_CODE, network=network)
         table = seen["table"] if "cached" in meta else _unpack_table(arrays, meta)
     return table["reference"], [(h, table[h.id]) for h in hyps]
 

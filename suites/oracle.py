@@ -149,11 +149,9 @@ def recording(network: str) -> Recording:
     recomputed live and must equal the stored ones bit for bit. The oracle (numpy, 0.3-0.6 s) is
     run on them in every session, so what it gives always follows from the gradients. Once per
     session per network."""
-    if network not in E.NETWORKS:  # a user's pair (--network): the cache's key does not hash its file
-        return _with_oracle(network, *_record(network))
     arrays, meta = refcache.get(f"optimizer-gradients-{network}", lambda: _pack(*_record(network)),
                                 lambda arrays, meta: _verify(network, *_unpack(arrays, meta)),
-                                code=("suites/oracle.py",))
+                                code=("suites/oracle.py",), network=network)  # never kept for a user's pair
     return _with_oracle(network, *_unpack(arrays, meta))
 
 

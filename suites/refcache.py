@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from twinbench.fixtures import data as D
+from twinbench.fixtures import expected as E
 from twinbench.fixtures.files import atomic_write
 from twinbench.suites import runstate
 
@@ -232,13 +233,23 @@ def _evict(here: Path) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def load(name: str, verify):
-    """The stored entry ``name`` as (arrays, meta) when it is under this key, intact, and
-    ``verify(arrays, meta)`` (which recomputes its first steps live) returns "" (equal bit for
-    bit; else what differs). None otherwise: the reason is kept for the event logged when the
-    entry is computed. meta["cached"] says when a reused entry was made."""
+def covers(network: str) -> bool:
+    """Whether the key hashes the code of ``network``'s work: a reference network's (its spec and
+    twins are in impls/, its literals in fixtures/). A user's pair (--network) lives in files the
+    key never reads, so that a change there could not invalidate an entry: its work is never kept."""
+    return network in E.NETWORKS
+
+
+def load(name: str, verify, *, network: str):
+    """The stored entry ``name`` (work on ``network``) as (arrays, meta) when it is under this key,
+    intact, and ``verify(arrays, meta)`` (which recomputes its first steps live) returns "" (equal
+    bit for bit; else what differs). None otherwise: the reason is kept for the event logged when
+    the entry is computed. meta["cached"] says when a reused entry was made. Always None for a
+    network the key does not cover (``covers``)."""
     started = time.perf_counter()
     how = mode()
+    if not covers(network):
+        return None
     if how != "use":
         runstate.current().refcache_pending[name] = {"off": "the reference cache is off", "refresh": "--reference-cache refresh"}[how]
         return None
@@ -258,10 +269,13 @@ def load(name: str, verify):
 
 
 def put(name: str, arrays: dict, meta: dict, seconds: float, reason: str | None = None,
-        outcome: str | None = None) -> None:
-    """Store a freshly computed entry (not with the cache off) and log it, with the reason the
-    stored one was not used (``reason``, or the one ``load`` found). ``outcome="extended"``: a
-    reused entry grown past what was stored (a run trained further), not a replaced one."""
+        outcome: str | None = None, *, network: str) -> None:
+    """Store a freshly computed entry (not with the cache off, nor for a network the key does not
+    cover) and log it, with the reason the stored one was not used (``reason``, or the one
+    ``load`` found). ``outcome="extended"``: a reused entry grown past what was stored (a run
+    trained further), not a replaced one."""
+    if not covers(network):
+        return
     reason = runstate.current().refcache_pending.pop(name, "not in the cache") if reason is None else reason
     if mode() != "off":
         _store(name, arrays, meta, seconds)
@@ -275,25 +289,27 @@ def note(name: str, problem: str) -> None:
     runstate.current().refcache_events.append({"name": name, "outcome": "recomputed", "reason": f"{name}: {problem}", "seconds": 0.0})
 
 
-def get(name: str, compute, verify, code: tuple = ()):
+def get(name: str, compute, verify, code: tuple = (), *, network: str):
     """``load(name, verify)``, else ``compute()`` (returning (arrays, meta): numpy arrays and
     JSON-able metadata), stored with ``put``. ``code``: files outside the key that the entry also
     depends on (say, the mutant generator): the entry is stored as ``versioned(name, code)``, and
     the versions of other code are deleted (a key folder is evicted whole, so they would otherwise
     stay as long as it does)."""
+    if not covers(network):
+        return compute()
     if code:
         full = versioned(name, tuple(code))
         try:
-            return get(full, compute, verify)
+            return get(full, compute, verify, network=network)
         finally:
             if mode() != "off":  # off keeps nothing, and leaves what is stored alone
                 _drop_others(f"{name}@", keep=full)
-    entry = load(name, verify)
+    entry = load(name, verify, network=network)
     if entry is not None:
         return entry
     started = time.perf_counter()
     arrays, meta = compute()
-    put(name, arrays, meta, time.perf_counter() - started)
+    put(name, arrays, meta, time.perf_counter() - started, network=network)
     return arrays, meta
 
 

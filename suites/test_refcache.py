@@ -14,6 +14,8 @@ from twinbench.suites import refcache, runstate, training
 
 pytestmark = pytest.mark.selftest
 
+NET = "mnist_cnn"  # the network whose work the entries below are (a reference: the key covers it)
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
@@ -36,6 +38,19 @@ def _outcomes():
     return [(e["outcome"], e["reason"]) for e in refcache.events()]
 
 
+def test_a_users_pair_work_is_never_kept(cache):
+    """The key hashes this repository's code, never a user's file: work on a network given with
+    --network is computed every time, stored nowhere, and never looked up."""
+    calls = []
+    for _ in range(2):
+        arrays, _meta = refcache.get("e", _entry(calls), lambda a, m: pytest.fail("verified"), network="my_pair")
+        assert np.array_equal(arrays["x"], np.arange(5))
+    assert len(calls) == 2 and not cache.exists() and _outcomes() == []
+    refcache.put("e", {"x": np.arange(3)}, {}, 0.0, network="my_pair")
+    assert refcache.load("e", lambda a, m: "", network="my_pair") is None and not cache.exists()
+    assert refcache.covers(NET) and not refcache.covers("my_pair")
+
+
 def test_an_entry_that_depends_on_code_outside_the_key_is_versioned_by_it(cache, tmp_path, monkeypatch):
     """``get(..., code=...)`` (diagnosis's hypothesis probes): the entry is reused while those files
     are unchanged, computed afresh when one changes, and the version it supersedes is deleted;
@@ -44,12 +59,12 @@ def test_an_entry_that_depends_on_code_outside_the_key_is_versioned_by_it(cache,
     monkeypatch.setattr(refcache, "versioned", refcache.versioned.__wrapped__)  # no memo: the file changes here
     (tmp_path / "gen.py").write_text("v1")
     calls = []
-    refcache.get("probes-net-other", _entry([]), lambda a, m: "", code=("gen.py",))  # a name "probes-net" begins
+    refcache.get("probes-net-other", _entry([]), lambda a, m: "", code=("gen.py",), network=NET)  # a name "probes-net" begins
     other = refcache.versioned("probes-net-other", ("gen.py",))
-    refcache.get("trajectory-x", _entry([]), lambda a, m: "")
+    refcache.get("trajectory-x", _entry([]), lambda a, m: "", network=NET)
     for text in ("v1", "v1", "v2", "v2"):
         (tmp_path / "gen.py").write_text(text)
-        refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",))
+        refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",), network=NET)
     assert len(calls) == 2
     v2 = refcache.versioned("probes-net", ("gen.py",))
     assert sorted(p.name for p in cache.glob("*.npz")) == sorted(
@@ -57,14 +72,14 @@ def test_an_entry_that_depends_on_code_outside_the_key_is_versioned_by_it(cache,
     assert len({p.stem for p in cache.glob("*.json")}) == 3
     refcache.set_mode("off")  # computes afresh, stores nothing, deletes nothing
     (tmp_path / "gen.py").write_text("v3")
-    refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",))
+    refcache.get("probes-net", _entry(calls), lambda a, m: "", code=("gen.py",), network=NET)
     assert len(calls) == 3 and (cache / f"{v2}.npz").exists() and len(list(cache.glob("*.npz"))) == 3
 
 
 def test_a_stored_entry_is_reused_with_when_it_was_made(cache):
     calls = []
-    refcache.get("e", _entry(calls), lambda a, m: "")
-    arrays, meta = refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
+    arrays, meta = refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     assert len(calls) == 1 and np.array_equal(arrays["x"], np.arange(5)) and meta["n"] == 5
     assert meta["cached"]["key"] == refcache.key() and meta["cached"]["created"]
     assert [o for o, _ in _outcomes()] == ["computed", "reused"]
@@ -72,16 +87,16 @@ def test_a_stored_entry_is_reused_with_when_it_was_made(cache):
 
 def test_a_damaged_entry_is_recomputed_never_trusted(cache):
     calls = []
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     npz = cache / "e.npz"
     data = bytearray(npz.read_bytes())
     data[len(data) // 2] ^= 0xFF
     npz.write_bytes(bytes(data))
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     assert len(calls) == 2
     outcome, reason = _outcomes()[-1]
     assert outcome == "recomputed" and "e.npz is damaged" in reason
-    assert refcache.get("e", _entry(calls), lambda a, m: "")[1]["cached"]  # the fresh one was stored intact
+    assert refcache.get("e", _entry(calls), lambda a, m: "", network=NET)[1]["cached"]  # the fresh one was stored intact
     assert len(calls) == 2
 
 
@@ -93,8 +108,8 @@ def test_a_reused_entry_is_every_array_as_stored_and_writable(cache):
              "fortran": np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3)), "scalar": np.array(2.5),
              "empty": np.zeros((0, 5), np.float32), "mask": np.array([True, False, True]),
              "ints": np.array([1, -2, 3], np.int64), "text": np.array("a name")}
-    refcache.get("e", lambda: (kinds, {"note": "meta"}), lambda a, m: "")
-    arrays, meta = refcache.get("e", lambda: pytest.fail("recomputed"), lambda a, m: "")
+    refcache.get("e", lambda: (kinds, {"note": "meta"}), lambda a, m: "", network=NET)
+    arrays, meta = refcache.get("e", lambda: pytest.fail("recomputed"), lambda a, m: "", network=NET)
     with np.load(cache / "e.npz", allow_pickle=False) as f:
         loaded = {k: f[k] for k in f.files if k != "__meta__"}
     assert sorted(arrays) == sorted(kinds) and meta["note"] == "meta"
@@ -111,22 +126,22 @@ def test_an_entry_that_is_not_a_plain_npz_is_recomputed(cache):
     """An npz that hashes to its manifest but holds what _store never writes (a compressed member)
     is unreadable: recomputed, with the reason."""
     calls = []
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     buf = io.BytesIO()
     np.savez_compressed(buf, __meta__=np.array("{}"), x=np.zeros(3))
     (cache / "e.npz").write_bytes(buf.getvalue())
     manifest = json.loads((cache / "e.json").read_text())
     (cache / "e.json").write_text(json.dumps(dict(manifest, sha256=hashlib.sha256(buf.getvalue()).hexdigest())))
     assert zipfile.ZipFile(cache / "e.npz").infolist()[0].compress_type == zipfile.ZIP_DEFLATED
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     outcome, reason = _outcomes()[-1]
     assert len(calls) == 2 and outcome == "recomputed" and "e.npz is unreadable" in reason, reason
 
 
 def test_an_entry_whose_first_steps_differ_is_recomputed(cache):
     calls = []
-    refcache.get("e", _entry(calls), lambda a, m: "")
-    refcache.get("e", _entry(calls), lambda a, m: "step 0: 0.5 vs 0.25")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
+    refcache.get("e", _entry(calls), lambda a, m: "step 0: 0.5 vs 0.25", network=NET)
     assert len(calls) == 2 and _outcomes()[-1] == ("recomputed", "e: the stored entry did not verify: step 0: 0.5 vs 0.25")
     assert "recomputed because: e: the stored entry did not verify" in refcache.summary()
 
@@ -134,12 +149,12 @@ def test_an_entry_whose_first_steps_differ_is_recomputed(cache):
 def test_off_keeps_nothing_and_refresh_overwrites(cache, monkeypatch):
     calls = []
     refcache.set_mode("off")
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     assert not cache.exists() and _outcomes() == [("computed", "the reference cache is off")]
     refcache.set_mode("refresh")
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     refcache.set_mode("use")
-    refcache.get("e", _entry(calls), lambda a, m: "")
+    refcache.get("e", _entry(calls), lambda a, m: "", network=NET)
     assert len(calls) == 2 and [o for o, _ in _outcomes()] == ["computed", "recomputed", "reused"]
     with pytest.raises(refcache.RefCacheError, match="one of use, refresh, off.*TWINBENCH_REFCACHE"):
         refcache.set_mode("yes")

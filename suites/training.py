@@ -131,7 +131,7 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
     if run is None:
         run = runs[key] = Run(spec, seed, device, variant)
         if _cacheable(run):
-            entry = refcache.load(_run_name(run), lambda arrays, meta: _verify_run(run, arrays))
+            entry = refcache.load(_run_name(run), lambda arrays, meta: _verify_run(run, arrays), network=run.spec.network)
             if entry is not None:
                 run.stored, run.cached = entry[1]["epochs"], entry[1]["cached"]
     want = min(epochs or networks.get(spec.network).budget_epochs, networks.get(spec.network).budget_epochs)
@@ -144,16 +144,15 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
         refcache.put(_run_name(run), {"fingerprint": run.fingerprint}, {"epochs": run.epochs},
                      sum(e["seconds"] for e in run.epochs) + time.perf_counter() - started,
                      f"{_run_name(run)}: trained past its {len(run.stored)} stored epochs" if run.stored else None,
-                     outcome="extended" if run.stored else None)
+                     outcome="extended" if run.stored else None, network=run.spec.network)
         run.stored = list(run.epochs)
     return run
 
 
 def _cacheable(run: Run) -> bool:
-    """A reference network's CPU run: the cache's key hashes this repository's code, never a user's
-    file, so a pair given with --network is always trained afresh."""
-    return (run.spec.role == "reference" and run.spec.network in E.NETWORKS and run.device == "cpu"
-            and run.variant == "eager")
+    """A reference twin's CPU run (refcache.covers decides whether its network's work is kept: a
+    pair given with --network is always trained afresh)."""
+    return run.spec.role == "reference" and run.device == "cpu" and run.variant == "eager"
 
 
 def _run_name(run: Run) -> str:
@@ -348,7 +347,8 @@ def partner_trajectory(impl_id: str, dropout: bool) -> Trajectory:
         else:  # reference work: kept in the data cache (suites/refcache.py), its first steps re-run on reuse
             arrays, meta = refcache.get(f"trajectory-{impl_id}-{'dropout' if dropout else 'eval'}",
                                         lambda: _pack(_train_trajectory(build(), dropout)),
-                                        lambda arrays, meta: _verify_trajectory(build(), dropout, _unpack(arrays, meta)))
+                                        lambda arrays, meta: _verify_trajectory(build(), dropout, _unpack(arrays, meta)),
+                                        network=spec.network)
             kept[key] = _unpack(arrays, meta)
     return kept[key]
 
