@@ -193,7 +193,6 @@ class NetworkSpec:
         x, y = kept[part]
         return (x, y) if n is None else (x[:n], y[:n])
 
-
     def drawn_split(self, part: str) -> tuple:
         """A split for a spec without data: inputs drawn from the input description (``Input.sample``)
         and uniform targets, as many as the trajectory's two passes need (or 512 test examples)."""
