@@ -43,10 +43,12 @@ def derive(name: str) -> networks.NetworkSpec:
         return spec
     blank = dict(param_layers=(), canonical_weights={}, init_laws={}, param_counts={}, total_params=0,
                  non_trainable_params=0, stochastic_ops=(), output_shape=())
-    staged = dataclasses.replace(spec, **{k: blank[k] for k in missing})  # the adapters read the spec
-    torch_ref = registry.reference("torch", name)
-    x = spec.split("test", PROBE_BATCH)[0] if spec.data is not None else spec.input.sample(PROBE_BATCH, 0)
+    # what the adapters read while the literals are read off the twin; no law (stated ones may name
+    # weights not known yet)
+    staged = dataclasses.replace(spec, **({k: blank[k] for k in missing} | {"init_laws": {}}))
     try:
+        torch_ref = registry.reference("torch", name)
+        x = spec.split("test", PROBE_BATCH)[0] if spec.data is not None else spec.input.sample(PROBE_BATCH, 0)
         networks.reregister(staged)
         found = _layers(registry.build(torch_ref, seed=0), x)
         if "param_layers" in missing:  # the weights are named after the layers
@@ -56,10 +58,11 @@ def derive(name: str) -> networks.NetworkSpec:
             shapes = found["canonical_weights"] if "canonical_weights" in missing else spec.canonical_weights
             networks.reregister(dataclasses.replace(staged, canonical_weights=shapes))
             found["init_laws"] = fit_laws(lambda seed: registry.build(torch_ref, seed=seed).get_weights(), shapes)
+        derived = dataclasses.replace(spec, **{k: found[k] for k in missing}, derived_literals=missing)
     except BaseException:
         networks.reregister(spec)
         raise
-    return networks.reregister(dataclasses.replace(spec, **{k: found[k] for k in missing}, derived_literals=missing))
+    return networks.reregister(derived)
 
 
 def _batched(shape) -> tuple | None:
@@ -99,6 +102,8 @@ def _weights(twin, x) -> dict:
 def fit_laws(build_weights, shapes: dict) -> dict:
     """{canonical weight: law} fitted on fresh builds' values; constant weights get none."""
     pooled = {k: [] for k in shapes}
+    if not pooled:
+        return {}
     builds = 0
     while builds < T.INIT_MAX_BUILDS and min(sum(map(len, v)) for v in pooled.values()) < FIT_VALUES:
         weights = build_weights(FIT_FIRST_SEED + builds)

@@ -946,8 +946,9 @@ def __getattr__(name):
     for mutant in _generate():
         if mutant.key == name:
             return mutant.build
-    for network in networks.names():
-        if not name.startswith(Mutant(f"torch-{network}.", network, "torch", "", "", None).key):
+    prefixes = {network: Mutant(f"torch-{network}.", network, "torch", "", "", None).key for network in networks.names()}
+    for network in sorted(prefixes, key=lambda n: -len(prefixes[n])):  # "a_b" before "a", whose prefix is shorter
+        if not name.startswith(prefixes[network]):
             continue
         known = _HYPOTHESIS_FACTORIES.setdefault((network, repr(networks.get(network).builders)), {})
         if not known:

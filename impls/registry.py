@@ -288,19 +288,23 @@ def load_network(text: str, literals: str | None = None) -> networks.NetworkSpec
     if literals is not None and path.endswith(".py"):  # relative to the file --network names
         literals = str((Path(path).parent / Path(literals).expanduser()).resolve())
     spec = replace(obj, builders=builders, literals=literals)
-    if spec.unstated() and literals is not None and not recording:  # the structure recorded in the file
-        spec = replace(spec, **{k: v for k, v in recorded_structure(literals).items() if k in spec.unstated()})
     try:
+        if spec.unstated() and literals is not None and not recording:  # the structure recorded in the file
+            spec = replace(spec, **{k: v for k, v in recorded_structure(literals).items() if k in spec.unstated()})
         spec = networks.register(spec, source=f"{path}:{attr}")
-        if spec.unstated():  # neither stated nor recorded: its torch twin's, for this run
-            from twinbench.impls import derive
-
-            spec = derive.derive(spec.name)
     except networks.SpecError as exc:
         raise ImplUsageError(f"{text}: {exc}") from exc
-    except CandidateError as exc:
-        raise ImplUsageError(f"{text}: the spec states no {', '.join(spec.unstated())}, and reading them off its "
-                             f"torch twin failed: {exc}") from exc
+    if spec.unstated():  # neither stated nor recorded: its torch twin's, for this run
+        from twinbench.impls import derive
+
+        unstated = ", ".join(spec.unstated())
+        try:
+            spec = derive.derive(spec.name)
+        except ImplUsageError:
+            raise
+        except Exception as exc:  # the user's builder or data raised, or the literals contradict the spec
+            raise ImplUsageError(f"{text}: the spec states no {unstated}, and reading them off its torch twin "
+                                 f"failed: {type(exc).__name__}: {exc}") from exc
     return spec
 
 

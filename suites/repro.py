@@ -113,8 +113,11 @@ def rerun(impl: str, check: str, nodeid: str, env: dict, network: str | None = N
         if found is None:  # it needs pytest's fixtures: run its test
             # a pair's own twin is a subject of --network alone (its test id is the twin's, not a candidate's)
             own = network is not None and any(r.factory == spec.factory for r in registry.references_of(networks.get(spec.network)))
+            # the test file by its absolute path: the run's rootdir (its node ids' base) need not be this one's
+            module, sep, test = nodeid.partition("::")
+            target = f"{Path(__file__).resolve().parent / Path(module).name}{sep}{test}"
             cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--no-diagnosis",
-                   nodeid] + ([] if own else ["--impl", impl]) + (["--network", network] if network is not None else [])
+                   target] + ([] if own else ["--impl", impl]) + (["--network", network] if network is not None else [])
             print("running:", " ".join(cmd), flush=True)
             rc = subprocess.call(cmd, cwd=ROOT)
             return rc if rc in (0, 1) else 2

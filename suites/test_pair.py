@@ -63,7 +63,8 @@ def installed_python(tmp_path_factory) -> str:
     ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     (Path(site) / "dependencies.pth").write_text("\n".join(ours) + "\n")
     done = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet",
-                           "--no-deps", "--no-index", str(wheel)], capture_output=True, text=True, timeout=600)
+                           "--no-deps", "--no-index", "--ignore-installed", str(wheel)],  # not the one on the .pth path
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (Path(site) / "twinbench" / "suites" / "plugin" / "__init__.py").is_file(), sorted(os.listdir(site))
     return str(python)
@@ -226,6 +227,32 @@ def test_a_spec_or_its_factory_registers_with_importable_builders(tmp_path, isol
     assert spec.trajectory_window == 1 and spec.confident_head_scale is None  # fixtures/tolerances.PAIR_DEFAULTS
 
 
+SOME_STATED = '''
+import dataclasses, sys
+sys.path.insert(0, {examples!r})
+import pair
+# the laws stated, the weights and counts left out: read off the torch twin
+SPEC = dataclasses.replace(pair.SPEC, name="some_stated", canonical_weights=None, param_counts=None, literals=None)
+def raises():
+    raise RuntimeError("no torch here")
+BROKEN = dataclasses.replace(pair.SPEC, name="broken_builder", param_layers=None, literals=None,
+                             builders={{"torch": {{"module": raises}}, "keras": pair.SPEC.builders["keras"]}})
+'''
+
+
+def test_left_out_literals_are_read_off_the_torch_twin_and_a_failure_is_a_usage_error(tmp_path, isolated_registry):
+    (tmp_path / "some.py").write_text(SOME_STATED.format(examples=str(EXAMPLES)))
+    spec = registry.load_network(f"{tmp_path / 'some.py'}:SPEC")
+    example = _example_spec()
+    assert spec.derived_literals == ("canonical_weights", "param_counts"), spec.derived_literals
+    assert spec.canonical_weights == example.canonical_weights and spec.param_counts == example.param_counts
+    assert spec.init_laws == example.init_laws and spec.param_layers == example.param_layers  # as stated
+    with pytest.raises(registry.ImplUsageError, match="states no param_layers, and reading them off its torch twin "
+                                                      "failed: CandidateError: .*no torch here"):
+        registry.load_network(f"{tmp_path / 'some.py'}:BROKEN")
+    assert networks.get("broken_builder").param_layers is None  # left as registered, not half-filled
+
+
 def test_an_optimizer_the_oracle_cannot_replay_is_refused_by_the_spec():
     from twinbench.suites import oracle
 
@@ -319,7 +346,7 @@ def test_a_layer_without_a_partner_is_named_with_its_kind_shapes_and_the_fix(tmp
             "this kind (they map conv, dense, embedding, gru, lstm)") in str(err.value), str(err.value)
 
 
-def test_the_console_command_gives_the_verdict(user_folder):
+def test_the_console_command_gives_the_verdict(user_folder, installed_python):
     """``twinbench check`` (pyproject's console script; ``python -m twinbench`` here, whatever was
     installed when) runs the candidate profile and exits as pytest does; with no subject it is a
     usage error (exit 2)."""
@@ -334,15 +361,16 @@ def test_the_console_command_gives_the_verdict(user_folder):
     run, gates = at_once(
         lambda: subprocess.run([*check, "--network", "pair.py:SPEC", "--", "-m", "golden"],
                                cwd=user_folder, capture_output=True, text=True, timeout=600),
-        lambda: subprocess.run([*check, "--network", "unreachable.py:SPEC", "--gates", "--report", "gates", "--",
+        lambda: subprocess.run([installed_python, "-m", "twinbench", "check", "--network", "unreachable.py:SPEC",
+                                "--gates", "--report", "gates", "--",
                                 "-m", "convergence", "-k", "keras and gate"], cwd=user_folder, capture_output=True,
                                text=True, timeout=600))
     assert run.returncode == 0 and run.stdout.count(" conforms ") == 2, run.stdout[-3000:] + run.stderr[-2000:]
-    # a gate out of reach: rejected by check_accuracy_gate, whose repro (a check that runs through
-    # its pytest test) reruns the pair's own test and exits 1
+    # a gate out of reach (the installed wheel): rejected by check_accuracy_gate, whose repro (a
+    # check that runs through its pytest test) reruns the pair's own test and exits 1
     assert gates.returncode == 1 and "fail  check_accuracy_gate" in gates.stdout, gates.stdout[-3000:]
     script = user_folder / "gates" / "repro" / "keras-example_mlp-sequential.py"
-    repro = subprocess.run([sys.executable, str(script)], cwd=user_folder.parent, capture_output=True, text=True,
+    repro = subprocess.run([installed_python, str(script)], cwd=user_folder.parent, capture_output=True, text=True,
                            timeout=600)
     assert repro.returncode == 1, repro.stdout[-2000:] + repro.stderr[-2000:]
     assert "test_convergence[keras-example_mlp-sequential-check_accuracy_gate]" in repro.stdout, repro.stdout[-2000:]

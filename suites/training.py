@@ -152,7 +152,8 @@ def train(spec, seed: int, epochs: int | None = None, to_gate: bool = True, devi
 def _cacheable(run: Run) -> bool:
     """A reference twin's CPU run (refcache.covers decides whether its network's work is kept: a
     pair given with --network is always trained afresh)."""
-    return run.spec.role == "reference" and run.device == "cpu" and run.variant == "eager"
+    return (run.spec.role == "reference" and run.device == "cpu" and run.variant == "eager"
+            and refcache.covers(run.spec.network))
 
 
 def _run_name(run: Run) -> str:
