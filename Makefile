@@ -29,15 +29,19 @@ data: $(STAMP)
 JUNIT = --junitxml=reports/.junit.partial.xml
 KEEP_JUNIT = rc=$$?; if [ $$rc -ne 2 ] && [ -f reports/.junit.partial.xml ]; then mv -f reports/.junit.partial.xml reports/junit.xml; fi; exit $$rc
 
-# Every test; the detection self-test on the sample derived from its literal (--corpus stratified).
+# Every test but the detection self-test and the tests that start a process (marked e2e): those
+# are make selftest's, and CI runs both. While editing a check, `pytest -m detection` judges the
+# sample derived from the literal (--corpus stratified).
 test: data
 	mkdir -p reports
-	$(PY) -m pytest -p no:cacheprovider --benchmark-disable $(JUNIT); $(KEEP_JUNIT)
+	$(PY) -m pytest -p no:cacheprovider --benchmark-disable -m "not detection and not e2e" $(JUNIT); $(KEEP_JUNIT)
 
-# The detection self-test on the whole hand-written corpus and the committed mutant sample.
+# The detection self-test on the whole hand-written corpus, the committed mutant sample and the
+# stratified sample's mutants (--corpus selftest), and the end-to-end tests (-m e2e: a pytest
+# session, a repro script, the installed wheel or the twinbench command in a fresh process).
 selftest: data
 	mkdir -p reports
-	$(PY) -m pytest -p no:cacheprovider -m detection --corpus selftest --junitxml=reports/junit-selftest.xml
+	$(PY) -m pytest -p no:cacheprovider -m "detection or e2e" --corpus selftest --junitxml=reports/junit-selftest.xml
 
 # The main job: everything, benchmarks timed, the report in reports/ (conformance.md/.html/.json,
 # junit.xml, speed, detection, convergence, summaries, diagrams).

@@ -24,6 +24,7 @@ def _pytest(tmp_path, *args, reports="reports"):
                           capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.e2e
 def test_injected_regression_is_caught(tmp_path):
     """Save a baseline, then compare a run in which every torch Linear adds 1e-3 to its output."""
     saved = _pytest(tmp_path, *SUBSET, "--save-baseline", "before")
@@ -77,6 +78,7 @@ def test_comparison_rules():
     assert baseline.compare_entry(("benchmark", "t", 1.1), now, "B")[0] == "pass"
 
 
+@pytest.mark.e2e
 def test_interrupted_run_keeps_the_previous_report(tmp_path):
     (tmp_path / "conformance.md").write_text("previous report\n")
     (tmp_path / "before.json").write_text("{}")

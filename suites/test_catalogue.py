@@ -73,6 +73,7 @@ def test_every_catalogue_record_is_complete():
         assert f'GROUP = "{group}"' in text, f"suites/test_{group}.py does not run the catalogue's {group} group"
 
 
+@pytest.mark.e2e
 def test_list_checks_prints_every_check_with_its_tolerance():
     env = dict(os.environ)
     env.pop("TWINBENCH_IMPL", None)
@@ -98,6 +99,60 @@ def test_test_modules_are_leaves():
     assert not found, "; ".join(found)
 
 
+def _starting_processes(tree: ast.Module) -> set:
+    """The module-level names (functions, fixtures, classes, assigned values) of a test module that
+    start a process: their code calls ``subprocess.<anything>``, or refers to such a name."""
+    defs = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defs[node.name] = node
+        elif isinstance(node, ast.Assign):
+            defs.update({t.id: node for t in node.targets if isinstance(t, ast.Name)})
+
+    def direct(node) -> bool:
+        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                   and n.func.value.id == "subprocess" for n in ast.walk(node))
+
+    def refers(node) -> set:
+        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        if isinstance(node, ast.FunctionDef):
+            used |= {a.arg for a in node.args.args}  # fixtures, by parameter name
+        return used
+
+    starting = {name for name, node in defs.items() if direct(node)}
+    while True:
+        more = {name for name, node in defs.items() if name not in starting and refers(node) & starting}
+        if not more:
+            return starting
+        starting |= more
+
+
+def _marked_e2e(tree: ast.Module, node: ast.FunctionDef) -> bool:
+    module = [n.value for n in tree.body if isinstance(n, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)]
+    return any("mark.e2e" in ast.unparse(d) for d in [*node.decorator_list, *module])
+
+
+def test_a_test_that_starts_a_process_is_marked_e2e():
+    """``make test`` leaves out the tests marked e2e and ``make selftest`` (CI) runs them, so the
+    mark says what a test does: it is on every test that starts a process (a pytest session, a
+    repro script, the installed wheel, a probe), itself or through a helper or fixture of its
+    module, and on no other."""
+    unmarked, needless = [], []
+    for path in sorted(SUITES.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        starting = _starting_processes(tree)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                starts, marked = bool(_starting_processes(ast.Module([node], [])) or
+                                      ({n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                                       | {a.arg for a in node.args.args}) & starting), _marked_e2e(tree, node)
+                if starts != marked:
+                    (unmarked if starts else needless).append(f"{path.name}::{node.name}")
+    assert not unmarked, f"start a process but are not marked e2e (make test would run them): {unmarked}"
+    assert not needless, f"marked e2e but start no process (make test would leave them out): {needless}"
+
+
 FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "torchvision", "torchinfo")
 
 
@@ -120,6 +175,7 @@ def test_the_conftest_is_a_list_of_plugin_modules():
     assert [type(n).__name__ for n in statements] == ["Assign"] and statements[0].targets[0].id == "pytest_plugins"
 
 
+@pytest.mark.e2e
 def test_tools_compile_and_edit_no_sys_path(tmp_path):
     """tools/ holds the scripts (run from the repository root as ``python -m tools.NAME``): each
     compiles, and none edits sys.path; reports/ holds no script."""

@@ -5,8 +5,8 @@ Two corpora, judged the same way:
 - generated mutants of the primary references (impls/mutants.py, registry.mutants()).
 
 ``--corpus`` chooses which (suites/corpus.py): a stratified sample derived from the literal by
-default (``make test``), the hand-written corpus and the committed mutant sample (``make
-selftest``), everything (``make conform``).
+default (``pytest -m detection``), the hand-written corpus with a mutant sample (``make
+selftest``, CI), everything (``make conform``). ``make test`` leaves this module out.
 
 Every candidate runs every check the suite runs on a user's ``--impl`` (shapes, parameters,
 initialization, equivalence, optimizer, randomness, trajectory, golden: catalogue.SELFTEST_GROUPS;
@@ -29,7 +29,7 @@ fresh process and each must exit 1 (test_every_repro_exits_1_in_a_fresh_process)
 reports/detection.json and .md (suites/detection_report.py) hold the kill rate, the false rejections, the
 smallest margin, a table per operator family and per check, and the survivors.
 
-Candidates run one after another in ``make test``: the checks are CPU-bound and already use every
+Candidates run one after another in one process: the checks are CPU-bound and already use every
 core. ``pytest -n N`` works: the controller merges the records (conftest.py), and each worker gets
 1/N of the cores (frameworks.share_cores; the reference cache is keyed by the thread count); on 2
 cores it gains little (README, "Speed"), and the repro test below needs one process. The
@@ -176,8 +176,8 @@ def test_detection(entry, request):
 def test_every_cause_in_the_catalogue_is_named_alone_for_some_candidate():
     """Each cause id of the diagnosis catalogue is, for at least one faulty candidate of the corpus
     (hand-written or mutant), the one cause diagnosed, as the detection literal records it (the
-    detection runs hold the literal to what they measure: make conform all of it, make test the
-    hand-written corpus and the sample)."""
+    detection runs hold the literal to what they measure: make conform all of it, make selftest
+    the hand-written corpus and the sample)."""
     alone = {}
     for cid, want in sorted(EXPECTED.items()):
         if len(want["diagnosis"]) == 1:
@@ -187,6 +187,7 @@ def test_every_cause_in_the_catalogue_is_named_alone_for_some_candidate():
                          f"named for a candidate: {', '.join(missing)}")
 
 
+@pytest.mark.e2e
 def test_every_repro_exits_1_in_a_fresh_process(request):
     """Each repro script the detection runs of this process wrote (one per rejected candidate) is
     run in one fresh process (python -m twinbench.suites.repro, no state of this session) and exits 1: it

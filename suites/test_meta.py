@@ -108,7 +108,7 @@ def test_detection_corpus_is_big_enough():
 def test_mutant_corpus_covers_every_operator_family_on_every_subject():
     """impls/mutants.py generates at least 150 mutants with unique ids; every family of operators
     reaches both frameworks of both networks (data handling: the tweets only), and the committed
-    sample that make test runs has at least 40, drawn from every family."""
+    sample that make selftest runs has at least 40, drawn from every family."""
     from twinbench.fixtures import detection
     from twinbench.impls import mutants
 

@@ -86,6 +86,7 @@ def user_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.e2e
 def test_the_installed_wheel_takes_no_import_name_of_a_users(installed_python, tmp_path):
     """Everything the wheel installs is under twinbench: a user's own ``fixtures`` and ``suites``
     packages still import beside twinbench's (the example pair's test below loads the whole plugin
@@ -102,6 +103,7 @@ def test_the_installed_wheel_takes_no_import_name_of_a_users(installed_python, t
     assert Path(where).is_relative_to(Path(installed_python).parents[1]), f"twinbench imported from {where}"
 
 
+@pytest.mark.e2e
 def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cause(user_folder, installed_python):
     """From an installed wheel, in the user's folder (with a package of the user's named fixtures)."""
     (user_folder / "fixtures").mkdir(exist_ok=True)
@@ -125,6 +127,7 @@ def test_the_example_pair_conforms_and_its_faulty_variant_is_rejected_with_a_cau
     assert repro.returncode == 1 and "FAIL: check_" in repro.stdout, repro.stdout[-2000:] + repro.stderr[-2000:]
 
 
+@pytest.mark.e2e
 def test_a_pair_without_recorded_literals_is_incomplete_until_it_records_them(user_folder, tmp_path):
     """The example pair with neither its structure literals (shapes, weights, laws, counts,
     stochastic ops) nor a literals file: INCOMPLETE, the checks holding the Keras twin to the torch
@@ -300,6 +303,7 @@ NO_DATA = dataclasses.replace(pair.SPEC, name="drawn_mlp", data=None, literals={
 '''
 
 
+@pytest.mark.e2e
 def test_a_pair_without_recipe_or_data_says_what_is_missing(user_folder):
     """No recipe: every recipe check is `no recipe`, the verdict INCOMPLETE (architecture only), and
     nothing crashes. No data: every check but the gates runs on inputs drawn from the input
@@ -346,6 +350,7 @@ def test_a_layer_without_a_partner_is_named_with_its_kind_shapes_and_the_fix(tmp
             "this kind (they map conv, dense, embedding, gru, lstm)") in str(err.value), str(err.value)
 
 
+@pytest.mark.e2e
 def test_the_console_command_gives_the_verdict(user_folder, installed_python):
     """``twinbench check`` (pyproject's console script; ``python -m twinbench`` here, whatever was
     installed when) runs the candidate profile and exits as pytest does; with no subject it is a

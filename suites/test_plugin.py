@@ -129,6 +129,7 @@ def test_factory_that_raises_is_a_candidate_not_a_usage_error():
         registry.build(spec)
 
 
+@pytest.mark.e2e
 def test_model_only_candidate_is_incomplete_and_architecture_only_conforms():
     """A bare model (no recipe) cannot conform: INCOMPLETE, exit 1; --architecture-only deselects
     the recipe checks and says so, exit 0. The randomness family judges a bare model's training-
@@ -146,6 +147,7 @@ def test_model_only_candidate_is_incomplete_and_architecture_only_conforms():
     assert "check_loss_parity" not in out.split("conformance matrix")[-1], out[-3000:]
 
 
+@pytest.mark.e2e
 def test_rejected_port_gets_its_cause_and_a_repro_that_exits_1_until_fixed(tmp_path):
     """As a user: a port rejected under --conform-report is told its likely cause and gets
     DIR/repro/<candidate-id>.py, minimised to the smallest real batch that still fails; run in a
@@ -188,6 +190,7 @@ def _cells(folder) -> dict:
     return {(c["impl"], c["check"]): c["status"] for c in got["results"]}
 
 
+@pytest.mark.e2e
 @pytest.mark.frameworks("keras")
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
@@ -229,10 +232,11 @@ def test_xdist_run_merges_every_report_on_the_controller(tmp_path):
 
 
 @pytest.mark.frameworks("keras")
+@pytest.mark.e2e
 def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
     """frameworks.share_cores(N): torch and both TF pools at torch's own count // N (at least 1);
     a thread count the user set wins. Each case in a fresh process: TF's pools are sized once."""
-    probe = ("import sys; from impls import frameworks as f; base = f.torch.get_num_threads(); "
+    probe = ("import sys; from twinbench.impls import frameworks as f; base = f.torch.get_num_threads(); "
              "got = f.share_cores(int(sys.argv[1])); "
              "print(base, got, f.torch.get_num_threads(), f.tf.config.threading.get_intra_op_parallelism_threads(), "
              "f.tf.config.threading.get_inter_op_parallelism_threads(), f.one_process_threads())")
@@ -249,6 +253,7 @@ def test_share_cores_splits_torchs_threads_and_never_overrides_the_user():
     assert user[1:3] == ["None", "1"]
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed here (make venv)")
 def test_a_baseline_under_xdist_is_a_usage_error(background):
     """A baseline is compared or recorded by the one process that holds the whole run; split
@@ -269,6 +274,7 @@ def test_a_baseline_under_xdist_is_a_usage_error(background):
                                                           getoption=lambda name: True))  # no workers: allowed
 
 
+@pytest.mark.e2e
 def test_bad_impl_stops_before_any_test(background):
     proc = background.result("test_bad_impl_stops_before_any_test")
     assert proc.returncode == 4, f"exit {proc.returncode}, expected 4 (usage error)\n{proc.stdout}\n{proc.stderr}"
@@ -276,6 +282,7 @@ def test_bad_impl_stops_before_any_test(background):
     assert "passed" not in proc.stdout
 
 
+@pytest.mark.e2e
 def test_impl_verdicts_end_to_end(background):
     """Seed 000's PyTorch model is rejected with messages that name the layer; a correct twin
     passes; a candidate that raises in __init__ and one that returns the wrong shape fail with
@@ -299,6 +306,7 @@ def test_impl_verdicts_end_to_end(background):
     assert " error" not in out.splitlines()[-1], out.splitlines()[-1]
 
 
+@pytest.mark.e2e
 def test_torch_only_machine_runs_the_torch_side(background):
     """Without TensorFlow (the lent GPU image) the suite still collects; torch checks run, Keras
     ones skip with the reason, and the header says so."""
@@ -310,6 +318,7 @@ def test_torch_only_machine_runs_the_torch_side(background):
     assert "Keras twins and checks against a Keras partner are skipped" in out.split("short test summary")[-1], out[-3000:]
 
 
+@pytest.mark.e2e
 def test_framework_skips_are_keyed_on_frameworks_not_names(background):
     """On a machine without TensorFlow, a torch candidate whose file name says 'keras' (a file
     port_from_keras.py) still runs its torch-only checks."""
@@ -317,3 +326,4 @@ def test_framework_skips_are_keyed_on_frameworks_not_names(background):
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert re.search(rf"\b{len(_checks('parameters'))} passed\b", out), out[-2000:]
+

@@ -22,6 +22,8 @@ MARKERS = (
     'baseline: the comparison with --compare-baseline NAME, one test per baseline entry, run last',
     'randomness: training-time stochastic ops against the literal list, and training-mode parity with shared masks',
     "selftest: tests of twinbench's own error handling (bad data, bad --impl values)",
+    "e2e: starts a process (a pytest session, a repro script, the installed wheel, the twinbench command): "
+    "make selftest runs these with the detection self-test, make test leaves them out",
 )
 
 # TensorFlow's and Keras's own deprecation warnings, which no twinbench test can act on

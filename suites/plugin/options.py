@@ -73,9 +73,10 @@ def _add_run_options(group):
              "re-running its first steps: use it (default), refresh it, or keep it off (also TWINBENCH_REFCACHE).")
     group.addoption(
         "--corpus", choices=corpus.CHOICES, default="stratified",
-        help="detection self-test (-m detection): which candidates to judge. stratified (default, make test): "
-             "every correct candidate, every one only one check rejects, and the hardest of each operator family; selftest (make selftest): the hand-written corpus and the committed mutant "
-             "sample; hand-written: that corpus alone; all (make conform): the hand-written corpus and every "
+        help="detection self-test (-m detection): which candidates to judge. stratified (default, about 10 min): "
+             "every correct candidate, every one only one check rejects, and the hardest of each operator family; "
+             "selftest (make selftest, CI): the hand-written corpus, the committed mutant sample and the stratified "
+             "one; hand-written: that corpus alone; all (make conform): the hand-written corpus and every "
              "generated mutant.")
 
 
