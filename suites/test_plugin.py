@@ -42,13 +42,13 @@ def _checks(group: str) -> list:
     return catalogue.checks_for(registry.reference("torch", "mnist_cnn"), group)
 
 
-def _pytest(*args, env=None, quiet=True):
+def _pytest(*args, env=None, quiet=True, cwd=None):
     """A pytest run of this checkout (``quiet``: -q, which leaves out the header; else -rs, the
-    header and the skip reasons)."""
+    header and the skip reasons), from ``cwd`` when given."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("TWINBENCH_IMPL", None)
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q" if quiet else "-rs", *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
 
 
 def _torch_only_env(*paths) -> dict:
@@ -64,6 +64,12 @@ def _port_from_keras(tmp_path_factory):
     sample.write_text("from twinbench.impls.torch_mnist_cnn import module as factory\n")
     return _pytest("-m", "parameters", f"--impl=mnist_cnn={sample}:factory", env=_torch_only_env(os.getcwd()),
                    quiet=False)
+
+
+def _references_from_elsewhere(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("elsewhere")
+    (folder / "report").mkdir()  # exists already: pytest would take it for a test path
+    return folder, _pytest("--conform-report", str(folder / "report"), "-m", "shapes or data", cwd=folder)
 
 
 # The one pytest run each of these tests judges depends on nothing but the checkout, so it starts
@@ -85,6 +91,7 @@ _BACKGROUND = {  # in the order of the tests below
         lambda tmp: _pytest("-m", "parameters or gpu", "-k", "mnist_cnn-module or mnist_cnn-sequential",
                             env=_torch_only_env(), quiet=False),
     "test_framework_skips_are_keyed_on_frameworks_not_names": _port_from_keras,
+    "test_conform_report_from_any_folder_checks_the_references": _references_from_elsewhere,
 }
 
 
@@ -327,3 +334,22 @@ def test_framework_skips_are_keyed_on_frameworks_not_names(background):
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert re.search(rf"\b{len(_checks('parameters'))} passed\b", out), out[-2000:]
 
+
+@pytest.mark.e2e
+def test_conform_report_from_any_folder_checks_the_references(background):
+    """``pytest --conform-report /abs/dir`` from a folder outside the checkout (the folder exists,
+    and follows the option after a space) runs the references' conformance checks through the
+    installed entry point and writes the report there; the suite's own tests that are not
+    conformance checks (here test_data's tests of bad data), which need a checkout, are
+    deselected (twinbench/pytest_entry.py, OUTSIDE)."""
+    from twinbench.suites import catalogue
+
+    folder, proc = background.result("test_conform_report_from_any_folder_checks_the_references")
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    cells = _cells(folder / "report")
+    refs = {(spec.id, catalogue.name_of(c)) for spec in registry.REFERENCES for c in catalogue.checks_for(spec, "shapes")}
+    assert {k: v for k, v in cells.items() if k in refs} == dict.fromkeys(refs, "pass"), sorted(set(refs) - set(cells))
+    assert {catalogue.family(check) for _, check in cells} == {"shapes", "data"}, sorted(cells)
+    passed = sum(v == "pass" for v in cells.values())  # every test that ran is a cell: none of the self-tests
+    assert re.search(rf"\b{passed} passed\b.* \d+ deselected\b", out.splitlines()[-1]), out[-2000:]

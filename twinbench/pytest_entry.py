@@ -12,9 +12,11 @@ pytest.ini's plugin is not loaded by then and pytest runs inside the checkout th
 installed from, this module loads it (its options are known from then on, so /tmp/out is read
 as the option's value) and redoes the search with the free arguments pytest now sees: the
 rootdir and pytest.ini it would have found without the option, with their addopts and
-pythonpath. Outside the checkout it does nothing, unless the command line names ``--network`` or
-``--impl``: a user checking their own pair or port from their own folder. Then it loads the
-plugin, and pytest runs the checkout's tests under its pytest.ini (``_load_for_a_subject``).
+pythonpath. Outside the checkout it does nothing, unless the command line names ``--network``,
+``--impl`` or ``--conform-report``: a user checking their own pair or port, or the reference
+networks, from their own folder. Then it loads the plugin, and pytest runs the suite's
+conformance checks (the catalogue's, the gates and the benchmarks) on those subjects, not the
+suite's own self-tests, which need a checkout (``_load_for_a_subject``; ``OUTSIDE``).
 """
 
 from __future__ import annotations
@@ -53,21 +55,27 @@ def pytest_addoption(parser, pluginmanager):
     _loaded_here.append(root)
 
 
-SUBJECT_OPTIONS = ("--network", "--impl")  # a user checking a pair or a port: from any folder
+# A command line naming one of these is a twinbench run, from any folder: a user checking a pair
+# or a port, or writing the references' conformance report.
+RUN_OPTIONS = ("--network", "--impl", "--conform-report")
+# Set on a run loaded from outside a checkout: only the conformance checks of its subjects run.
+OUTSIDE = pytest.StashKey[bool]()
 
 
-def _names_a_subject(args) -> bool:
-    return any(a == o or a.startswith(o + "=") for a in args for o in SUBJECT_OPTIONS)
+def _names_a_run(args) -> bool:
+    return any(a == o or a.startswith(o + "=") for a in args for o in RUN_OPTIONS)
 
 
 def _load_for_a_subject(early_config, parser, args) -> None:
-    """Outside the checkout, a command line that names ``--network`` or ``--impl`` is a user checking
-    their own pair or port from their own folder: load the suite's plugin, run its tests (the
-    suite's test modules when no test path is given), under the checkout's pytest.ini when it
-    was installed from one (an installed wheel has none: the plugin registers its markers)."""
+    """Outside the checkout, a command line that names one of ``RUN_OPTIONS`` is a user checking
+    their own pair or port, or the references, from their own folder: load the suite's plugin,
+    run its tests (the suite's test modules when no test path is given), under the checkout's
+    pytest.ini when it was installed from one (an installed wheel has none: the plugin registers
+    its markers). Collection keeps the conformance checks alone (``OUTSIDE``)."""
     if SUITE is None:
         return
     early_config.pluginmanager.import_plugin(PLUGIN)
+    early_config.stash[OUTSIDE] = True
     _loaded_here.append(SUITE.parent)
     ns = parser.parse_known_args(args, namespace=copy.copy(early_config.option))  # the suite's options known now
     if not ns.file_or_dir:
@@ -79,7 +87,7 @@ def _load_for_a_subject(early_config, parser, args) -> None:
 def pytest_load_initial_conftests(early_config, parser, args):
     """Redo pytest's rootdir and ini search now that the suite's options are known."""
     if (not _loaded_here and early_config.pluginmanager.get_plugin(PLUGIN) is None
-            and _names_a_subject(args)):
+            and _names_a_run(args)):
         _load_for_a_subject(early_config, parser, args)
     if not _loaded_here:
         return

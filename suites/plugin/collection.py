@@ -8,6 +8,7 @@ import gc
 
 import pytest
 
+from twinbench import pytest_entry
 from twinbench.fixtures import xfails
 from twinbench.impls import frameworks, registry
 from twinbench.suites import catalogue, runstate
@@ -67,6 +68,16 @@ def _frameworks_involved(item) -> set:
     return found
 
 
+def _conformance_only(config, items):
+    """A run of the references from outside a checkout (``pytest --conform-report DIR`` in a user's
+    folder; twinbench/pytest_entry.py): their conformance checks, gates and benchmarks. The suite's
+    own self-tests (detection corpus, plugin, README) need the checkout and are deselected."""
+    drop = [i for i in items if getattr(i, "twinbench_cell", None) is None]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if getattr(i, "twinbench_cell", None) is not None]
+
+
 def _architecture_only_deselect(config, items):
     keep, drop = [], []
     for item in items:
@@ -90,6 +101,8 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
         if run.architecture_only:
             _architecture_only_deselect(config, items)
+    elif config.stash.get(pytest_entry.OUTSIDE, False):
+        _conformance_only(config, items)
     if frameworks.TF_MISSING:
         for item in items:
             if "keras" in _frameworks_involved(item):
