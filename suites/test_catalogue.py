@@ -99,38 +99,63 @@ def test_test_modules_are_leaves():
     assert not found, "; ".join(found)
 
 
+OS_STARTS = ("system", "popen", "fork", "forkpty", "posix_spawn", "posix_spawnp")  # and os.exec*, os.spawn*
+
+
+def _starts_directly(tree: ast.Module):
+    """A predicate: does a node's code start a process itself (subprocess under any import name,
+    os.system and its kin, multiprocessing, a process pool)?"""
+    sub, sub_names, oses, mp = {"subprocess"}, set(), {"os"}, {"multiprocessing"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                {"subprocess": sub, "os": oses, "multiprocessing": mp}.get(a.name, set()).add(a.asname or a.name)
+        elif isinstance(node, ast.ImportFrom) and node.module == "subprocess":
+            sub_names |= {a.asname or a.name for a in node.names}
+
+    def starts(n) -> bool:
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in sub_names:
+            return True
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name):
+            owner, attr = n.func.value.id, n.func.attr
+            return ((owner in sub and attr != "list2cmdline") or owner in mp
+                    or (owner in oses and (attr in OS_STARTS or attr.startswith(("exec", "spawn")))))
+        return isinstance(n, ast.Name) and n.id == "ProcessPoolExecutor"
+
+    return lambda node: any(starts(n) for n in ast.walk(node))
+
+
 def _starting_processes(tree: ast.Module) -> set:
     """The module-level names (functions, fixtures, classes, assigned values) of a test module that
-    start a process: their code calls ``subprocess.<anything>``, or refers to such a name."""
+    start a process: their code does (``_starts_directly``), or refers to such a name."""
+    direct = _starts_directly(tree)
     defs = {}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             defs[node.name] = node
         elif isinstance(node, ast.Assign):
             defs.update({t.id: node for t in node.targets if isinstance(t, ast.Name)})
-
-    def direct(node) -> bool:
-        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
-                   and n.func.value.id == "subprocess" for n in ast.walk(node))
-
-    def refers(node) -> set:
-        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        if isinstance(node, ast.FunctionDef):
-            used |= {a.arg for a in node.args.args}  # fixtures, by parameter name
-        return used
-
     starting = {name for name, node in defs.items() if direct(node)}
     while True:
-        more = {name for name, node in defs.items() if name not in starting and refers(node) & starting}
+        more = {name for name, node in defs.items() if name not in starting and _refers(node) & starting}
         if not more:
             return starting
         starting |= more
 
 
+def _refers(node) -> set:
+    """The names a node's code uses, and a function's parameters (fixtures, by name)."""
+    used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    if isinstance(node, ast.FunctionDef):
+        used |= {a.arg for a in node.args.args}
+    return used
+
+
 def _marked_e2e(tree: ast.Module, node: ast.FunctionDef) -> bool:
     module = [n.value for n in tree.body if isinstance(n, ast.Assign)
               and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)]
-    return any("mark.e2e" in ast.unparse(d) for d in [*node.decorator_list, *module])
+    return any(isinstance(n, ast.Attribute) and n.attr == "e2e" and isinstance(n.value, ast.Attribute)
+               and n.value.attr == "mark" for d in [*node.decorator_list, *module] for n in ast.walk(d))
 
 
 def test_a_test_that_starts_a_process_is_marked_e2e():
@@ -144,13 +169,24 @@ def test_a_test_that_starts_a_process_is_marked_e2e():
         starting = _starting_processes(tree)
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                starts, marked = bool(_starting_processes(ast.Module([node], [])) or
-                                      ({n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-                                       | {a.arg for a in node.args.args}) & starting), _marked_e2e(tree, node)
+                starts = _starts_directly(tree)(node) or bool(_refers(node) & starting)
+                marked = _marked_e2e(tree, node)
                 if starts != marked:
                     (unmarked if starts else needless).append(f"{path.name}::{node.name}")
     assert not unmarked, f"start a process but are not marked e2e (make test would run them): {unmarked}"
     assert not needless, f"marked e2e but start no process (make test would leave them out): {needless}"
+
+
+def test_the_process_rule_sees_every_way_to_start_one():
+    """The rule above, on a module that starts processes every way it knows, under other import
+    names and through helpers; and a subprocess function that starts nothing."""
+    tree = ast.parse("import os as o\nimport subprocess as sp\nfrom subprocess import run as go\n"
+                     "from concurrent.futures import ProcessPoolExecutor\n"
+                     "def a(): sp.check_output(['x'])\ndef b(): go(['x'])\ndef c(): o.system('x')\n"
+                     "def d(): o.execv('x', [])\ndef e(): ProcessPoolExecutor()\ndef f(x=a): pass\n"
+                     "def g(): sp.list2cmdline(['x'])\nH = {'run': lambda: b()}\ndef i(): H['run']()\n"
+                     "def j(): return o.path.join('a')\n")
+    assert _starting_processes(tree) == {"a", "b", "c", "d", "e", "f", "H", "i"}
 
 
 FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "torchvision", "torchinfo")

@@ -69,7 +69,9 @@ def _port_from_keras(tmp_path_factory):
 def _references_from_elsewhere(tmp_path_factory):
     folder = tmp_path_factory.mktemp("elsewhere")
     (folder / "report").mkdir()  # exists already: pytest would take it for a test path
-    return folder, _pytest("--conform-report", str(folder / "report"), "-m", "shapes or data", cwd=folder)
+    (folder / "test_mine.py").write_text("def test_mine():\n    pass\n")
+    return folder, (_pytest("--conform-report", str(folder / "report"), "-m", "shapes or data", cwd=folder),
+                    _pytest("--conform-report", str(folder / "mine"), "test_mine.py", cwd=folder))
 
 
 # The one pytest run each of these tests judges depends on nothing but the checkout, so it starts
@@ -341,10 +343,11 @@ def test_conform_report_from_any_folder_checks_the_references(background):
     and follows the option after a space) runs the references' conformance checks through the
     installed entry point and writes the report there; the suite's own tests that are not
     conformance checks (here test_data's tests of bad data), which need a checkout, are
-    deselected (twinbench/pytest_entry.py, OUTSIDE)."""
+    deselected (twinbench/pytest_entry.py, OUTSIDE). With a test path of the user's own named
+    instead, those tests run, and only they."""
     from twinbench.suites import catalogue
 
-    folder, proc = background.result("test_conform_report_from_any_folder_checks_the_references")
+    folder, (proc, mine) = background.result("test_conform_report_from_any_folder_checks_the_references")
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     cells = _cells(folder / "report")
@@ -353,3 +356,6 @@ def test_conform_report_from_any_folder_checks_the_references(background):
     assert {catalogue.family(check) for _, check in cells} == {"shapes", "data"}, sorted(cells)
     passed = sum(v == "pass" for v in cells.values())  # every test that ran is a cell: none of the self-tests
     assert re.search(rf"\b{passed} passed\b.* \d+ deselected\b", out.splitlines()[-1]), out[-2000:]
+    # a user's own tests named on the command line run as they are, the suite's stay out
+    assert mine.returncode == 0 and re.search(r"\b1 passed\b", mine.stdout.splitlines()[-1]), mine.stdout[-2000:]
+    assert "deselected" not in mine.stdout.splitlines()[-1], mine.stdout[-2000:]

@@ -71,15 +71,16 @@ def _load_for_a_subject(early_config, parser, args) -> None:
     their own pair or port, or the references, from their own folder: load the suite's plugin,
     run its tests (the suite's test modules when no test path is given), under the checkout's
     pytest.ini when it was installed from one (an installed wheel has none: the plugin registers
-    its markers). Collection keeps the conformance checks alone (``OUTSIDE``)."""
+    its markers). When it runs the suite's tests (no test path named), collection keeps the
+    conformance checks alone (``OUTSIDE``)."""
     if SUITE is None:
         return
     early_config.pluginmanager.import_plugin(PLUGIN)
-    early_config.stash[OUTSIDE] = True
     _loaded_here.append(SUITE.parent)
     ns = parser.parse_known_args(args, namespace=copy.copy(early_config.option))  # the suite's options known now
     if not ns.file_or_dir:
         args.append(str(SUITE))
+        early_config.stash[OUTSIDE] = True  # the suite's tests, not the user's own named ones
     early_config.known_args_namespace = parser.parse_known_args(args, namespace=copy.copy(early_config.option))
 
 

@@ -72,10 +72,13 @@ def _conformance_only(config, items):
     """A run of the references from outside a checkout (``pytest --conform-report DIR`` in a user's
     folder; twinbench/pytest_entry.py): their conformance checks, gates and benchmarks. The suite's
     own self-tests (detection corpus, plugin, README) need the checkout and are deselected."""
-    drop = [i for i in items if getattr(i, "twinbench_cell", None) is None]
+    def conformance(item) -> bool:
+        return getattr(item, "twinbench_cell", None) is not None or item.get_closest_marker("benchmark") is not None
+
+    drop = [i for i in items if not conformance(i)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [i for i in items if getattr(i, "twinbench_cell", None) is not None]
+        items[:] = [i for i in items if conformance(i)]
 
 
 def _architecture_only_deselect(config, items):
@@ -89,6 +92,7 @@ def _architecture_only_deselect(config, items):
     items[:] = keep
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m/-k deselection: the xfail entries meet every item
 def pytest_collection_modifyitems(config, items):
     run = runstate.state(config)
     for item in items:
@@ -123,8 +127,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"no GPU visible to {' or '.join(blind)} "
                                                     "(use --require-gpu to make this a failure)"))
     used = xfails.apply(items)
-    whole_suite = (not run.candidates and not config.option.keyword
-                   and not config.option.markexpr and list(config.args) == config.getini("testpaths"))
+    whole_suite = not run.candidates and list(config.args) == config.getini("testpaths")
     for pattern in sorted(set(xfails.EXPECTED_FAILURES) - used):
         if whole_suite:
             config.issue_config_time_warning(pytest.PytestWarning(
