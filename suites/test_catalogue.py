@@ -166,12 +166,11 @@ def test_a_test_that_starts_a_process_is_marked_e2e():
     unmarked, needless = [], []
     for path in sorted(SUITES.glob("test_*.py")):
         tree = ast.parse(path.read_text())
-        starting = _starting_processes(tree)
+        starting = _starting_processes(tree)  # the tests among them: they are module-level functions too
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                starts = _starts_directly(tree)(node) or bool(_refers(node) & starting)
-                marked = _marked_e2e(tree, node)
-                if starts != marked:
+                starts = node.name in starting
+                if starts != _marked_e2e(tree, node):
                     (unmarked if starts else needless).append(f"{path.name}::{node.name}")
     assert not unmarked, f"start a process but are not marked e2e (make test would run them): {unmarked}"
     assert not needless, f"marked e2e but start no process (make test would leave them out): {needless}"

@@ -16,7 +16,7 @@ pythonpath. Outside the checkout it does nothing, unless the command line names 
 ``--impl`` or ``--conform-report``: a user checking their own pair or port, or the reference
 networks, from their own folder. Then it loads the plugin, and pytest runs the suite's
 conformance checks (the catalogue's, the gates and the benchmarks) on those subjects, not the
-suite's own self-tests, which need a checkout (``_load_for_a_subject``; ``OUTSIDE``).
+suite's own self-tests, which need a checkout (``_load_for_a_run``; ``OUTSIDE``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _names_a_run(args) -> bool:
     return any(a == o or a.startswith(o + "=") for a in args for o in RUN_OPTIONS)
 
 
-def _load_for_a_subject(early_config, parser, args) -> None:
+def _load_for_a_run(early_config, parser, args) -> None:
     """Outside the checkout, a command line that names one of ``RUN_OPTIONS`` is a user checking
     their own pair or port, or the references, from their own folder: load the suite's plugin,
     run its tests (the suite's test modules when no test path is given), under the checkout's
@@ -89,7 +89,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
     """Redo pytest's rootdir and ini search now that the suite's options are known."""
     if (not _loaded_here and early_config.pluginmanager.get_plugin(PLUGIN) is None
             and _names_a_run(args)):
-        _load_for_a_subject(early_config, parser, args)
+        _load_for_a_run(early_config, parser, args)
     if not _loaded_here:
         return
     from _pytest.config.findpaths import determine_setup  # pinned pytest (pyproject.toml); tested

@@ -68,28 +68,27 @@ def _frameworks_involved(item) -> set:
     return found
 
 
-def _conformance_only(config, items):
-    """A run of the references from outside a checkout (``pytest --conform-report DIR`` in a user's
-    folder; twinbench/pytest_entry.py): their conformance checks, gates and benchmarks. The suite's
-    own self-tests (detection corpus, plugin, README) need the checkout and are deselected."""
-    def conformance(item) -> bool:
-        return getattr(item, "twinbench_cell", None) is not None or item.get_closest_marker("benchmark") is not None
-
-    drop = [i for i in items if not conformance(i)]
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = [i for i in items if conformance(i)]
-
-
-def _architecture_only_deselect(config, items):
-    keep, drop = [], []
+def _keep_only(config, items, keep) -> None:
+    """Deselect the items ``keep`` refuses, told to pytest (its summary counts them, and
+    pytest_deselected below names the families a verdict line leaves out)."""
+    kept, dropped = [], []
     for item in items:
-        key = getattr(item, "twinbench_cell", None)
-        recipe = key is not None and catalogue.family(key[1]) in catalogue.RECIPE_FAMILIES
-        (drop if recipe else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-    items[:] = keep
+        (kept if keep(item) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _not_a_recipe_check(item) -> bool:
+    key = getattr(item, "twinbench_cell", None)
+    return key is None or catalogue.family(key[1]) not in catalogue.RECIPE_FAMILIES
+
+
+def _conformance(item) -> bool:
+    """A conformance check, gate or benchmark: what a run of the references from outside a checkout
+    (``pytest --conform-report DIR`` in a user's folder; twinbench/pytest_entry.py) keeps. The
+    suite's own self-tests (detection corpus, plugin, README) need the checkout."""
+    return getattr(item, "twinbench_cell", None) is not None or item.get_closest_marker("benchmark") is not None
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m/-k deselection: the xfail entries meet every item
@@ -98,15 +97,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         item.twinbench_cell = _cell_key(item)
     if run.candidates:
-        keep = [i for i in items if getattr(getattr(i, "callspec", None), "params", {}).get("subject") in run.candidates]
-        dropped = [i for i in items if i not in keep]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
+        _keep_only(config, items, lambda i: getattr(getattr(i, "callspec", None), "params", {}).get("subject")
+                   in run.candidates)
         if run.architecture_only:
-            _architecture_only_deselect(config, items)
+            _keep_only(config, items, _not_a_recipe_check)
     elif config.stash.get(pytest_entry.OUTSIDE, False):
-        _conformance_only(config, items)
+        _keep_only(config, items, _conformance)
     if frameworks.TF_MISSING:
         for item in items:
             if "keras" in _frameworks_involved(item):
