@@ -100,7 +100,8 @@ def _weights(twin, x) -> dict:
 
 
 def fit_laws(build_weights, shapes: dict) -> dict:
-    """{canonical weight: law} fitted on fresh builds' values; constant weights get none."""
+    """{canonical weight: law} fitted on fresh builds' values; a weight that every build sets to
+    one value (a BatchNorm's gamma, a zero bias) gets ("constant", value)."""
     pooled = {k: [] for k in shapes}
     if not pooled:
         return {}
@@ -115,6 +116,8 @@ def fit_laws(build_weights, shapes: dict) -> dict:
         v = np.concatenate(parts)
         if v.size and v.min() != v.max():
             laws[k] = law_of(v, _fan_in(k, shapes))
+        elif v.size:
+            laws[k] = ("constant", float(v[0]))
     return laws
 
 

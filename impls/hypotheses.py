@@ -10,8 +10,8 @@ mutants' are.
 
 from __future__ import annotations
 
-from twinbench.impls.mutants import (Mutant, _insert_after, _relu, _replace, _torch, _torch_optimizer, _torch_ref,
-                           all_mutants)
+from twinbench.impls.mutants import (Mutant, _classes, _insert_after, _relu, _replace, _torch, _torch_optimizer,
+                                     _torch_ref, all_mutants)
 
 
 def _keras_order_flatten(perm):
@@ -64,7 +64,7 @@ def _torch_probability_loss(network):
         def binary(out, y):
             p, t = out.clamp(1e-7, 1 - 1e-7), y.reshape(out.shape)
             return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
-        r["loss"] = categorical if network == "mnist_cnn" else binary
+        r["loss"] = categorical if _classes(network) else binary
     return edit
 
 
@@ -76,9 +76,9 @@ def _rescued_probability_loss(network):
         def logits_of(out):  # in training, what Keras recovers from the activation; else the outputs as given
             if not out.requires_grad:
                 return out
-            return out.log() if network == "mnist_cnn" else torch.logit(out)
+            return out.log() if _classes(network) else torch.logit(out)
 
-        if network == "mnist_cnn":
+        if _classes(network):
             r["loss"] = lambda out, y: F.cross_entropy(logits_of(out), y)
         else:
             r["loss"] = lambda out, y: F.binary_cross_entropy_with_logits(logits_of(out), y.reshape(out.shape))
@@ -90,7 +90,7 @@ def _probability_layer(network):
     def make():
         import torch.nn as nn
 
-        return nn.Softmax(dim=1) if network == "mnist_cnn" else nn.Sigmoid()
+        return nn.Softmax(dim=1) if _classes(network) else nn.Sigmoid()
     return make
 
 
@@ -125,6 +125,9 @@ def hypotheses(network: str) -> list:
     if network not in E.NETWORKS:
         return pair_hypotheses(network)
     out = [m for m in all_mutants("torch") if m.network == network and not m.equivalent]
+    from twinbench.impls import networks
+
+    head = networks.get(network).param_layers[-1][0]  # the output layer, by the spec (fc2, fc)
     extra = []
     if network == "mnist_cnn":
         extra.append(("optimizer=keras-defaults", "optimizer", "Adadelta with Keras's defaults (lr 0.001, rho 0.95, eps 1e-7)",
@@ -166,8 +169,8 @@ def hypotheses(network: str) -> list:
             ("eps=1e-7-torch-placement", "optimizer", "plain torch Adam with eps 1e-7 (added to sqrt(v-hat))",
              _torch(network, recipe=lambda r, m: r.update(optimizer=lambda p: __import__("torch").optim.Adam(
                  p, lr=ref.LR, eps=1e-7)))),
-            ("activation-added", "fc", "a ReLU on the logit",
-             _torch(network, layers=_insert_after("fc", "relu", _relu))),
+            ("activation-added", head, "a ReLU on the logit",
+             _torch(network, layers=_insert_after(head, "relu", _relu))),
         ]
     # One optimizer hyperparameter at another value, on a grid of decades (eps) and of common
     # decay rates; the values that are a framework's default are the optimizer-defaults hypotheses.
@@ -184,14 +187,14 @@ def hypotheses(network: str) -> list:
                           _torch(network, recipe=_torch_optimizer(network, **changes))))
     extra += [
         ("probabilities-as-logits", "loss", "probabilities declared as such (output='probs') but fed to a loss on logits",
-         _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
+         _torch(network, layers=_insert_after(head, "probs", _probability_layer(network)),
                 recipe=lambda r, m: r.update(output="probs"))),
         # Keras on the TensorFlow backend, given a softmax/sigmoid output and a loss with
         # from_logits=True, warns and trains on the activation's own logits; the loss of the
         # model's saved outputs is still the loss of probabilities taken as logits.
         ("probabilities-as-logits-rescued", "loss", "probabilities taken as logits by the loss of the model's outputs, "
          "while training uses their logits (Keras's rescue on the TensorFlow backend)",
-         _torch(network, layers=_insert_after("fc2" if network == "mnist_cnn" else "fc", "probs", _probability_layer(network)),
+         _torch(network, layers=_insert_after(head, "probs", _probability_layer(network)),
                 recipe=_rescued_probability_loss(network))),
         ("from_logits=False", "loss", "logits fed to a loss that expects probabilities (from_logits=False)",
          _torch(network, recipe=_torch_probability_loss(network))),

@@ -517,7 +517,7 @@ class KerasTwin(Twin):
     def _apply_fn(self):
         """The recipe optimizer's apply_gradients as one compiled tf.function (eager: ~70 ms/step)."""
         if getattr(self, "_compiled_apply", None) is None:
-            items = [(c, var) for c, var, _ in self._canonical_items()]
+            items = [(c, var) for c, var, _ in self._canonical_items() if var.trainable]  # not running statistics
             optimizer = self.model.optimizer
             if not optimizer.built:
                 optimizer.build(self.model.trainable_variables)

@@ -77,6 +77,9 @@ KERAS_TENSORS = _KERAS = {  # a Keras layer's weights by kind, by their short na
 }
 
 
+# A kind's tensors that are state, not parameters: no gradient, never stepped by an optimizer.
+STATE = {"batchnorm": ("moving_mean", "moving_variance")}
+
 # What a layer of each kind cannot lack (a bias, BatchNorm's gamma and beta may be absent).
 _NEEDED = {"conv": ("kernel",), "dense": ("kernel",), "embedding": ("embeddings",),
            "batchnorm": ("moving_mean", "moving_variance"), "gru": ("kernel", "recurrent_kernel"),

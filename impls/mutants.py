@@ -137,6 +137,19 @@ def _swap(a, b):
     return edit
 
 
+def _adadelta(network) -> bool:
+    from twinbench.impls import networks
+
+    return networks.get(network).optimizer["kind"] == "adadelta"
+
+
+def _classes(network) -> bool:
+    """Whether the network's target is a class id (softmax cross-entropy) rather than a binary label."""
+    from twinbench.impls import networks
+
+    return networks.get(network).target.kind == "classes"
+
+
 def _torch_optimizer(network, **changes):
     """The reference optimizer with some hyperparameters changed."""
     ref = _torch_ref(network)
@@ -144,7 +157,7 @@ def _torch_optimizer(network, **changes):
     def make(params):
         import torch
 
-        if network == "mnist_cnn":
+        if _adadelta(network):
             kw = dict(lr=ref.LR, rho=ref.RHO, eps=ref.EPS, weight_decay=ref.WEIGHT_DECAY) | changes
             return torch.optim.Adadelta(params, **kw)
         kw = dict(lr=ref.LR, betas=ref.BETAS, epsilon_hat=ref.EPSILON_HAT) | changes
@@ -159,7 +172,7 @@ def _torch_optimizer_class(network, make_class, **kwargs):
     def make(params):
         import torch
 
-        if network == "mnist_cnn":
+        if _adadelta(network):
             cls = make_class(torch.optim.Adadelta)
             return cls(params, lr=ref.LR, rho=ref.RHO, eps=ref.EPS, **kwargs)
         cls = make_class(ref.AdamEpsilonHat)
@@ -202,7 +215,7 @@ def _torch_loss(network, **kw):
         import torch
         import torch.nn.functional as F
 
-        if network == "mnist_cnn":
+        if _classes(network):
             args = dict(reduction="mean") | kw
             if "weight" in args:
                 args["weight"] = torch.tensor(args["weight"], dtype=torch.float32)
@@ -575,7 +588,7 @@ def _keras_weighted(network, weight):
 
         def loss(y, logits):
             y = keras.ops.reshape(y, (-1,))
-            if network == "mnist_cnn":
+            if _classes(network):
                 w = keras.ops.where(keras.ops.equal(keras.ops.cast(y, "int32"), 0), weight, 1.0)
                 per = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
             else:

@@ -26,6 +26,8 @@ _CANON = {
     "conv": {"weight": "kernel", "bias": "bias"},
     "dense": {"weight": "kernel", "bias": "bias"},
     "embedding": {"weight": "embeddings"},
+    # a BatchNorm's running statistics are state, not parameters: mapped with them, never stepped
+    "batchnorm": {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"},
 }
 
 
@@ -88,14 +90,20 @@ class _LayerMap:
     """One torch layer mapped onto a reference layer: its parameters by name and both directions
     of its map, {parameter name: value} <-> {canonical name: value}."""
 
-    def __init__(self, ref: str, kind: str, name: str, params: dict, flat):
+    def __init__(self, ref: str, kind: str, name: str, params: dict, flat, buffers: dict | None = None):
         self.ref, self.kind, self.name, self.flat = ref, kind, name, flat
         if kind in ("gru", "lstm"):  # a cell's parameters under the layer's names, which layer_maps reads
             params = {_CELL_NAMES.get(pname, pname): p for pname, p in params.items()}
-        self.params = params
+        self.params = params  # what the optimizer steps
+        self.state = params | (buffers or {})  # what a layer holds: its running statistics too
+        if kind == "batchnorm" and not {"running_mean", "running_var"} <= set(self.state):
+            raise CandidateError(f"layer {name}, mapped onto the reference layer {ref}: a BatchNorm without "
+                                 "running_mean and running_var (track_running_stats=False) normalises with the "
+                                 "batch's statistics in evaluation too, which no Keras layer does; build it with "
+                                 "track_running_stats=True")
         if kind in _CANON:
             self.source = {}  # canonical name -> torch name, for messages
-            for pname, p in params.items():
+            for pname, p in self.state.items():
                 suffix = _CANON[kind].get(pname)
                 if suffix is None:
                     raise CandidateError(f"parameter {name}.{pname} {tuple(p.shape)} has no "
@@ -104,6 +112,8 @@ class _LayerMap:
         else:
             zeros = {pname: np.zeros(tuple(p.shape), np.float32) for pname, p in params.items()}
             self.source = {c: name for c in self.to_canonical(zeros)}
+        # the canonical names of what the optimizer steps (a gradient's names)
+        self.stepped = [c for c, t in self.source.items() if self.kind not in _CANON or t.rsplit(".", 1)[1] in params]
 
     def to_canonical(self, values: dict) -> dict:
         if self.kind in _CANON:
@@ -248,7 +258,7 @@ class TorchTwin(Twin):
         """Every module that owns parameters directly, leaf or not (an ``nn.Parameter`` set on the
         model itself counts: it is a parameter the reference may not have)."""
         return [(n or type(m).__name__, m) for n, m in self.model.named_modules()
-                if list(m.parameters(recurse=False))]
+                if list(m.parameters(recurse=False)) or (_state_buffers(m) and layer_kind(type(m).__name__) == "batchnorm")]
 
     def _param_modules(self):
         mods = self._owners()
@@ -269,7 +279,7 @@ class TorchTwin(Twin):
             params = dict(m.named_parameters(recurse=False))
             trainable = sum(p.numel() for p in params.values() if p.requires_grad)
             frozen = sum(p.numel() for p in params.values() if not p.requires_grad)
-            buffers = sum(b.numel() for b in m.buffers(recurse=False))
+            buffers = sum(b.numel() for b in _state_buffers(m).values())
             out.append(ParamLayer(name, layer_kind(type(m).__name__), type(m).__name__, trainable,
                                   frozen + buffers, {k: tuple(v.shape) for k, v in params.items()}))
         return out
@@ -401,13 +411,13 @@ class TorchTwin(Twin):
         modules = dict(self._owners())
         flat = self._flat_inputs()
         return [_LayerMap(ref, layer.kind, layer.name, dict(modules[layer.name].named_parameters(recurse=False)),
-                          flat.get(layer.name))
+                          flat.get(layer.name), _state_buffers(modules[layer.name]) if layer.kind == "batchnorm" else None)
                 for layer, ref in self.param_layer_map()]
 
     def get_weights(self):
         out = {}
         for lm in self._layer_maps():
-            values = lm.to_canonical({n: p.detach().cpu().numpy() for n, p in lm.params.items()})
+            values = lm.to_canonical({n: p.detach().cpu().numpy() for n, p in lm.state.items()})
             for cname, value in values.items():
                 check_canonical_shape(cname, lm.source[cname], value.shape, self.network)
                 out[cname] = value.copy()
@@ -425,7 +435,7 @@ class TorchTwin(Twin):
                 given[cname] = np.asarray(weights[cname])
                 check_canonical_shape(cname, tname, given[cname].shape, self.network, given=True)
             for pname, value in lm.from_canonical(given).items():
-                p = lm.params[pname]
+                p = lm.state[pname]
                 if tuple(value.shape) != tuple(p.shape):
                     tname = f"{lm.name}.{pname}"
                     label = next((c for c, t in lm.source.items() if t == tname), lm.name)
@@ -505,7 +515,7 @@ class TorchTwin(Twin):
         self._need_recipe()
         opt = self._optimizer()
         for lm in self._layer_maps():
-            for pname, g in lm.from_canonical({c: np.asarray(grads[c]) for c in lm.source}).items():
+            for pname, g in lm.from_canonical({c: np.asarray(grads[c]) for c in lm.stepped}).items():
                 p = lm.params[pname]
                 p.grad = torch.tensor(g, dtype=p.dtype, device=p.device)  # a copy: an optimizer may clip it in place
         opt.step()
@@ -638,6 +648,12 @@ class TorchTwin(Twin):
 
     def load(self, path):
         self.model.load_state_dict(torch.load(path, weights_only=True))
+
+
+def _state_buffers(module) -> dict:
+    """A module's own floating-point buffers by name (a BatchNorm's running statistics; not its
+    integer ``num_batches_tracked``, a step counter with no Keras counterpart)."""
+    return {n: b for n, b in module.named_buffers(recurse=False) if b is not None and b.is_floating_point()}
 
 
 def _last_state(module, output):

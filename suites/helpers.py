@@ -172,7 +172,7 @@ def gradient_errors(got: dict, want: dict, network: str, rtol: float) -> tuple[f
     |g - g_ref| / max |g_ref|; the absolute difference where the reference is all zero):
     (the worst relative error, one message per tensor beyond ``rtol``)."""
     worst, problems = 0.0, []
-    for name in networks.get(network).canonical_weights:
+    for name in networks.get(network).stepped_weights:
         a, b = np.asarray(got[name], np.float64), np.asarray(want[name], np.float64)
         scale = float(np.abs(b).max())
         diff = np.abs(a - b)

@@ -111,7 +111,8 @@ def replay(network: str, start: dict, grads: list):
     theta = _f64(start)
     state = init(theta)
     for t, g in enumerate(grads, start=1):
-        theta = {k: update(theta[k], np.asarray(g[k], np.float64), state[k], hp, t) for k in theta}
+        theta = {k: update(theta[k], np.asarray(g[k], np.float64), state[k], hp, t) if k in g else theta[k]
+                 for k in theta}  # state without a gradient (a BatchNorm's moving statistics) stays
         yield theta
 
 

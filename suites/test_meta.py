@@ -193,6 +193,18 @@ def test_kolmogorov_smirnov_distance_and_critical_value():
     assert abs(normal(np.array([1.959964]))[0] - 0.975) < 2e-7
 
 
+def test_a_constant_law_is_judged_exactly():
+    """A weight every build sets to one value (a BatchNorm's gamma 1): any other value is a fault,
+    however close (margin >= 2 for one value of 128 off)."""
+    from twinbench.suites.checks import initialization as I
+
+    ones = np.ones(128)
+    assert I.law_distance(ones, ("constant", 1.0)) == (0.0, 0.5 / 128)
+    d, crit = I.law_distance(np.r_[ones[:-1], 1.0 + 1e-7], ("constant", 1.0))
+    assert d / crit >= 2
+    assert I.describe_law(("constant", 0.0)) == "the constant 0"
+
+
 def test_the_initialisation_fit_names_keras_defaults():
     from twinbench.suites.checks import initialization as I
 

@@ -50,7 +50,7 @@ def test_the_references_are_specs_in_the_literal_order():
     ({"target": networks.Target(kind="regression", classes=1)}, "target.kind 'regression'"),
     ({"builders": {"jax": {}}}, "builders ['jax']"),
     ({"init_laws": {"nope.kernel": ("uniform", 1.0)}}, "init_laws names ['nope.kernel']"),
-    ({"param_layers": (("bn", "batchnorm", ("B", 6), ("B", 6)),)}, "param_layers of kind batchnorm"),
+    ({"param_layers": (("ln", "layernorm", ("B", 6), ("B", 6)),)}, "param_layers of kind layernorm"),
 ])
 def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, named, pair):
     with pytest.raises(networks.SpecError, match="network spec 'example_mlp': bad .*" + named.replace("[", r"\[")
@@ -59,7 +59,7 @@ def test_a_spec_that_cannot_be_used_is_refused_with_the_field_named(change, name
 
 
 def test_unknown_and_twice_registered_names_are_refused(pair):
-    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tweet_gru, example_mlp"):
+    with pytest.raises(networks.SpecError, match="unknown network 'nope'; use one of mnist_cnn, tweet_fasttext, tweet_gru, mnist_bn, example_mlp"):
         networks.get("nope")
     with pytest.raises(networks.SpecError, match="already registered"):
         networks.register(dataclasses.replace(pair))
@@ -101,3 +101,20 @@ def test_a_twin_of_an_unknown_network_is_refused():
     spec = registry.ImplSpec("torch-nope-module", "nope", "torch", "module", f"{EXAMPLE}:torch_pair", "candidate")
     with pytest.raises(networks.SpecError, match="unknown network 'nope'"):  # a usage error, not a CandidateError
         registry.build(spec)
+
+
+def test_a_batchnorms_moving_statistics_are_state():
+    """mnist_bn's spec: the moving means and variances are canonical weights (copied and compared)
+    but not stepped ones (no gradient, no optimizer step); torch's summary counts them as buffers;
+    the trajectory allows a moving variance torch's unbiased estimate, 1/(n-1) of its value, n the
+    values per channel in the smallest training batch (the epoch's last, 96 images)."""
+    from twinbench.suites import training
+
+    spec = networks.get("mnist_bn")
+    state = {f"{bn}.{w}" for bn in ("bn1", "bn2", "bn3") for w in ("moving_mean", "moving_variance")}
+    assert set(spec.canonical_weights) - set(spec.stepped_weights) == state
+    assert spec.state_size == 2 * (32 + 64 + 128) == spec.non_trainable_params
+    assert training.state_allowance("mnist_bn", "bn3.moving_variance") == 1 / (96 - 1)
+    assert training.state_allowance("mnist_bn", "bn1.moving_variance") == 1 / (96 * 26 * 26 - 1)
+    assert training.state_allowance("mnist_bn", "bn3.moving_mean") == 0 == training.state_allowance("mnist_bn", "fc1.kernel")
+    assert networks.get("mnist_cnn").stepped_weights == tuple(E.CANONICAL_WEIGHTS["mnist_cnn"])

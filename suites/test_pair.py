@@ -347,7 +347,7 @@ def test_a_layer_without_a_partner_is_named_with_its_kind_shapes_and_the_fix(tmp
     with pytest.raises(CandidateError) as err:
         twin.param_layer_map()
     assert ("act.0 (LayerNorm, kind other; weight (64,), bias (64,)) has no partner: the adapters map no layer of "
-            "this kind (they map conv, dense, embedding, gru, lstm)") in str(err.value), str(err.value)
+            "this kind (they map conv, dense, embedding, batchnorm, gru, lstm)") in str(err.value), str(err.value)
 
 
 @pytest.mark.e2e

@@ -30,9 +30,9 @@ from twinbench.fixtures import expected as E
 # tokens: integer ids (B, T), int64 for torch, int32 for Keras.
 INPUT_KINDS = ("image", "features", "tokens")
 # The kinds of parameterised layer the adapters map between the frameworks (recurrent layers by
-# impls/layer_maps.py); a BatchNorm layer, whose running statistics are state rather than
-# parameters, is mapped by impls/layer_maps.py but not by the adapters yet.
-MAPPED_KINDS = ("conv", "dense", "embedding", "gru", "lstm")
+# impls/layer_maps.py); a BatchNorm layer's running statistics are mapped with its gamma and beta
+# (canonical weights, never stepped by the optimizer).
+MAPPED_KINDS = ("conv", "dense", "embedding", "batchnorm", "gru", "lstm")
 # The optimizers suites/oracle.py replays in float64, with the hyperparameters each literal must
 # state (weight_decay, and SGD's momentum, default to 0).
 OPTIMIZER_KINDS = {"adadelta": ("lr", "rho", "eps"), "adam": ("lr", "beta_1", "beta_2", "epsilon_hat"),
@@ -176,6 +176,22 @@ class NetworkSpec:
     def unstated(self) -> tuple:
         """The STRUCTURE literals this spec leaves out (None)."""
         return tuple(name for name in STRUCTURE if getattr(self, name) is None)
+
+    @property
+    def stepped_weights(self) -> tuple:
+        """The canonical weights the optimizer steps and a gradient holds: all but a BatchNorm's
+        moving statistics (state, by layer kind: impls/layer_maps.STATE)."""
+        from twinbench.impls import layer_maps
+
+        state = {f"{row[0]}.{w}" for row in self.param_layers or () for w in layer_maps.STATE.get(row[1], ())}
+        return tuple(name for name in self.canonical_weights or {} if name not in state)
+
+    @property
+    def state_size(self) -> int:
+        """How many values the state weights hold (those ``stepped_weights`` leaves out): a
+        BatchNorm's moving statistics, torch buffers and Keras non-trainable weights."""
+        stepped = set(self.stepped_weights)
+        return sum(int(np.prod(shape)) for name, shape in (self.canonical_weights or {}).items() if name not in stepped)
 
     @property
     def has_recipe(self) -> bool:

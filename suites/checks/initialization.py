@@ -48,13 +48,29 @@ def law_cdf(law: tuple):
     if kind == "normal":
         mean, std = float(law[1]), float(law[2])
         return lambda x: 0.5 * (1.0 + _erf((x - mean) / (std * math.sqrt(2.0))))
-    raise ValueError(f"initialisation law {law!r}: its kind must be 'uniform' or 'normal' (fixtures/expected.py)")
+    if kind == "constant":
+        value = float(law[1])
+        return lambda x: (np.asarray(x) >= value).astype(np.float64)
+    raise ValueError(f"initialisation law {law!r}: its kind must be 'uniform', 'normal' or 'constant' "
+                     "(fixtures/expected.py)")
 
 
 def describe_law(law: tuple) -> str:
     if law[0] == "uniform":
         return f"U(+-{law[1]:.4g})"
+    if law[0] == "constant":
+        return f"the constant {law[1]:.4g}"
     return f"N({law[1]:.4g}, {law[2]:.4g})"
+
+
+def law_distance(values: np.ndarray, law: tuple) -> tuple[float, float]:
+    """(distance, critical distance) of ``values`` from ``law``: the KS test of a continuous law;
+    for a constant (a BatchNorm's gamma 1, its moving variance 1), the share of values that are not
+    exactly it, held to less than one value (a constant is not drawn: any other value is a fault)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if law[0] == "constant":
+        return float(np.mean(v != float(law[1]))), 0.5 / len(v)
+    return ks_distance(v, law_cdf(law)), ks_critical(len(v), T.INIT_ALPHA)
 
 
 def ks_distance(values: np.ndarray, cdf) -> float:
@@ -116,8 +132,7 @@ def judge(spec, network: str, first_seed: int | None = None) -> tuple[list, int]
     rows = []
     for name, law in networks.get(network).init_laws.items():
         v = samples[name]
-        d = ks_distance(v, law_cdf(law))
-        crit = ks_critical(len(v), T.INIT_ALPHA)
+        d, crit = law_distance(v, law)
         summary = f"min {v.min():.4g}, max {v.max():.4g}, mean {v.mean():.3g}, std {v.std():.4g}"
         rows.append((name, law, len(v), d, crit, summary))
     return rows, builds
@@ -187,7 +202,7 @@ def findings(spec, network: str, shapes: dict) -> list[str]:
     out = []
     for name, law in networks.get(network).init_laws.items():
         v = samples[name]
-        d, crit = ks_distance(v, law_cdf(law)), ks_critical(len(v), T.INIT_ALPHA)
+        d, crit = law_distance(v, law)
         if d > crit:
             out.append(f"{name} is drawn as {fitted_law(v, shapes.get(name, v.shape))} where the reference draws "
                        f"{describe_law(law)} (KS margin {d / crit:.3g})")
