@@ -52,6 +52,7 @@ class ParamLayer:
     trainable: int
     non_trainable: int
     params: dict  # framework parameter name -> framework shape
+    state: int = 0  # of the counts, the state's (a BatchNorm's moving statistics): never stepped
 
 
 def _unpaired(mine: list, ref: tuple) -> str:

@@ -10,8 +10,9 @@ mutants' are.
 
 from __future__ import annotations
 
-from twinbench.impls.mutants import (Mutant, _classes, _insert_after, _relu, _replace, _torch, _torch_optimizer,
-                                     _torch_ref, all_mutants)
+from twinbench.impls.mutants import (Mutant, _BatchNormAs, _classes, _insert_after, _layers_of_kind, _manual_gru, _relu,
+                                     _replace, _torch, _torch_bn_like, _torch_optimizer, _torch_ref, all_mutants,
+                                     torch_batchnorm_operators)
 
 
 def _keras_order_flatten(perm):
@@ -201,8 +202,32 @@ def hypotheses(network: str) -> list:
         ("weight-decay-coupled=1e-4", "every layer", "5e-5 * ||w||^2 of every weight added to the loss",
          _torch(network, recipe=_torch_l2_everywhere(5e-5))),
     ]
+    extra += _batchnorm_hypotheses(network)
+    known = {m.id for m in out}
     for operator, site, doc, build in extra:
-        out.append(Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc, build))
+        if f"torch-{network}.{operator}@{site}" not in known:
+            out.append(Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc, build))
+    return out
+
+
+def _batchnorm_hypotheses(network: str) -> list:
+    """At every BatchNorm layer (the mutants take one in turn): each torch BatchNorm operator, and
+    the torch twins of Keras's BatchNorm faults (its default momentum 0.99, which is torch's 0.01;
+    center=False, scale=False; trainable=False)."""
+    out = []
+    for bn in _layers_of_kind(network, "batchnorm"):
+        out += [(op, bn, doc, _torch(network, layers=edit))
+                for _, op, doc, edit, eq in torch_batchnorm_operators(network, bn) if not eq]
+        out += [
+            ("bn-momentum=0.01", bn, f"{bn}'s momentum 0.01: Keras's default momentum 0.99, converted",
+             _torch(network, layers=_replace(bn, lambda m: _torch_bn_like(m, momentum=0.01)))),
+            ("bn-center=False", bn, f"{bn} without beta (Keras's center=False)",
+             _torch(network, layers=_replace(bn, lambda m: _BatchNormAs.without(m, "bias")))),
+            ("bn-scale=False", bn, f"{bn} without gamma (Keras's scale=False)",
+             _torch(network, layers=_replace(bn, lambda m: _BatchNormAs.without(m, "weight")))),
+            ("bn-frozen", bn, f"{bn} frozen: its running statistics in training too, never updated, gamma and beta "
+             "not trained (Keras's trainable=False)", _torch(network, layers=_replace(bn, _BatchNormAs.frozen))),
+        ]
     return out
 
 
@@ -235,7 +260,9 @@ def _on_module(network: str, site: str, change):
 def pair_hypotheses(network: str) -> list:
     """Faults a port of any network commonly has, applied to the pair's torch twin where it has the
     module they concern: an activation missing or computed in the other framework's default form
-    (GELU's tanh approximation, Keras's LeakyReLU slopes), a dropout missing or at another rate.
+    (GELU's tanh approximation, Keras's LeakyReLU slopes), a dropout missing or at another rate, a
+    BatchNorm's momentum, epsilon, gamma and beta, and statistics, a recurrent layer's direction and
+    a GRU's gate order, reset formula and recurrent bias.
     Each is named by the module's path in the torch model."""
     import torch.nn as nn
 
@@ -257,9 +284,71 @@ def pair_hypotheses(network: str) -> list:
                       for s, why in ((0.2, "keras.activations.leaky_relu's default"),
                                      (0.3, "keras.layers.LeakyReLU's default"), (0.01, "torch's default"))
                       if s != module.negative_slope]
+        if (isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, nn.modules.lazy.LazyModuleMixin)
+                and module.affine and module.track_running_stats and module.momentum is not None):
+            found += _pair_batchnorm(site, module)
+        if isinstance(module, (nn.GRU, nn.LSTM)) and module.num_layers == 1 and not module.bidirectional:
+            found += _pair_recurrent(site, module)
         if isinstance(module, nn.modules.dropout._DropoutNd):
             found.append(("dropout-removed", site, f"{site} (rate {module.p:g}) removed", lambda m: nn.Identity()))
             found += [(f"rate={1 - module.p:g}", site, f"{site} at rate {1 - module.p:g} (the keep probability "
                        "taken for the rate)", lambda m, p=1 - module.p: type(m)(p))] if module.p != 0.5 else []
     return [Mutant(f"torch-{network}.{operator}@{site}", network, "torch", "hypothesis", doc,
                    _on_module(network, site, change)) for operator, site, doc, change in found]
+
+
+def _reading_backwards(rnn):
+    """``rnn`` reading its input sequence backwards (Keras's go_backwards=True)."""
+    import torch.nn as nn
+
+    class Backwards(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = rnn
+
+        def forward(self, x, *args):
+            return self.inner(x.flip(1 if rnn.batch_first else 0), *args)
+    return Backwards()
+
+
+def _pair_recurrent(site: str, rnn) -> list:
+    """A pair's one-layer, one-direction GRU or LSTM (torch, at ``site``) read backwards; a GRU's
+    also with its gate blocks in Keras's order, Keras's reset_after=False formula, or no
+    recurrent bias (written out step by step: batch-first GRUs with biases)."""
+    import torch.nn as nn
+
+    rows = [("go-backwards", "reading its sequence backwards (Keras's go_backwards=True)", _reading_backwards)]
+    if isinstance(rnn, nn.GRU) and rnn.batch_first and rnn.bias:
+        rows += [
+            ("gate-order=z,r,n", "with its r and z gate blocks read in Keras's order",
+             lambda m: _manual_gru(m, order=(1, 0, 2))),
+            ("reset-before", "with its reset gate before the recurrent product (Keras's reset_after=False)",
+             lambda m: _manual_gru(m, reset_after=False)),
+            ("recurrent-bias-removed", "without its recurrent bias (bias_hh)", lambda m: _manual_gru(m, recurrent_bias=False)),
+        ]
+    return [(op, site, f"{site} ({type(rnn).__name__}) {doc}", change) for op, doc, change in rows]
+
+
+def _pair_batchnorm(site: str, bn) -> list:
+    """A pair's BatchNorm ``bn`` (torch, at ``site``) with the faults a port's BatchNorm commonly
+    has: its momentum in the other framework's convention (1 - m) or at Keras's default, Keras's
+    epsilon, no gamma or beta, running statistics untracked, batch statistics in evaluation, frozen
+    (Keras's trainable=False)."""
+    m = bn.momentum
+    rows = [(f"bn-momentum={1 - m:g}", f"momentum {1 - m:g}: the other framework's convention",
+             lambda b: _torch_bn_like(b, momentum=1 - b.momentum))]
+    rows += [(f"bn-momentum={v:g}", f"momentum {v:g}: {why}", lambda b, v=v: _torch_bn_like(b, momentum=v))
+             for v, why in ((0.01, "Keras's default 0.99, converted"), (0.99, "Keras's default written into torch"))
+             if abs(v - m) > 1e-12 and abs(v - (1 - m)) > 1e-12]
+    rows += [("bn-eps=0.001", "eps 1e-3, Keras's default", lambda b: _torch_bn_like(b, eps=1e-3))] if bn.eps != 1e-3 else []
+    rows += [
+        ("bn-affine=False", "without gamma and beta (affine=False)", lambda b: _torch_bn_like(b, affine=False)),
+        ("bn-center=False", "without beta (Keras's center=False)", lambda b: _BatchNormAs.without(b, "bias")),
+        ("bn-scale=False", "without gamma (Keras's scale=False)", lambda b: _BatchNormAs.without(b, "weight")),
+        ("bn-stats-untracked", "without running statistics (track_running_stats=False)",
+         lambda b: _torch_bn_like(b, track_running_stats=False)),
+        ("bn-always-training", "normalising with the batch's statistics in evaluation too",
+         lambda b: _BatchNormAs.make(b, "always-training")),
+        ("bn-frozen", "frozen: its running statistics in training too (Keras's trainable=False)", _BatchNormAs.frozen),
+    ]
+    return [(op, site, f"{site} ({type(bn).__name__}) {doc}", change) for op, doc, change in rows]

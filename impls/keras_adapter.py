@@ -318,7 +318,9 @@ class KerasTwin(Twin):
         return [ParamLayer(l.name, _kind(l), type(l).__name__,
                            sum(int(np.prod(w.shape)) for w in l.trainable_weights),
                            sum(int(np.prod(w.shape)) for w in l.non_trainable_weights),
-                           {_short(w): tuple(w.shape) for w in l.weights})
+                           {_short(w): tuple(w.shape) for w in l.weights},
+                           sum(int(np.prod(w.shape)) for w in l.weights
+                               if _short(w) in layer_maps.STATE.get(_kind(l), ())))
                 for l in self._param_leaves()]
 
     def trace(self, x, keep_values=False, training=False):

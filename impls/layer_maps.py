@@ -66,7 +66,10 @@ def _gates(w: np.ndarray, order: tuple, axis: int) -> np.ndarray:
 _GRU_ORDER = (1, 0, 2)   # torch r, z, n -> Keras z, r, h (and back: the swap is its own inverse)
 _TORCH_RNN = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 _TORCH_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-_BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+# A torch BatchNorm's tensors by name -> their canonical names (torch_adapter maps BN tensor by tensor
+# with it: a gradient carries weight and bias without the running statistics).
+TORCH_BATCHNORM = _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
+                         "running_var": "moving_variance"}
 KERAS_TENSORS = _KERAS = {  # a Keras layer's weights by kind, by their short names: the canonical names
     "conv": ("kernel", "bias"),
     "dense": ("kernel", "bias"),
@@ -103,6 +106,14 @@ def _check_recurrent(kind: str, tensors: dict) -> None:
                             f"(num_layers=1, bidirectional=False) and a Keras layer for each")
 
 
+def require_running_stats(torch_tensors) -> None:
+    """Refuse a torch BatchNorm without running statistics (its tensors' names given)."""
+    if "running_mean" not in torch_tensors or "running_var" not in torch_tensors:
+        raise LayerMapError("a BatchNorm without running_mean and running_var (track_running_stats=False) "
+                            "normalises with the batch's statistics in evaluation too, which no Keras layer "
+                            "does; build it with track_running_stats=True")
+
+
 def torch_to_canonical(kind: str, tensors: dict) -> dict:
     """{canonical name: value} of one torch layer's tensors (parameters and buffers, by the names
     ``named_parameters``/``named_buffers`` give them with ``recurse=False``)."""
@@ -119,10 +130,7 @@ def torch_to_canonical(kind: str, tensors: dict) -> dict:
         return {"embeddings": t["weight"].copy()}
     if kind == "batchnorm":
         _names(kind, t, _TORCH_BN, "torch")
-        if "running_mean" not in t or "running_var" not in t:
-            raise LayerMapError("torch batchnorm without running_mean and running_var (track_running_stats=False) "
-                                "normalises with the batch's statistics in evaluation too, which no Keras layer "
-                                "does; build it with track_running_stats=True")
+        require_running_stats(t)
         return {_BN[k]: v.copy() for k, v in t.items() if k in _BN}
     _check_recurrent(kind, t)
     _names(kind, t, _TORCH_RNN, "torch", needed=("weight_ih_l0", "weight_hh_l0"))

@@ -17,6 +17,12 @@ Each mutant has a stable id, ``<framework>-<network>.<operator>@<site>``, and on
   loss that expects logits;
 - ``data``: padding counted or masked in the tweets' mean, ``padding_idx=0``, the wrong sequence axis.
 
+Operators by layer kind apply to every network whose spec has a layer of the kind, with no list of
+networks: a GRU's (gate order, reset formula, recurrent bias, direction, pooling of its states,
+padding side, its dropouts) and a BatchNorm's (momentum copied across the frameworks' two
+conventions or left at Keras's default, epsilon at Keras's default, no gamma or beta, running
+statistics untracked, batch statistics in evaluation, the layer frozen, moved after its activation).
+
 ``equivalent`` mutants are the same function and training written another way: the suite must accept
 them. Each names its reason.
 """
@@ -926,13 +932,189 @@ def _keras_last_step():
     return LastStep(name="last")
 
 
+# ------------------------------------------------------------------------------------------
+# BatchNorm operators: every BatchNorm layer of every network, each operator at one of them in
+# turn (the mutants) or at every one (diagnosis's hypotheses, impls/hypotheses.py)
+# ------------------------------------------------------------------------------------------
+class _BatchNormAs:
+    """Builders of torch modules holding a BatchNorm's tensors under its own names (so every
+    adapter maps them as a BatchNorm's) and computing it with ``F.batch_norm``."""
+
+    @staticmethod
+    def make(bn, mode):
+        """``bn``'s tensors in a module that normalises with ``F.batch_norm``: in training mode
+        only when training (``mode="functional"``, the same BatchNorm written as a function), or
+        always (``mode="always-training"``: batch statistics in evaluation too, the running ones
+        still updated)."""
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class BatchNormAsFunction(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight, self.bias = bn.weight, bn.bias
+                self.register_buffer("running_mean", bn.running_mean.clone())
+                self.register_buffer("running_var", bn.running_var.clone())
+                self.momentum, self.eps = bn.momentum, bn.eps
+
+            def forward(self, x):
+                training = self.training or mode == "always-training"
+                return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                    training=training, momentum=self.momentum, eps=self.eps)
+        return BatchNormAsFunction()
+
+    @staticmethod
+    def without(bn, tensor):
+        """``bn`` without its ``tensor`` ("weight", gamma, or "bias", beta): Keras's scale=False or
+        center=False, which keep the other one."""
+        clone = _torch_bn_like(bn)
+        clone.load_state_dict(bn.state_dict())
+        clone.register_parameter(tensor, None)
+        return clone
+
+    @staticmethod
+    def frozen(bn):
+        """``bn`` as Keras's ``trainable=False`` runs it: its running statistics in training too,
+        never updated, gamma and beta not trained."""
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class FrozenBatchNorm(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight, self.bias = bn.weight, bn.bias
+                self.weight.requires_grad_(False)
+                self.bias.requires_grad_(False)
+                self.register_buffer("running_mean", bn.running_mean.clone())
+                self.register_buffer("running_var", bn.running_var.clone())
+                self.eps = bn.eps
+
+            def forward(self, x):
+                return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                    training=False, eps=self.eps)
+        return FrozenBatchNorm()
+
+
+def _torch_bn_like(bn, **changes):
+    """A torch BatchNorm of ``bn``'s class and size with some options changed."""
+    options = dict(eps=bn.eps, momentum=bn.momentum, affine=bn.affine, track_running_stats=bn.track_running_stats)
+    return type(bn)(bn.num_features, **(options | changes))
+
+
+def _after_activation(items_kinds: list, bn: str):
+    """The name of the activation right after ``bn`` in a sequential list of (name, kind), or None."""
+    names = [n for n, _ in items_kinds]
+    i = names.index(bn)
+    return names[i + 1] if i + 1 < len(names) and items_kinds[i + 1][1] == "activation" else None
+
+
+def torch_batchnorm_operators(network: str, bn: str) -> list:
+    """(family, operator, doc, layers edit, equivalent) for the BatchNorm layer ``bn`` of
+    ``network``'s torch reference: the faults a port's BatchNorm commonly has, and one BatchNorm
+    written another way. Keras's values written into torch where the two frameworks' options mean
+    different things (momentum is the weight of the new batch in torch, of the old statistic in
+    Keras), Keras's defaults left in place of the reference's."""
+    from twinbench.impls.adapter import layer_kind
+
+    items = list(_torch_ref(network).build_sequential().named_children())
+    act = _after_activation([(n, layer_kind(type(m).__name__)) for n, m in items], bn)
+    momentum = dict(items)[bn].momentum
+    out = [
+        ("hyperparameter", f"bn-momentum={1 - momentum:g}", f"{bn}'s momentum {1 - momentum:g}: Keras's value for the "
+         "same average written into torch", _replace(bn, lambda m: _torch_bn_like(m, momentum=1 - m.momentum)), ""),
+        ("hyperparameter", "bn-momentum=0.99", f"{bn}'s momentum 0.99: Keras's default written into torch",
+         _replace(bn, lambda m: _torch_bn_like(m, momentum=0.99)), ""),
+        ("hyperparameter", "bn-eps=0.001", f"{bn}'s eps 1e-3, Keras's default",
+         _replace(bn, lambda m: _torch_bn_like(m, eps=1e-3)), ""),
+        ("structure", "bn-affine=False", f"{bn} without gamma and beta (affine=False)",
+         _replace(bn, lambda m: _torch_bn_like(m, affine=False)), ""),
+        ("structure", "bn-stats-untracked", f"{bn} without running statistics (track_running_stats=False): batch "
+         "statistics in evaluation too", _replace(bn, lambda m: _torch_bn_like(m, track_running_stats=False)), ""),
+        ("structure", "bn-always-training", f"{bn} normalises with the batch's statistics in evaluation too (its "
+         "functional form called with training=True)", _replace(bn, lambda m: _BatchNormAs.make(m, "always-training")), ""),
+    ]
+    if act is not None:
+        out.append(("structure", "bn-after-relu", f"{bn} after its activation {act}, not before", _swap(bn, act), ""))
+    out.append(("equivalent", "bn-functional", f"{bn} written as F.batch_norm on its own parameters and buffers",
+                _replace(bn, lambda m: _BatchNormAs.make(m, "functional")),
+                "the same BatchNorm in training and evaluation, written as a function"))
+    return out
+
+
+def keras_batchnorm_operators(network: str, bn: str) -> list:
+    """(family, operator, doc, layers edit, equivalent) for the BatchNorm layer ``bn`` of
+    ``network``'s Keras reference: torch's values copied where the options mean different things,
+    Keras's defaults left in place of the reference's, beta or gamma dropped, the layer frozen,
+    moved after its activation, and its axis written another way (equivalent). The layers are read
+    from the torch reference (the same names in both sequential styles): listing imports no Keras."""
+    from twinbench.impls.adapter import layer_kind
+
+    items = list(_torch_ref(network).build_sequential().named_children())
+    act = _after_activation([(n, layer_kind(type(m).__name__)) for n, m in items], bn)
+    torch_momentum = dict(items)[bn].momentum
+
+    def positive_axis(by_name, stack):
+        import keras
+
+        x = keras.Input(_keras_input_shape(network))
+        for layer in stack:
+            if layer.name == bn:
+                return _k_config(bn, axis=len(x.shape) - 1)(by_name, stack)
+            x = type(layer).from_config(layer.get_config())(x)
+        raise ValueError(f"{network}: no layer {bn}")
+
+    out = [
+        ("hyperparameter", f"bn-momentum={torch_momentum:g}", f"BatchNormalization(momentum={torch_momentum:g}): "
+         "torch's value copied", _k_config(bn, momentum=torch_momentum), ""),
+        ("hyperparameter", "bn-momentum=0.99", "BatchNormalization(momentum=0.99), Keras's default",
+         _k_config(bn, momentum=0.99), ""),
+        ("hyperparameter", "bn-epsilon=0.001", "BatchNormalization(epsilon=1e-3), Keras's default",
+         _k_config(bn, epsilon=1e-3), ""),
+        ("structure", "bn-center=False", "BatchNormalization(center=False): no beta", _k_config(bn, center=False), ""),
+        ("structure", "bn-scale=False", "BatchNormalization(scale=False): no gamma", _k_config(bn, scale=False), ""),
+        ("structure", "bn-frozen", "BatchNormalization(trainable=False): frozen, its moving statistics used in "
+         "training too", _k_config(bn, trainable=False), ""),
+    ]
+    if act is not None:
+        out.append(("structure", "bn-after-relu", f"{bn} after its activation {act}, not before", _k_swap(bn, act), ""))
+    out.append(("equivalent", "bn-axis=positive", "BatchNormalization's channel axis counted from the front (3 for "
+                "a 4-D input) instead of -1", positive_axis, "the same axis as -1"))
+    return out
+
+
+def _keras_input_shape(network) -> tuple:
+    from twinbench.impls import networks
+
+    return tuple(networks.get(network).input.shape)
+
+
+def _batchnorm_mutants(framework: str):
+    """Each BatchNorm operator at one BatchNorm layer of each network that has one, in turn."""
+    from twinbench.fixtures import expected as E
+
+    for net in E.NETWORKS:
+        sites = _layers_of_kind(net, "batchnorm")
+        if not sites:
+            continue
+        operators = torch_batchnorm_operators if framework == "torch" else keras_batchnorm_operators
+        build = _torch if framework == "torch" else _keras
+        by_site = {bn: operators(net, bn) for bn in sites}
+        for i, (family, op, doc, edit, eq) in enumerate(by_site[sites[0]]):
+            bn = sites[i % len(sites)]
+            match = next((row for row in by_site[bn] if row[1] == op), None)
+            if match is None:  # the operator does not apply there (no activation after it): the first site
+                bn, match = sites[0], by_site[sites[0]][i]
+            _add(framework, net, family, op, bn, match[2], build(net, match[3]), match[4])
+
+
 def _generate():
     if not _MUTANTS:
         from twinbench.impls import frameworks
 
         keras = frameworks.keras is not None  # a torch-only machine: the Keras mutants cannot be built there
         for generate in (_torch_mnist, _keras_mnist if keras else None, _torch_tweets, _keras_tweets if keras else None,
-                         _torch_recurrent, _keras_recurrent if keras else None):
+                         _torch_recurrent, _keras_recurrent if keras else None,
+                         lambda: _batchnorm_mutants("torch"), (lambda: _batchnorm_mutants("keras")) if keras else None):
             if generate is not None:
                 generate()
     return list(_MUTANTS)

@@ -27,7 +27,7 @@ _CANON = {
     "dense": {"weight": "kernel", "bias": "bias"},
     "embedding": {"weight": "embeddings"},
     # a BatchNorm's running statistics are state, not parameters: mapped with them, never stepped
-    "batchnorm": {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"},
+    "batchnorm": layer_maps.TORCH_BATCHNORM,
 }
 
 
@@ -96,24 +96,26 @@ class _LayerMap:
             params = {_CELL_NAMES.get(pname, pname): p for pname, p in params.items()}
         self.params = params  # what the optimizer steps
         self.state = params | (buffers or {})  # what a layer holds: its running statistics too
-        if kind == "batchnorm" and not {"running_mean", "running_var"} <= set(self.state):
-            raise CandidateError(f"layer {name}, mapped onto the reference layer {ref}: a BatchNorm without "
-                                 "running_mean and running_var (track_running_stats=False) normalises with the "
-                                 "batch's statistics in evaluation too, which no Keras layer does; build it with "
-                                 "track_running_stats=True")
+        if kind == "batchnorm":
+            try:
+                layer_maps.require_running_stats(self.state)
+            except layer_maps.LayerMapError as exc:
+                raise CandidateError(f"layer {name}, mapped onto the reference layer {ref}: {exc}") from exc
         if kind in _CANON:
             self.source = {}  # canonical name -> torch name, for messages
+            self.stepped = []  # the canonical names of what the optimizer steps (a gradient's names)
             for pname, p in self.state.items():
                 suffix = _CANON[kind].get(pname)
                 if suffix is None:
                     raise CandidateError(f"parameter {name}.{pname} {tuple(p.shape)} has no "
                                          f"counterpart in the reference layer {ref}")
                 self.source[f"{ref}.{suffix}"] = f"{name}.{pname}"
+                if pname in params:
+                    self.stepped.append(f"{ref}.{suffix}")
         else:
             zeros = {pname: np.zeros(tuple(p.shape), np.float32) for pname, p in params.items()}
             self.source = {c: name for c in self.to_canonical(zeros)}
-        # the canonical names of what the optimizer steps (a gradient's names)
-        self.stepped = [c for c, t in self.source.items() if self.kind not in _CANON or t.rsplit(".", 1)[1] in params]
+            self.stepped = list(self.source)
 
     def to_canonical(self, values: dict) -> dict:
         if self.kind in _CANON:
@@ -281,7 +283,7 @@ class TorchTwin(Twin):
             frozen = sum(p.numel() for p in params.values() if not p.requires_grad)
             buffers = sum(b.numel() for b in _state_buffers(m).values())
             out.append(ParamLayer(name, layer_kind(type(m).__name__), type(m).__name__, trainable,
-                                  frozen + buffers, {k: tuple(v.shape) for k, v in params.items()}))
+                                  frozen + buffers, {k: tuple(v.shape) for k, v in params.items()}, buffers))
         return out
 
     def trace(self, x, keep_values=False, training=False):

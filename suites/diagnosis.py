@@ -131,6 +131,20 @@ CAUSES = {
     "sequence-pooling": ("the head reads the mean of a recurrent layer's states, not its last step",
                          "read the last step (return_sequences=False)"),
     "padding-side": ("the padding sits on the other side of the tokens", "pad after the tokens, as the data does"),
+    "bn-momentum": ("a BatchNorm's momentum averages its running statistics at another rate (torch's momentum is "
+                    "the new batch's weight, Keras's the old statistic's: torch 0.1 is Keras 0.9)",
+                    "set momentum to the reference's: torch momentum=m is Keras momentum=1 - m"),
+    "bn-epsilon": ("a BatchNorm's epsilon differs (torch's default 1e-5, Keras's 1e-3)",
+                   "set eps/epsilon to the reference's value explicitly"),
+    "bn-running-stats": ("a BatchNorm normalises with the wrong statistics: the batch's in evaluation (running "
+                         "statistics untracked, or the layer kept in training mode), or the running ones in training "
+                         "(frozen)",
+                         "track running statistics (torch track_running_stats=True), normalise with them in evaluation "
+                         "only, and leave the layer trainable (Keras trainable=True)"),
+    "bn-affine": ("a BatchNorm lacks its scale (gamma) or its shift (beta)",
+                  "keep both: torch affine=True, Keras center=True and scale=True"),
+    "bn-position": ("a BatchNorm sits after its activation instead of before it", "normalise before the activation, "
+                    "as the reference does"),
     "initialization": ("the weights are initialised from another law than the reference's",
                        "initialise as the torch reference: kaiming_uniform_(a=sqrt(5)) kernels and U(+-1/sqrt(fan_in)) "
                        "biases (Keras: VarianceScaling(1/3, 'fan_in', 'uniform') and RandomUniform(-b, b)), N(0, 1) "
@@ -164,8 +178,11 @@ CAUSE_OF = (
     ("go_backwards", "sequence-direction"), ("mean-of-states", "sequence-pooling"), ("padding-first", "padding-side"),
     ("mask_zero-steps", "layer-option"), ("recurrent_activation=*", "layer-option"),
     ("recurrent_dropout=*", "extra-stochastic-op"), ("dropout=*", "extra-stochastic-op"),
+    ("bn-momentum=*", "bn-momentum"), ("bn-eps*", "bn-epsilon"), ("bn-affine=*", "bn-affine"),
+    ("bn-center=*", "bn-affine"), ("bn-scale=*", "bn-affine"), ("bn-stats-untracked", "bn-running-stats"),
+    ("bn-always-training", "bn-running-stats"), ("bn-frozen", "bn-running-stats"), ("bn-after-relu", "bn-position"),
 )
-PROBES = ("forward", "forward_negated", "train_forward", "loss", "loss_of_outputs", "grads", "optimizer", "schedule", "stochastic", "declared")
+PROBES = ("forward", "forward_negated", "train_forward", "state", "loss", "loss_of_outputs", "grads", "optimizer", "schedule", "stochastic", "declared")
 
 
 def cause_of(mutant_id: str) -> str | None:
@@ -206,7 +223,8 @@ def probes(twin, weights: dict | None) -> Probes:
     outputs = twin.forward(x)
     out.values["forward"] = to_log_probs(outputs, twin.output).astype(np.float64)
     try:  # a twin that refuses the negated weights loses this probe only
-        twin.set_weights({k: -v for k, v in start.items()})
+        stepped = set(networks.get(network).stepped_weights)  # a moving variance negated is no variance
+        twin.set_weights({k: -v if k in stepped else v for k, v in start.items()})
         out.values["forward_negated"] = to_log_probs(twin.forward(x), twin.output).astype(np.float64)
     except Exception:  # noqa: BLE001 -- a candidate's own code: whatever it raises
         out.values["forward_negated"] = None
@@ -214,6 +232,7 @@ def probes(twin, weights: dict | None) -> Probes:
         twin.set_weights(start)
     stream = randomness.Stream(T.TRAIN_MODE_STREAM_SEED)
     out.values["train_forward"] = to_log_probs(twin.forward(x, training=True, stream=stream), twin.output)
+    out.values["state"] = _state_after_training(twin, start)
     out.values["stochastic"] = (tuple(op.signature() for op in stream.ops), tuple(stream.unrecognised))
     out.values["declared"] = dict(twin.declared)
     try:
@@ -232,6 +251,17 @@ def probes(twin, weights: dict | None) -> Probes:
         moved = twin.get_weights()
         out.values["optimizer"] = {k: moved[k].astype(np.float64) - start[k] for k in start}
     return out
+
+
+def _state_after_training(twin, start: dict) -> dict:
+    """The state weights (a BatchNorm's moving statistics) after the training-mode pass above, which
+    updates them as a training step does; the twin's weights are then put back."""
+    state = [k for k in start if k not in set(networks.get(twin.network).stepped_weights)]
+    if not state:
+        return {}
+    moved = twin.get_weights()
+    twin.set_weights(start)
+    return {k: moved[k].astype(np.float64) for k in state if k in moved}
 
 
 def _rel(a: dict, b: dict) -> float:
@@ -271,7 +301,10 @@ def distance(name: str, a, b) -> float:
         return 0.0 if all(a[k] == b[k] for k in a.keys() & b.keys()) else float("inf")
     if name == "stochastic":
         return 0.0 if a == b else float("inf")
-    if name in ("grads", "optimizer"):
+    if name == "grads":  # a frozen layer's missing gradient is zero (Keras's trainable=False has none)
+        a = {k: a[k] if k in a else np.zeros_like(b[k]) for k in b} if set(a) <= set(b) else a
+        b = {k: b[k] if k in b else np.zeros_like(a[k]) for k in a} if set(b) <= set(a) else b
+    if name in ("grads", "optimizer", "state"):
         if set(a) != set(b) or any(np.shape(a[k]) != np.shape(b[k]) for k in a):
             return float("inf")
         return _optimizer_distance(a, b) if name == "optimizer" else _rel(a, b)
@@ -387,7 +420,7 @@ def _pack_table(table: dict) -> tuple:
         for probe, v in p.values.items():
             if isinstance(v, np.ndarray):
                 kinds[probe] = ["array", put(v)]
-            elif probe in ("grads", "optimizer"):
+            elif probe in ("grads", "optimizer", "state"):
                 kinds[probe] = ["tensors", {k: put(a) for k, a in v.items()}]
             elif probe == "stochastic":
                 kinds[probe] = ["stochastic", [list(op) for op in v[0]], list(v[1])]
@@ -705,8 +738,10 @@ def _nll(lp, y) -> float:
 
 
 def _layer_shapes(twin) -> list:
-    """(kind, parameter count) of every parameterised layer, in model order: framework-neutral."""
-    return [(layer.kind, layer.trainable + layer.non_trainable) for layer in twin.param_layers()]
+    """(kind, parameter count, of which state) of every parameterised layer, in model order:
+    framework-neutral (a BatchNorm without gamma and beta holds as many values as one without
+    running statistics; only the second holds no state)."""
+    return [(layer.kind, layer.trainable + layer.non_trainable, layer.state) for layer in twin.param_layers()]
 
 
 def _structural_findings(twin) -> list[Finding]:
@@ -725,7 +760,8 @@ def _structural_findings(twin) -> list[Finding]:
         if _layer_shapes(hyp) == got:
             what, fix = CAUSES[cause]
             findings.append(Finding(cause, f"{what}: its parameterised layers have exactly the parameter counts of the "
-                                    f"reference with {h.doc} ({', '.join(f'{k} {n:,}' for k, n in got)}). Fix: {fix}", h.id))
+                                    f"reference with {h.doc} ({', '.join(f'{k} {n:,}' + (f' ({m:,} state)' if m else '') for k, n, m in got)}). "
+                                    f"Fix: {fix}", h.id))
     return findings
 
 

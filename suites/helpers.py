@@ -170,10 +170,12 @@ def reference_loss(network: str, logits: np.ndarray, y: np.ndarray) -> float:
 def gradient_errors(got: dict, want: dict, network: str, rtol: float) -> tuple[float, list]:
     """Every canonical gradient against the reference's, relative to the tensor's own scale (max
     |g - g_ref| / max |g_ref|; the absolute difference where the reference is all zero):
-    (the worst relative error, one message per tensor beyond ``rtol``)."""
+    (the worst relative error, one message per tensor beyond ``rtol``). A gradient ``got`` lacks
+    is zero: a frozen layer's (Keras's trainable=False has none; torch reports zeros)."""
     worst, problems = 0.0, []
     for name in networks.get(network).stepped_weights:
-        a, b = np.asarray(got[name], np.float64), np.asarray(want[name], np.float64)
+        b = np.asarray(want[name], np.float64)
+        a = np.asarray(got[name], np.float64) if name in got else np.zeros_like(b)
         scale = float(np.abs(b).max())
         diff = np.abs(a - b)
         rel = float(diff.max()) / scale if scale > 0 else float(diff.max())

@@ -93,3 +93,46 @@ def test_a_late_departure_is_fitted_by_layer_and_magnitude(monkeypatch, scales, 
     assert (finding and finding.cause) == cause, finding
     if cause:
         assert "step 151" in finding.sentence and all(k in finding.sentence for k in scales), finding.sentence
+
+
+def test_a_missing_gradient_is_a_zero_gradient():
+    """Keras's trainable=False layer has no gradient where torch's frozen one reports zeros: the
+    same behaviour, no difference; a gradient of another value is one."""
+    want = {"a": np.array([0.0, 0.0]), "b": np.array([1.0, 2.0])}
+    assert diagnosis.distance("grads", {"b": np.array([1.0, 2.0])}, want) == 0.0
+    assert diagnosis.distance("grads", {"b": np.array([1.0, 2.0])}, {"a": np.array([1.0, 0.0]), "b": want["b"]}) == 1.0
+
+
+def test_a_pairs_batchnorm_gets_the_batchnorm_hypotheses_by_module_type():
+    """A pair's torch twin is searched by module type: every BatchNorm gets the BatchNorm faults,
+    each at its own module, each with a cause (mnist_bn's torch reference stands for a pair's)."""
+    from twinbench.impls.hypotheses import pair_hypotheses
+
+    hyps = {h.id.split(".", 1)[1]: h for h in pair_hypotheses("mnist_bn")}
+    for bn in ("bn1", "bn2", "bn3"):
+        for op in ("bn-momentum=0.9", "bn-momentum=0.01", "bn-momentum=0.99", "bn-eps=0.001", "bn-affine=False",
+                   "bn-center=False", "bn-scale=False", "bn-stats-untracked", "bn-always-training", "bn-frozen"):
+            assert f"{op}@{bn}" in hyps, sorted(hyps)
+            assert diagnosis.cause_of(hyps[f"{op}@{bn}"].id), op
+    model = hyps["bn-momentum=0.9@bn2"].build()["model"]
+    assert (model.bn1.momentum, model.bn2.momentum, model.bn3.momentum) == (0.1, 0.9, 0.1)
+
+
+def test_a_pairs_gru_gets_the_recurrent_hypotheses_by_module_type():
+    """A pair's GRU (tweet_gru's torch reference standing for a pair's torch twin) gets the
+    recurrent faults at its own module, each with a cause, and the backwards one reads the
+    sequence backwards."""
+    from twinbench.impls import registry
+    from twinbench.impls.hypotheses import pair_hypotheses
+    from twinbench.suites.helpers import real_batch
+
+    hyps = {h.id.split(".", 1)[1]: h for h in pair_hypotheses("tweet_gru")}
+    gru = next(site.split("@")[1] for site in hyps if site.startswith("go-backwards@"))
+    for op in ("go-backwards", "gate-order=z,r,n", "reset-before", "recurrent-bias-removed"):
+        assert f"{op}@{gru}" in hyps and diagnosis.cause_of(hyps[f"{op}@{gru}"].id), sorted(hyps)
+    backwards = registry.build(diagnosis._spec(hyps[f"go-backwards@{gru}"]), seed=0)
+    ref = registry.build(registry.reference("torch", "tweet_gru"), seed=0)
+    ref.set_weights(backwards.get_weights())
+    x, _ = real_batch("tweet_gru", 8)
+    assert np.array_equal(backwards.forward(x), ref.forward(np.ascontiguousarray(x[:, ::-1])))
+    assert not np.array_equal(backwards.forward(x), ref.forward(x))

@@ -231,3 +231,16 @@ def test_a_free_reference_run_keeps_every_step_it_is_asked_for():
         assert set(range(steps)) <= set(free.weights)
     finally:
         runstate.deactivate(run)
+
+
+def test_a_weight_the_reference_leaves_at_zero_is_compared_in_absolute_terms():
+    """The trajectory's weight comparison is relative to each tensor's movement, or to its start
+    where the reference did not move it; a tensor the reference leaves at zero (a moving mean that
+    has not moved) is compared in absolute terms, not divided by zero."""
+    from twinbench.suites.checks import trajectory
+
+    start = {k: np.zeros(s, np.float32) for k, s in networks.get("mnist_bn").canonical_weights.items()}
+    same, _ = trajectory._weight_problems("mnist_bn", {1: start}, {1: start}, start)
+    moved = dict(start, **{"bn1.moving_mean": np.full_like(start["bn1.moving_mean"], 0.5)})
+    problems, worst = trajectory._weight_problems("mnist_bn", {1: moved}, {1: start}, start)
+    assert same == [] and problems and "bn1.moving_mean differs by 0.5" in problems[0], problems

@@ -79,8 +79,9 @@ class Run:
 # run state (suites/runstate.py: runs, trajectories, subject).
 # The networks whose partner trajectories are kept in the data cache: an MNIST one takes ~10 s
 # to train and ~96 MB to keep (20 weight snapshots); a tweets one 0.8 s and ~110 MB (the 1M-entry
-# embedding in every snapshot), which takes longer to read back than to retrain.
-CACHED_TRAJECTORIES = {"mnist_cnn"}
+# embedding in every snapshot), which takes longer to read back than to retrain. An mnist_bn one
+# takes ~17 s (four of them: 70 s of make test, 2026-12-07) and ~18 MB (225,706 values).
+CACHED_TRAJECTORIES = {"mnist_cnn", "mnist_bn"}
 VERIFY_STEPS = 2  # the steps of a reused reference run (data cache) recomputed live and compared bit for bit
 
 

@@ -142,8 +142,8 @@ def check_forward_parity_hypothesis(twin, partner):
     def run(x):
         try:
             got, want, (diff, idx, ok) = _compare_outputs(twin, other, x)
-        except AssertionError:
-            failed.append(float("inf"))  # a non-finite or misshapen output has no finite margin
+        except (AssertionError, CandidateError):
+            failed.append(float("inf"))  # a non-finite or misshapen output, or none, has no finite margin
             raise
         worst.append(diff)
         margins.append(margin_of(got, want, T.FORWARD_ATOL, T.FORWARD_RTOL))
@@ -158,7 +158,27 @@ def check_forward_parity_hypothesis(twin, partner):
         run()
     except AssertionError as exc:
         raise failure(str(exc), margin=max(failed, default=float("inf"))) from exc
+    except ExceptionGroup as group:  # several distinct failures (an assertion on one batch, a raise on another)
+        first = _verdict(group)
+        if first is group:
+            raise
+        if isinstance(first, AssertionError):
+            raise failure(str(first), margin=max(failed, default=float("inf"))) from group
+        raise first from group
     return {"forward_max_abs_diff_drawn": max(worst), "margin": max(margins)}
+
+
+def _verdict(group: BaseExceptionGroup) -> BaseException:
+    """The first of a Hypothesis run's distinct failures when every one is a verdict on the twin
+    (an assertion, or the candidate's own error, which fails the check); else the group, a crash."""
+    leaves, todo = [], [group]
+    while todo:
+        e = todo.pop(0)
+        if isinstance(e, BaseExceptionGroup):
+            todo[:0] = list(e.exceptions)
+        else:
+            leaves.append(e)
+    return leaves[0] if all(isinstance(e, (AssertionError, CandidateError)) for e in leaves) else group
 
 
 def loss_pair(twin, rows: int, n: int = 64) -> tuple[float, float]:

@@ -35,13 +35,17 @@ from twinbench.suites.helpers import failure
 
 
 def _weight_problems(network, a: dict, b: dict, start: dict):
-    """(problems, worst margin) over the compared steps both runs reached."""
+    """(problems, worst margin) over the compared steps both runs reached. Each tensor's difference
+    is in units of its movement (of its largest start value where the reference did not move it;
+    absolute where that is zero too: a moving mean the reference left at 0)."""
     problems, worst = [], 0.0
+    names = networks.get(network).canonical_weights
+    allowance = {name: training.state_allowance(network, name) for name in names}  # 0 but for torch's unbiased running_var
     for step in sorted(set(a) & set(b)):
         tol = training.weight_tolerance(network, step)
-        for name in networks.get(network).canonical_weights:
-            scale = float(np.abs(b[step][name] - start[name]).max()) or float(np.abs(start[name]).max())
-            allowed = training.state_allowance(network, name) * np.abs(b[step][name])  # 0 but for torch's unbiased running_var
+        for name in names:
+            scale = float(np.abs(b[step][name] - start[name]).max()) or float(np.abs(start[name]).max()) or 1.0
+            allowed = allowance[name] * np.abs(b[step][name])
             rel = float(np.maximum(np.abs(a[step][name] - b[step][name]) - allowed, 0.0).max()) / scale
             worst = max(worst, rel / tol)
             if not rel <= tol and len(problems) < 4:
