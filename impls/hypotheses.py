@@ -10,8 +10,8 @@ mutants' are.
 
 from __future__ import annotations
 
-from twinbench.impls.mutants import (Mutant, _BatchNormAs, _classes, _insert_after, _layers_of_kind, _manual_gru, _relu,
-                                     _replace, _torch, _torch_bn_like, _torch_optimizer, _torch_ref, all_mutants,
+from twinbench.impls.mutants import (Mutant, _classes, _insert_after, _layers_of_kind, _manual_gru, _relu, _replace,
+                                     _torch, _torch_optimizer, _torch_ref, all_mutants, batchnorm_faults,
                                      torch_batchnorm_operators)
 
 
@@ -211,24 +211,10 @@ def hypotheses(network: str) -> list:
 
 
 def _batchnorm_hypotheses(network: str) -> list:
-    """At every BatchNorm layer (the mutants take one in turn): each torch BatchNorm operator, and
-    the torch twins of Keras's BatchNorm faults (its default momentum 0.99, which is torch's 0.01;
-    center=False, scale=False; trainable=False)."""
-    out = []
-    for bn in _layers_of_kind(network, "batchnorm"):
-        out += [(op, bn, doc, _torch(network, layers=edit))
-                for _, op, doc, edit, eq in torch_batchnorm_operators(network, bn) if not eq]
-        out += [
-            ("bn-momentum=0.01", bn, f"{bn}'s momentum 0.01: Keras's default momentum 0.99, converted",
-             _torch(network, layers=_replace(bn, lambda m: _torch_bn_like(m, momentum=0.01)))),
-            ("bn-center=False", bn, f"{bn} without beta (Keras's center=False)",
-             _torch(network, layers=_replace(bn, lambda m: _BatchNormAs.without(m, "bias")))),
-            ("bn-scale=False", bn, f"{bn} without gamma (Keras's scale=False)",
-             _torch(network, layers=_replace(bn, lambda m: _BatchNormAs.without(m, "weight")))),
-            ("bn-frozen", bn, f"{bn} frozen: its running statistics in training too, never updated, gamma and beta "
-             "not trained (Keras's trainable=False)", _torch(network, layers=_replace(bn, _BatchNormAs.frozen))),
-        ]
-    return out
+    """At every BatchNorm layer (the mutants take one in turn): each torch BatchNorm operator, with
+    the torch twins of Keras's BatchNorm faults (``mutants.batchnorm_faults``)."""
+    return [(op, bn, doc, _torch(network, layers=edit)) for bn in _layers_of_kind(network, "batchnorm")
+            for _, op, doc, edit, eq in torch_batchnorm_operators(network, bn, keras_twins=True) if not eq]
 
 
 # ------------------------------------------------------------------------------------------
@@ -331,24 +317,6 @@ def _pair_recurrent(site: str, rnn) -> list:
 
 def _pair_batchnorm(site: str, bn) -> list:
     """A pair's BatchNorm ``bn`` (torch, at ``site``) with the faults a port's BatchNorm commonly
-    has: its momentum in the other framework's convention (1 - m) or at Keras's default, Keras's
-    epsilon, no gamma or beta, running statistics untracked, batch statistics in evaluation, frozen
-    (Keras's trainable=False)."""
-    m = bn.momentum
-    rows = [(f"bn-momentum={1 - m:g}", f"momentum {1 - m:g}: the other framework's convention",
-             lambda b: _torch_bn_like(b, momentum=1 - b.momentum))]
-    rows += [(f"bn-momentum={v:g}", f"momentum {v:g}: {why}", lambda b, v=v: _torch_bn_like(b, momentum=v))
-             for v, why in ((0.01, "Keras's default 0.99, converted"), (0.99, "Keras's default written into torch"))
-             if abs(v - m) > 1e-12 and abs(v - (1 - m)) > 1e-12]
-    rows += [("bn-eps=0.001", "eps 1e-3, Keras's default", lambda b: _torch_bn_like(b, eps=1e-3))] if bn.eps != 1e-3 else []
-    rows += [
-        ("bn-affine=False", "without gamma and beta (affine=False)", lambda b: _torch_bn_like(b, affine=False)),
-        ("bn-center=False", "without beta (Keras's center=False)", lambda b: _BatchNormAs.without(b, "bias")),
-        ("bn-scale=False", "without gamma (Keras's scale=False)", lambda b: _BatchNormAs.without(b, "weight")),
-        ("bn-stats-untracked", "without running statistics (track_running_stats=False)",
-         lambda b: _torch_bn_like(b, track_running_stats=False)),
-        ("bn-always-training", "normalising with the batch's statistics in evaluation too",
-         lambda b: _BatchNormAs.make(b, "always-training")),
-        ("bn-frozen", "frozen: its running statistics in training too (Keras's trainable=False)", _BatchNormAs.frozen),
-    ]
-    return [(op, site, f"{site} ({type(bn).__name__}) {doc}", change) for op, doc, change in rows]
+    has, and the torch twins of Keras's (``mutants.batchnorm_faults``)."""
+    return [(op, site, f"{site} ({type(bn).__name__}): {doc}", change)
+            for op, doc, change in batchnorm_faults(bn, keras_twins=True)]

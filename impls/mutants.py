@@ -1008,31 +1008,58 @@ def _after_activation(items_kinds: list, bn: str):
     return names[i + 1] if i + 1 < len(names) and items_kinds[i + 1][1] == "activation" else None
 
 
-def torch_batchnorm_operators(network: str, bn: str) -> list:
-    """(family, operator, doc, layers edit, equivalent) for the BatchNorm layer ``bn`` of
-    ``network``'s torch reference: the faults a port's BatchNorm commonly has, and one BatchNorm
-    written another way. Keras's values written into torch where the two frameworks' options mean
-    different things (momentum is the weight of the new batch in torch, of the old statistic in
-    Keras), Keras's defaults left in place of the reference's."""
+def batchnorm_faults(bn, keras_twins: bool = False) -> list:
+    """(operator, doc, change) for the faults a port's torch BatchNorm ``bn`` commonly has, each
+    ``change(module)`` a replacement for it: Keras's values written into torch where the two
+    frameworks' options mean different things (momentum is the weight of the new batch in torch, of
+    the old statistic in Keras), Keras's defaults left in place of the reference's, no gamma and
+    beta, running statistics untracked, batch statistics in evaluation. With ``keras_twins``, also
+    the torch twins of Keras's BatchNorm faults: its default momentum 0.99 converted (0.01), no beta
+    (center=False), no gamma (scale=False), frozen (trainable=False). A momentum equal to ``bn``'s
+    own or to an earlier one is left out (the ids stay distinct). The mutants, the hypotheses at
+    every BatchNorm and a pair's hypotheses all take their BatchNorm faults from here."""
+    momenta = [(1 - bn.momentum, "Keras's value for the same average written into torch"),
+               (0.99, "Keras's default written into torch")]
+    momenta += [(0.01, "Keras's default momentum 0.99, converted")] if keras_twins else []
+    out, seen = [], {bn.momentum}
+    for v, why in momenta:
+        if not any(abs(v - u) < 1e-12 for u in seen):
+            seen.add(v)
+            out.append((f"bn-momentum={v:g}", f"momentum {v:g}: {why}", lambda m, v=v: _torch_bn_like(m, momentum=v)))
+    out += [("bn-eps=0.001", "eps 1e-3, Keras's default", lambda m: _torch_bn_like(m, eps=1e-3))] if bn.eps != 1e-3 else []
+    out += [
+        ("bn-affine=False", "without gamma and beta (affine=False)", lambda m: _torch_bn_like(m, affine=False)),
+        ("bn-stats-untracked", "without running statistics (track_running_stats=False): batch statistics in "
+         "evaluation too", lambda m: _torch_bn_like(m, track_running_stats=False)),
+        ("bn-always-training", "normalising with the batch's statistics in evaluation too (its functional form "
+         "called with training=True)", lambda m: _BatchNormAs.make(m, "always-training")),
+    ]
+    if keras_twins:
+        out += [
+            ("bn-center=False", "without beta (Keras's center=False)", lambda m: _BatchNormAs.without(m, "bias")),
+            ("bn-scale=False", "without gamma (Keras's scale=False)", lambda m: _BatchNormAs.without(m, "weight")),
+            ("bn-frozen", "frozen: its running statistics in training too, never updated, gamma and beta not "
+             "trained (Keras's trainable=False)", _BatchNormAs.frozen),
+        ]
+    return out
+
+
+def _reference_batchnorm(network: str, bn: str):
+    """(the torch reference's sequential (name, module) list, the name of the activation right
+    after ``bn`` or None, the BatchNorm module ``bn``)."""
     from twinbench.impls.adapter import layer_kind
 
     items = list(_torch_ref(network).build_sequential().named_children())
-    act = _after_activation([(n, layer_kind(type(m).__name__)) for n, m in items], bn)
-    momentum = dict(items)[bn].momentum
-    out = [
-        ("hyperparameter", f"bn-momentum={1 - momentum:g}", f"{bn}'s momentum {1 - momentum:g}: Keras's value for the "
-         "same average written into torch", _replace(bn, lambda m: _torch_bn_like(m, momentum=1 - m.momentum)), ""),
-        ("hyperparameter", "bn-momentum=0.99", f"{bn}'s momentum 0.99: Keras's default written into torch",
-         _replace(bn, lambda m: _torch_bn_like(m, momentum=0.99)), ""),
-        ("hyperparameter", "bn-eps=0.001", f"{bn}'s eps 1e-3, Keras's default",
-         _replace(bn, lambda m: _torch_bn_like(m, eps=1e-3)), ""),
-        ("structure", "bn-affine=False", f"{bn} without gamma and beta (affine=False)",
-         _replace(bn, lambda m: _torch_bn_like(m, affine=False)), ""),
-        ("structure", "bn-stats-untracked", f"{bn} without running statistics (track_running_stats=False): batch "
-         "statistics in evaluation too", _replace(bn, lambda m: _torch_bn_like(m, track_running_stats=False)), ""),
-        ("structure", "bn-always-training", f"{bn} normalises with the batch's statistics in evaluation too (its "
-         "functional form called with training=True)", _replace(bn, lambda m: _BatchNormAs.make(m, "always-training")), ""),
-    ]
+    return items, _after_activation([(n, layer_kind(type(m).__name__)) for n, m in items], bn), dict(items)[bn]
+
+
+def torch_batchnorm_operators(network: str, bn: str, keras_twins: bool = False) -> list:
+    """(family, operator, doc, layers edit, equivalent) for the BatchNorm layer ``bn`` of
+    ``network``'s torch reference: its faults (``batchnorm_faults``), the BatchNorm moved after its
+    activation, and one BatchNorm written another way."""
+    _, act, module = _reference_batchnorm(network, bn)
+    out = [("hyperparameter" if op.startswith(("bn-momentum", "bn-eps")) else "structure", op, f"{bn}: {doc}",
+            _replace(bn, change), "") for op, doc, change in batchnorm_faults(module, keras_twins)]
     if act is not None:
         out.append(("structure", "bn-after-relu", f"{bn} after its activation {act}, not before", _swap(bn, act), ""))
     out.append(("equivalent", "bn-functional", f"{bn} written as F.batch_norm on its own parameters and buffers",
@@ -1047,11 +1074,8 @@ def keras_batchnorm_operators(network: str, bn: str) -> list:
     Keras's defaults left in place of the reference's, beta or gamma dropped, the layer frozen,
     moved after its activation, and its axis written another way (equivalent). The layers are read
     from the torch reference (the same names in both sequential styles): listing imports no Keras."""
-    from twinbench.impls.adapter import layer_kind
-
-    items = list(_torch_ref(network).build_sequential().named_children())
-    act = _after_activation([(n, layer_kind(type(m).__name__)) for n, m in items], bn)
-    torch_momentum = dict(items)[bn].momentum
+    _, act, module = _reference_batchnorm(network, bn)
+    torch_momentum = module.momentum
 
     def positive_axis(by_name, stack):
         import keras

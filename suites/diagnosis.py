@@ -256,7 +256,8 @@ def probes(twin, weights: dict | None) -> Probes:
 def _state_after_training(twin, start: dict) -> dict:
     """The state weights (a BatchNorm's moving statistics) after the training-mode pass above, which
     updates them as a training step does; the twin's weights are then put back."""
-    state = [k for k in start if k not in set(networks.get(twin.network).stepped_weights)]
+    stepped = set(networks.get(twin.network).stepped_weights)
+    state = [k for k in start if k not in stepped]
     if not state:
         return {}
     moved = twin.get_weights()
